@@ -1,0 +1,372 @@
+"""Frozen records passed between genperf's layers.
+
+Everything here is plain data: no I/O, no imports of psutil, NVML, torch or SQLAlchemy.
+``None`` always means "unknown / not measured"; a 0 is a real zero.
+
+Units: samples use base units (``*_bytes``, ``*_percent``, ``*_celsius``, ``*_seconds``).
+Task metrics keep the spec's column names (``peak_vram_usage_mb``, ``generation_time_seconds``),
+where "mb" means mebibytes (2**20 bytes), the unit torch and nvidia-smi report as "MB".
+All ``*_at`` fields are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+MIB = 1024 * 1024
+
+
+def utc_now() -> datetime:
+    """The current wall-clock time as an aware UTC datetime (a stamp, never a duration)."""
+    return datetime.now(UTC)
+
+
+class TaskStatus(enum.StrEnum):
+    """Lifecycle of one monitored generation."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # the process died while the task ran (found at restart)
+
+
+class ErrorCategory(enum.StrEnum):
+    """Why a generation failed; drives the recovery suggestions."""
+
+    OUT_OF_MEMORY_GPU = "out_of_memory_gpu"
+    OUT_OF_MEMORY_HOST = "out_of_memory_host"
+    MODEL_LOAD_ERROR = "model_load_error"
+    INVALID_INPUT = "invalid_input"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+    UNKNOWN = "unknown"
+
+
+# Well-known phase names; any other name is accepted too.
+STANDARD_PHASES = ("model_load", "text_encode", "denoise", "vae_decode")
+
+
+@dataclass(frozen=True, slots=True)
+class GpuReading:
+    """One GPU at one instant, as NVML reports it. Unsupported fields are None."""
+
+    index: int
+    name: str | None = None
+    uuid: str | None = None
+    memory_used_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    utilization_percent: float | None = None
+    memory_utilization_percent: float | None = None
+    temperature_celsius: float | None = None
+    power_watts: float | None = None
+    power_limit_watts: float | None = None
+    sm_clock_mhz: int | None = None
+    memory_clock_mhz: int | None = None
+    throttle_reasons: tuple[str, ...] | None = None
+    process_memory_bytes: int | None = None  # this process's memory on the GPU, where reported
+
+    @property
+    def memory_percent(self) -> float | None:
+        if self.memory_used_bytes is None or not self.memory_total_bytes:
+            return None
+        return 100.0 * self.memory_used_bytes / self.memory_total_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SystemSample:
+    """What the collectors saw at one tick. Fields a collector could not read are None."""
+
+    taken_at: datetime
+    node: str
+    cpu_percent: float | None = None
+    cpu_per_core_percent: tuple[float, ...] | None = None
+    cpu_count: int | None = None
+    ram_used_bytes: int | None = None
+    ram_total_bytes: int | None = None
+    ram_percent: float | None = None
+    swap_used_bytes: int | None = None
+    swap_percent: float | None = None
+    disk_path: str | None = None
+    disk_used_bytes: int | None = None
+    disk_total_bytes: int | None = None
+    disk_free_bytes: int | None = None
+    disk_percent: float | None = None
+    disk_read_bytes_per_second: float | None = None
+    disk_write_bytes_per_second: float | None = None
+    cpu_temperature_celsius: float | None = None
+    process_rss_bytes: int | None = None
+    gpus: tuple[GpuReading, ...] = ()
+
+    @property
+    def busiest_gpu(self) -> GpuReading | None:
+        """The GPU with the highest memory use: the one a generation most likely runs on."""
+        known = [g for g in self.gpus if g.memory_used_bytes is not None]
+        if not known:
+            return self.gpus[0] if self.gpus else None
+        return max(known, key=lambda g: (g.memory_percent or 0.0, g.memory_used_bytes or 0))
+
+
+# Fields of SystemSample that collectors fill (everything but the stamp and node).
+SAMPLE_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(SystemSample) if f.name not in ("taken_at", "node")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """One metric, declared once; drives storage columns, CSV, Prometheus and InfluxDB names."""
+
+    name: str
+    unit: str
+    help: str
+
+
+# The scalar host metrics of a SystemSample, in display order.
+HOST_METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("cpu_percent", "percent", "CPU utilisation of the whole host"),
+    MetricSpec("ram_used_bytes", "bytes", "Host RAM in use"),
+    MetricSpec("ram_total_bytes", "bytes", "Host RAM installed"),
+    MetricSpec("ram_percent", "percent", "Host RAM in use, percent"),
+    MetricSpec("swap_used_bytes", "bytes", "Swap in use"),
+    MetricSpec("swap_percent", "percent", "Swap in use, percent"),
+    MetricSpec("disk_used_bytes", "bytes", "Disk used on the data/model volume"),
+    MetricSpec("disk_total_bytes", "bytes", "Size of the data/model volume"),
+    MetricSpec("disk_free_bytes", "bytes", "Free space on the data/model volume"),
+    MetricSpec("disk_percent", "percent", "Disk used on the data/model volume, percent"),
+    MetricSpec("disk_read_bytes_per_second", "bytes_per_second", "Disk read rate, all disks"),
+    MetricSpec("disk_write_bytes_per_second", "bytes_per_second", "Disk write rate, all disks"),
+    MetricSpec("cpu_temperature_celsius", "celsius", "Hottest CPU sensor"),
+    MetricSpec("process_rss_bytes", "bytes", "Resident memory of the monitored process"),
+)
+
+# The scalar per-GPU metrics of a GpuReading.
+GPU_METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("memory_used_bytes", "bytes", "GPU memory in use"),
+    MetricSpec("memory_total_bytes", "bytes", "GPU memory installed"),
+    MetricSpec("utilization_percent", "percent", "GPU compute utilisation"),
+    MetricSpec("memory_utilization_percent", "percent", "GPU memory-controller utilisation"),
+    MetricSpec("temperature_celsius", "celsius", "GPU core temperature"),
+    MetricSpec("power_watts", "watts", "GPU power draw"),
+    MetricSpec("power_limit_watts", "watts", "GPU power limit"),
+    MetricSpec("sm_clock_mhz", "megahertz", "GPU SM clock"),
+    MetricSpec("memory_clock_mhz", "megahertz", "GPU memory clock"),
+    MetricSpec("process_memory_bytes", "bytes", "GPU memory used by the monitored process"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseRecord:
+    """One named phase of a generation (model_load, text_encode, denoise, vae_decode, ...)."""
+
+    name: str
+    started_offset_seconds: float  # since the task started (monotonic clock)
+    duration_seconds: float
+    peak_vram_allocated_mb: float | None = None  # torch allocator, exact, reset at phase start
+    peak_vram_reserved_mb: float | None = None
+    peak_ram_mb: float | None = None  # process peak RSS in the phase, where the OS allows a reset
+    failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """Everything genperf knows about one generation. The unit of storage and analysis."""
+
+    run_id: str  # unique per monitored run; task_id may repeat when a service retries
+    task_id: str
+    node: str
+    model_type: str
+    resolution: str
+    resolution_class: str
+    steps: int | None
+    status: TaskStatus
+    started_at: datetime
+    completed_at: datetime | None = None
+    model_used: str | None = None
+    frames: int | None = None
+    generation_time_seconds: float | None = None
+    model_load_time_seconds: float | None = None
+    weights_memory_mapped: bool | None = None
+    phases: tuple[PhaseRecord, ...] = ()
+    step_times_seconds: tuple[float, ...] = ()
+    peak_vram_usage_mb: float | None = None
+    avg_vram_usage_mb: float | None = None
+    vram_total_mb: float | None = None
+    peak_vram_reserved_mb: float | None = None
+    peak_ram_usage_mb: float | None = None
+    avg_ram_usage_mb: float | None = None
+    ram_total_mb: float | None = None
+    peak_process_rss_mb: float | None = None
+    peak_cpu_percent: float | None = None
+    avg_cpu_percent: float | None = None
+    peak_gpu_utilization_percent: float | None = None
+    avg_gpu_utilization_percent: float | None = None
+    peak_gpu_temperature_celsius: float | None = None
+    avg_gpu_temperature_celsius: float | None = None
+    gpu_throttle_reasons: tuple[str, ...] = ()
+    samples_count: int = 0
+    optimizations_applied: tuple[str, ...] = ()
+    error_category: str | None = None
+    error_message: str | None = None
+    failed_phase: str | None = None
+    recovery_suggestions: tuple[str, ...] = ()
+    monitor_instance: str | None = None  # "node:pid:create_time" of the process that ran it
+
+    @property
+    def success(self) -> bool:
+        return self.status is TaskStatus.COMPLETED
+
+    @property
+    def finished(self) -> bool:
+        return self.status is not TaskStatus.RUNNING
+
+    @property
+    def peak_vram_percent(self) -> float | None:
+        return _percent(self.peak_vram_usage_mb, self.vram_total_mb)
+
+    @property
+    def peak_ram_percent(self) -> float | None:
+        return _percent(self.peak_ram_usage_mb, self.ram_total_mb)
+
+    def phase(self, name: str) -> PhaseRecord | None:
+        """The last phase of that name, or None."""
+        for p in reversed(self.phases):
+            if p.name == name:
+                return p
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: enums as strings, datetimes as ISO 8601, tuples as lists."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            out[f.name] = _jsonable(getattr(self, f.name))
+        out["success"] = self.success
+        return out
+
+
+def _percent(used: float | None, total: float | None) -> float | None:
+    if used is None or not total:
+        return None
+    return 100.0 * used / total
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+# Fields a caller may set through update_task_metrics(task_id, **fields).
+# Identity and lifecycle fields (run_id, task_id, node, status, timestamps) are the monitor's.
+UPDATABLE_FIELDS: frozenset[str] = frozenset(
+    f.name
+    for f in dataclasses.fields(TaskRecord)
+    if f.name
+    not in {
+        "run_id",
+        "task_id",
+        "node",
+        "status",
+        "started_at",
+        "completed_at",
+        "resolution_class",
+        "monitor_instance",
+        "samples_count",
+        "phases",
+    }
+)
+
+TASK_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TaskRecord))
+
+
+# --- resolution classes ------------------------------------------------------------------
+
+# Short side (pixels) of each named class. A frame is classed by its short side, so
+# 1280x720 and 720x1280 (portrait) are both "720p".
+RESOLUTION_CLASSES: tuple[tuple[str, int], ...] = (
+    ("240p", 240),
+    ("360p", 360),
+    ("480p", 480),
+    ("540p", 540),
+    ("720p", 720),
+    ("1080p", 1080),
+    ("1440p", 1440),
+    ("2160p", 2160),
+)
+
+_CLASS_RE = re.compile(r"^\s*(\d{3,4})\s*[pP]\s*$")
+_SIZE_RE = re.compile(r"^\s*(\d{1,5})\s*[xX×*,]\s*(\d{1,5})\s*$")
+_NAMED = {"4k": "2160p", "uhd": "2160p", "fhd": "1080p", "hd": "720p", "sd": "480p"}
+
+
+def resolution_class(resolution: str | Sequence[int] | Mapping[str, int]) -> str:
+    """Map "1280x720", "720p", (1280, 720) or {"width":..,"height":..} to one class ("720p").
+
+    The class is the nearest standard short side (480, 720, 1080 ...), so Wan's native 832x480
+    is "480p" and 1280x704 is "720p". Anything unparseable is "other", never an error: the
+    monitor must not fail a generation over a label.
+    """
+    short: int | None = None
+    if isinstance(resolution, Mapping):
+        w, h = resolution.get("width"), resolution.get("height")
+        if isinstance(w, int) and isinstance(h, int):
+            short = min(w, h)
+    elif isinstance(resolution, str):
+        text = resolution.strip().lower()
+        if text in _NAMED:
+            return _NAMED[text]
+        if m := _CLASS_RE.match(text):
+            short = int(m.group(1))
+        elif m := _SIZE_RE.match(text):
+            short = min(int(m.group(1)), int(m.group(2)))
+    elif isinstance(resolution, Sequence) and len(resolution) == 2:
+        w, h = resolution[0], resolution[1]
+        if isinstance(w, int) and isinstance(h, int):
+            short = min(w, h)
+    if short is None or short <= 0:
+        return "other"
+    if short < 200:  # test-sized frames (the tiny offline pipeline's 64x64)
+        return "tiny"
+    name, _ = min(RESOLUTION_CLASSES, key=lambda c: abs(c[1] - short))
+    return name
+
+
+def resolution_label(resolution: str | Sequence[int] | Mapping[str, int]) -> str:
+    """The resolution as given, as text: (1280, 720) -> "1280x720"."""
+    if isinstance(resolution, str):
+        return resolution.strip()
+    if isinstance(resolution, Mapping):
+        return f"{resolution.get('width')}x{resolution.get('height')}"
+    return "x".join(str(v) for v in resolution)
+
+
+__all__ = [
+    "GPU_METRICS",
+    "HOST_METRICS",
+    "MIB",
+    "SAMPLE_FIELDS",
+    "STANDARD_PHASES",
+    "TASK_FIELDS",
+    "UPDATABLE_FIELDS",
+    "ErrorCategory",
+    "GpuReading",
+    "MetricSpec",
+    "PhaseRecord",
+    "SystemSample",
+    "TaskRecord",
+    "TaskStatus",
+    "resolution_class",
+    "resolution_label",
+    "utc_now",
+]

@@ -1,0 +1,81 @@
+"""The Store protocol: where samples and task records live.
+
+Implementations: :class:`genperf.storage.sql.SqlStore` (SQLite by default, PostgreSQL by URL)
+and :class:`genperf.storage.memory.MemoryStore` (tests, and a monitor with persistence off).
+One contract suite (tests/storage/test_store_contract.py) runs over every implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from genperf.records import SystemSample, TaskRecord
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuery:
+    """Which task records to read. Times compare against ``started_at`` (UTC)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    model_type: str | None = None
+    success_only: bool = False
+    node: str | None = None
+    finished_only: bool = False  # leave out tasks still running
+    newest_first: bool = True
+    limit: int | None = None
+    offset: int = 0
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable home of samples and task records.
+
+    Writes are idempotent per ``run_id`` (``save_task`` is an upsert), so a retried write
+    after an outage never duplicates a task. Every method may raise
+    :class:`genperf.errors.StoreError`; the monitor catches it, the caller never sees it.
+    """
+
+    def save_task(self, record: TaskRecord) -> None:
+        """Insert or replace the record with this run_id; durable when it returns."""
+
+    def save_samples(self, samples: Sequence[SystemSample]) -> None:
+        """Append a batch of samples in one transaction."""
+
+    def get_task(self, task_id: str) -> TaskRecord | None:
+        """The latest run of this task id, or None."""
+
+    def get_run(self, run_id: str) -> TaskRecord | None:
+        """One run by its run_id, or None."""
+
+    def query_tasks(self, query: TaskQuery) -> list[TaskRecord]:
+        """Task records matching the query, ordered by started_at."""
+
+    def iter_tasks(self, query: TaskQuery, batch_size: int = 1000) -> Iterator[TaskRecord]:
+        """Like query_tasks, streamed in batches so a million records fit in bounded memory."""
+
+    def count_tasks(self, query: TaskQuery) -> int:
+        """How many records match (limit and offset ignored)."""
+
+    def query_samples(
+        self, since: datetime | None = None, until: datetime | None = None, limit: int | None = None
+    ) -> list[SystemSample]:
+        """Samples in [since, until], oldest first (the newest ``limit`` if given)."""
+
+    def running_tasks(self, node: str) -> list[TaskRecord]:
+        """Records still marked running on this node (to find those a dead process left)."""
+
+    def mark_interrupted(self, run_ids: Sequence[str], completed_at: datetime) -> int:
+        """Mark these running runs interrupted; returns how many changed."""
+
+    def prune_samples(self, older_than: datetime) -> int:
+        """Delete samples taken before ``older_than``; returns how many."""
+
+    def ping(self) -> bool:
+        """True when the database answers."""
+
+    def close(self) -> None:
+        """Release connections. Idempotent."""

@@ -14,6 +14,7 @@ A bad value raises :class:`ConfigError` naming the key and its source.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -183,7 +184,11 @@ def load_settings(
         key = ".".join(str(p) for p in (ROOT_KEY, *err["loc"]))
         env_name = _env_name(err["loc"])
         origin = f"environment variable {env_name}" if env_name in env else where
-        got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+        got = (
+            f" (got {err['input']!r})"
+            if "input" in err and not isinstance(err["input"], dict)
+            else ""
+        )
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"
@@ -194,7 +199,9 @@ def _read_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read the config file: {exc.strerror}", source=str(path)) from None
+        raise ConfigError(
+            f"cannot read the config file: {exc.strerror}", source=str(path)
+        ) from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -226,10 +233,8 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
             continue  # not a setting (another tool's variable); never guess
         value: Any = raw
         if dotted not in _TEXT_KEYS:
-            try:
+            with contextlib.suppress(json.JSONDecodeError):  # plain text: validation judges it
                 value = json.loads(raw)
-            except json.JSONDecodeError:
-                pass  # plain text: let validation say what is wrong with it
         out[dotted] = value
     return out
 

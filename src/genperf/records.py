@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -168,7 +169,7 @@ class PhaseRecord:
     started_offset_seconds: float  # since the task started (monotonic clock)
     duration_seconds: float
     peak_vram_allocated_mb: float | None = None  # torch allocator, exact, reset at phase start
-    peak_vram_reserved_mb: float | None = None
+    peak_vram_mb: float | None = None  # best known: allocator reserved peak or sampled device use
     peak_ram_mb: float | None = None  # process peak RSS in the phase, where the OS allows a reset
     failed: bool = False
 
@@ -244,7 +245,7 @@ class TaskRecord:
         """A JSON-ready dict: enums as strings, datetimes as ISO 8601, tuples as lists."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            out[f.name] = _jsonable(getattr(self, f.name))
+            out[f.name] = to_jsonable(getattr(self, f.name))
         out["success"] = self.success
         return out
 
@@ -255,15 +256,20 @@ def _percent(used: float | None, total: float | None) -> float | None:
     return 100.0 * used / total
 
 
-def _jsonable(value: Any) -> Any:
+def to_jsonable(value: Any) -> Any:
+    """Records and values as JSON-ready data: enums as values, datetimes ISO 8601, tuples lists."""
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, datetime):
         return value.isoformat()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, tuple | list):
-        return [_jsonable(v) for v in value]
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list | set | frozenset):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN or infinity; unknown is null
     return value
 
 
@@ -283,7 +289,8 @@ UPDATABLE_FIELDS: frozenset[str] = frozenset(
         "resolution_class",
         "monitor_instance",
         "samples_count",
-        "phases",
+        "model_type",
+        "resolution",
     }
 )
 
@@ -331,9 +338,9 @@ def resolution_class(resolution: str | Sequence[int] | Mapping[str, int]) -> str
         elif m := _SIZE_RE.match(text):
             short = min(int(m.group(1)), int(m.group(2)))
     elif isinstance(resolution, Sequence) and len(resolution) == 2:
-        w, h = resolution[0], resolution[1]
-        if isinstance(w, int) and isinstance(h, int):
-            short = min(w, h)
+        sw, sh = resolution[0], resolution[1]
+        if isinstance(sw, int) and isinstance(sh, int):
+            short = min(sw, sh)
     if short is None or short <= 0:
         return "other"
     if short < 200:  # test-sized frames (the tiny offline pipeline's 64x64)
@@ -368,5 +375,6 @@ __all__ = [
     "TaskStatus",
     "resolution_class",
     "resolution_label",
+    "to_jsonable",
     "utc_now",
 ]

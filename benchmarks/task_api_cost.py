@@ -1,0 +1,84 @@
+"""Cost of one task's start + complete, with and without the durable commit.
+
+Method: a PerformanceMonitor with the sampler at a 1 h interval (so no sample lands inside the
+measurement) runs ``N`` tasks back to back: ``start_task_monitoring`` then
+``complete_task_monitoring``. Each pair is timed with ``time.perf_counter``; we report the
+median and p99 over N pairs after 50 warm-up pairs, for three stores:
+
+* memory: MemoryStore, no I/O: the monitor's own bookkeeping.
+* sqlite: SqlStore on a file: complete commits the record before it returns (durable); the
+  start row is written by the background writer, off the caller's path.
+* postgresql: SqlStore on the local server, when it is reachable.
+
+Run: ``.venv/bin/python benchmarks/task_api_cost.py [N]``
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from genperf.config import Settings
+from genperf.monitor import PerformanceMonitor
+from genperf.storage import MemoryStore, SqlStore
+from genperf.testing import FakeCollector
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def measure(store, n: int) -> list[float]:
+    settings = Settings(monitoring_interval_seconds=3600, node_name="bench")
+    monitor = PerformanceMonitor(
+        settings, collectors=[FakeCollector({"cpu_percent": 1.0})], store=store
+    )
+    monitor.start()
+    times = []
+    try:
+        for i in range(n + 50):
+            began = time.perf_counter()
+            monitor.start_task_monitoring(f"b{i}", "bench", "720p", 4)
+            monitor.complete_task_monitoring(f"b{i}")
+            if i >= 50:
+                times.append(time.perf_counter() - began)
+    finally:
+        monitor.close()
+    return times
+
+
+def row(name: str, times: list[float]) -> str:
+    times = sorted(times)
+    p99 = times[int(len(times) * 0.99) - 1]
+    return (
+        f"| {name} | {len(times)} | {statistics.median(times) * 1e6:.0f} µs | {p99 * 1e6:.0f} µs |"
+    )
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    print("| store | pairs | median start+complete | p99 |")
+    print("|---|---|---|---|")
+    print(row("memory (no I/O)", measure(MemoryStore(), n)))
+    with tempfile.TemporaryDirectory() as tmp:
+        print(
+            row(
+                "sqlite file (durable commit)",
+                measure(SqlStore(f"sqlite:///{Path(tmp) / 'b.db'}"), n),
+            )
+        )
+    try:
+        pg = SqlStore(PG_URL)
+    except Exception as exc:
+        print(f"| postgresql | skipped: {exc} | | |")
+        return
+    from sqlalchemy import text
+
+    with pg._engine.begin() as conn:  # start from an empty table
+        conn.execute(text("DELETE FROM generation_tasks WHERE node = 'bench'"))
+    print(row("postgresql local (durable commit)", measure(pg, n)))
+
+
+if __name__ == "__main__":
+    main()

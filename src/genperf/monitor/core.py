@@ -1,0 +1,528 @@
+"""PerformanceMonitor: the spec's API, tying collectors, sampler, tracker and store together.
+
+Typical use in a generation service::
+
+    monitor = PerformanceMonitor()
+    with monitor.track(task_id, model_type="t2v-A14B", resolution="1280x720", steps=40) as task:
+        with task.phase("model_load"):
+            pipe = load()
+        task.update(optimizations_applied=["dtype:bf16", "vae_tiling"])
+        with task.phase("denoise"):
+            latents = denoise(pipe)
+
+or the spec's explicit calls ``start_task_monitoring`` / ``update_task_metrics`` /
+``complete_task_monitoring``. Caller mistakes (an unknown task id or metric name) raise;
+anything that goes wrong inside the monitor itself is logged and counted, never raised.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psutil
+
+from genperf.collectors import (
+    Collector,
+    ProcessPeakMemory,
+    TorchMemoryProbe,
+    default_collectors,
+)
+from genperf.config import Settings, load_settings
+from genperf.errors import TaskStateError
+from genperf.monitor.fields import coerce_fields
+from genperf.monitor.sampler import Sampler
+from genperf.monitor.tracker import Tracker, started_record
+from genperf.monitor.writer import StoreWriter
+from genperf.records import (
+    MIB,
+    ErrorCategory,
+    SystemSample,
+    TaskRecord,
+    TaskStatus,
+    resolution_class,
+    resolution_label,
+    utc_now,
+)
+from genperf.storage.base import Store
+
+logger = logging.getLogger("genperf.monitor")
+
+Resolution = str | Sequence[int] | Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveTask:
+    """A task in progress: its record so far and the phase it is in now."""
+
+    record: TaskRecord
+    phase: str | None
+
+
+class TaskHandle:
+    """What ``monitor.track(...)`` yields: phases and metric updates for one task."""
+
+    def __init__(self, monitor: PerformanceMonitor, task_id: str) -> None:
+        self.monitor = monitor
+        self.task_id = task_id
+        self.record: TaskRecord | None = None  # the completed record, once the block exits
+
+    def phase(self, name: str) -> Any:
+        """``with task.phase("denoise"):`` attributes time and peaks to a named phase."""
+        return self.monitor.phase(self.task_id, name)
+
+    def update(self, **fields: Any) -> None:
+        self.monitor.update_task_metrics(self.task_id, **fields)
+
+
+class PerformanceMonitor:
+    """Measures every generation and keeps it.
+
+    Args:
+        settings: defaults to :func:`genperf.config.load_settings` (file + environment).
+        collectors: what the sampler reads; defaults to host (psutil) and, when enabled, NVML.
+        store: where records go; defaults to the SQL database of ``settings``.
+        clock: monotonic seconds, for durations.
+        wall_clock: aware UTC datetimes, for stamps.
+        torch_probe / process_memory: exact peak counters (torch allocator, VmHWM).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        collectors: Sequence[Collector] | None = None,
+        store: Store | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = utc_now,
+        torch_probe: TorchMemoryProbe | None = None,
+        process_memory: ProcessPeakMemory | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else load_settings()
+        self.node = self.settings.node_name or socket.gethostname()
+        self.instance = _instance_id(self.node)
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._torch = torch_probe if torch_probe is not None else TorchMemoryProbe()
+        self._rss_peak = process_memory if process_memory is not None else ProcessPeakMemory()
+        self._tracker = Tracker()
+        s = self.settings
+        self._writer = StoreWriter(
+            (lambda: store) if store is not None else self._open_default_store,
+            flush_seconds=s.sample_flush_seconds,
+            max_pending_tasks=s.pending_task_queue_size,
+            retention=timedelta(hours=s.sample_retention_hours),
+            wall_clock=wall_clock,
+            owns_store=store is None,
+        )
+        self._sampler = Sampler(
+            collectors if collectors is not None else default_collectors(s),
+            s.monitoring_interval_seconds,
+            self._on_sample,
+            node=self.node,
+            history_size=s.max_history_size,
+            clock=clock,
+            wall_clock=wall_clock,
+        )
+        self._lifecycle = threading.Lock()
+        self._started = False
+        self._recovered = False
+        self._overhead_seconds = 0.0  # time spent inside the task API: the caller's cost
+        logger.debug(
+            "monitor %s created: interval %.3fs, database %s",
+            self.instance,
+            s.monitoring_interval_seconds,
+            s.safe_dict()["database_url"],
+        )
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start sampling and the store writer; finds tasks a dead process left running.
+        Idempotent; the task API calls it for you."""
+        with self._lifecycle:
+            if self._started:
+                return
+            self._started = True
+            self._writer.start()
+            self._sampler.start()
+            _running_monitors.add(self)
+        self.recover_interrupted()
+
+    def stop(self) -> None:
+        """Stop sampling and flush what is buffered. Idempotent; returns within one interval."""
+        with self._lifecycle:
+            if not self._started:
+                return
+            self._started = False
+        self._sampler.stop()
+        self._writer.stop()
+
+    def close(self) -> None:
+        """Stop, flush and release the database (unless the caller passed the store in)."""
+        self.stop()
+        self._writer.close()
+
+    def __enter__(self) -> PerformanceMonitor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def running(self) -> bool:
+        return self._started
+
+    # --- the spec's task API -------------------------------------------------------------
+
+    def start_task_monitoring(
+        self,
+        task_id: str,
+        model_type: str,
+        resolution: Resolution = "720p",
+        steps: int | None = None,
+        **fields: Any,
+    ) -> TaskRecord:
+        """Begin measuring a generation; returns the task's record so far.
+
+        Raises:
+            TaskStateError: this task id is already being monitored.
+            UnknownFieldError / InvalidFieldValueError: a bad extra metric.
+        """
+        began = time.perf_counter()
+        task_id = str(task_id)
+        extra = coerce_fields({"steps": steps, **fields} if steps is not None else fields)
+        self.start()
+        record = started_record(
+            run_id=uuid.uuid4().hex,
+            task_id=task_id,
+            node=self.node,
+            model_type=str(model_type),
+            resolution=resolution_label(resolution),
+            resolution_class=resolution_class(resolution),
+            steps=steps,
+            started_at=self._wall_clock(),
+            monitor_instance=self.instance,
+        )
+        self._harvest_exclusive_peaks()  # another task running alone is about to lose that
+        start_t = self._clock()
+        task = self._tracker.open(record, start_t)
+        if extra:
+            self._tracker.update(task_id, extra)
+        if task.exclusive:
+            self._reset_peaks()
+        self._writer.save_task_later(record)
+        logger.debug(
+            "task %s started: %s %s, %s steps", task_id, model_type, record.resolution_class, steps
+        )
+        self._overhead_seconds += time.perf_counter() - began
+        return self._tracker.snapshot(task_id, start_t)
+
+    def update_task_metrics(self, task_id: str, **fields: Any) -> None:
+        """Set metrics of a running task by name (model_load_time_seconds, peak_vram_usage_mb,
+        optimizations_applied, ...).
+
+        Raises:
+            UnknownTaskError: no running task has this id.
+            TaskStateError: the task is already complete.
+            UnknownFieldError / InvalidFieldValueError: naming the bad field.
+        """
+        self._tracker.update(str(task_id), coerce_fields(fields))
+        logger.debug("task %s updated: %s", task_id, ", ".join(sorted(fields)))
+
+    def complete_task_monitoring(
+        self,
+        task_id: str,
+        success: bool = True,
+        error: BaseException | str | None = None,
+        *,
+        error_category: str | ErrorCategory | None = None,
+        failed_phase: str | None = None,
+    ) -> TaskRecord:
+        """Finish a task; returns its completed record, committed to the store unless the
+        database is unavailable (then it is queued and written when the database is back).
+
+        A failure is diagnosed: error_category from the exception (or the one given), the
+        phase it failed in, and recovery suggestions for that category and phase.
+
+        Raises:
+            UnknownTaskError / TaskStateError: no running task has this id.
+        """
+        began = time.perf_counter()
+        task_id = str(task_id)
+        if self._tracker.is_exclusive(task_id):
+            self._harvest_peaks(task_id, reset=False)
+        while self._tracker.end_phase(task_id, self._clock(), failed=not success):
+            pass  # phases left open by the caller end with the task
+        task = self._tracker.close(task_id)
+        final: dict[str, Any] = {
+            "status": TaskStatus.COMPLETED if success else TaskStatus.FAILED,
+            "completed_at": self._wall_clock(),
+        }
+        if not success:
+            final.update(
+                self._diagnosis(
+                    task.fields, error, error_category, failed_phase or task.failed_phase
+                )
+            )
+        record = task.snapshot(self._clock(), **final)
+        self._writer.save_task(record)
+        self._overhead_seconds += time.perf_counter() - began
+        logger.debug(
+            "task %s %s in %.3fs (peak VRAM %s MiB, %d samples)",
+            task_id,
+            record.status.value,
+            record.generation_time_seconds or 0.0,
+            record.peak_vram_usage_mb,
+            record.samples_count,
+        )
+        return record
+
+    @contextmanager
+    def track(
+        self,
+        task_id: str,
+        *,
+        model_type: str,
+        resolution: Resolution = "720p",
+        steps: int | None = None,
+        **fields: Any,
+    ) -> Iterator[TaskHandle]:
+        """Monitor the block as one task. An exception that escapes completes the task as
+        a failure (diagnosed) and is re-raised unchanged."""
+        self.start_task_monitoring(task_id, model_type, resolution, steps, **fields)
+        handle = TaskHandle(self, str(task_id))
+        try:
+            yield handle
+        except BaseException as exc:
+            handle.record = self.complete_task_monitoring(handle.task_id, False, exc)
+            raise
+        handle.record = self.complete_task_monitoring(handle.task_id, True)
+
+    @contextmanager
+    def phase(self, task_id: str, name: str) -> Iterator[None]:
+        """Attribute the time and peaks of the block to a phase of a running task."""
+        task_id = str(task_id)
+        exclusive = self._tracker.is_exclusive(task_id)
+        if exclusive:
+            self._harvest_peaks(task_id, reset=True)
+        self._tracker.begin_phase(task_id, name, self._clock())
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            if exclusive and self._tracker.is_exclusive(task_id):
+                self._harvest_peaks(task_id, reset=True)
+            self._tracker.end_phase(task_id, self._clock(), failed=failed)
+
+    # --- reading -------------------------------------------------------------------------
+
+    def get_task_metrics(self, task_id: str) -> TaskRecord | None:
+        """A running task's record so far, or the stored record of a finished one."""
+        try:
+            return self._tracker.snapshot(str(task_id), self._clock())
+        except (KeyError, TaskStateError):
+            store = self._writer.store()
+            return store.get_task(str(task_id)) if store is not None else None
+
+    def active_tasks(self) -> list[ActiveTask]:
+        return [ActiveTask(r, p) for r, p in self._tracker.snapshots(self._clock())]
+
+    def current_sample(self) -> SystemSample:
+        """The latest sample, taking one now if the sampler has none yet."""
+        return self._sampler.latest or self._sampler.sample_once()
+
+    @property
+    def history(self) -> list[SystemSample]:
+        """Recent samples, oldest first (at most max_history_size)."""
+        return list(self._sampler.history)
+
+    @property
+    def store(self) -> Store | None:
+        """The store, or None while the database cannot be opened."""
+        return self._writer.store()
+
+    def self_stats(self) -> dict[str, float | int]:
+        """The monitor's own health and overhead, for /metrics and `genperf status`."""
+        w = self._writer
+        return {
+            "samples_taken": self._sampler.samples_taken,
+            "collector_errors": self._sampler.collector_errors,
+            "sampling_seconds": self._sampler.busy_seconds,
+            "task_api_seconds": self._overhead_seconds,
+            "tasks_running": self._tracker.open_count,
+            "tasks_written": w.tasks_written,
+            "tasks_pending": w.pending_tasks,
+            "tasks_dropped": w.tasks_dropped,
+            "samples_written": w.samples_written,
+            "samples_dropped": w.samples_dropped,
+            "store_errors": w.store_errors,
+        }
+
+    def flush(self) -> None:
+        """Write buffered samples and queued tasks now."""
+        self._writer.flush()
+
+    # --- restart recovery ----------------------------------------------------------------
+
+    def recover_interrupted(self) -> int:
+        """Mark tasks of this node whose process is gone (killed, crashed) as interrupted.
+
+        Runs once, at start. Tasks of processes still alive (another service on this host
+        sharing the database) are left alone. Returns how many were marked.
+        """
+        if self._recovered:
+            return 0
+        store = self._writer.store()
+        if store is None:
+            return 0
+        self._recovered = True
+        try:
+            running = store.running_tasks(self.node)
+        except Exception as exc:
+            logger.warning("could not look for interrupted tasks: %s", exc)
+            return 0
+        marked = 0
+        for record in running:
+            if record.monitor_instance == self.instance or _instance_alive(record.monitor_instance):
+                continue
+            diagnosis = _diagnose(None, None, ErrorCategory.INTERRUPTED)
+            self._writer.save_task(
+                dataclasses.replace(
+                    record,
+                    status=TaskStatus.INTERRUPTED,
+                    completed_at=self._wall_clock(),
+                    error_category=diagnosis[0],
+                    error_message="the process running this task stopped before it completed",
+                    recovery_suggestions=diagnosis[1],
+                )
+            )
+            marked += 1
+        if marked:
+            logger.warning("marked %d task(s) interrupted: their process is gone", marked)
+        return marked
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _on_sample(self, sample: SystemSample, t: float) -> None:
+        self._tracker.observe(sample, t)
+        self._writer.add_sample(sample)
+
+    def _open_default_store(self) -> Store:
+        from genperf.storage import open_store  # SQLAlchemy is imported only when needed
+
+        return open_store(self.settings.resolved_database_url)
+
+    def _reset_peaks(self) -> None:
+        try:
+            if self._torch.available:
+                self._torch.reset_peak()
+            self._rss_peak.reset()
+        except Exception:  # exact peaks are a bonus; never fail a task over them
+            logger.debug("could not reset peak counters", exc_info=True)
+
+    def _harvest_peaks(self, task_id: str, *, reset: bool) -> None:
+        """Read the exact peaks since the last reset into the task (and reset them)."""
+        try:
+            torch_peak = self._torch.peak() if self._torch.available else None
+            rss = self._rss_peak.peak_bytes()
+        except Exception:
+            logger.debug("could not read peak counters", exc_info=True)
+            return
+        self._tracker.fold_exact_peaks(
+            task_id,
+            allocated_mb=None if torch_peak is None else torch_peak[0] / MIB,
+            reserved_mb=None if torch_peak is None else torch_peak[1] / MIB,
+            ram_mb=None if rss is None else rss / MIB,
+        )
+        if reset:
+            self._reset_peaks()
+
+    def _harvest_exclusive_peaks(self) -> None:
+        for record, _ in self._tracker.snapshots(self._clock()):
+            if self._tracker.is_exclusive(record.task_id):
+                self._harvest_peaks(record.task_id, reset=False)
+
+    def _diagnosis(
+        self,
+        fields: Mapping[str, Any],
+        error: BaseException | str | None,
+        category: str | None,
+        phase: str | None,
+    ) -> dict[str, Any]:
+        cat, suggestions = _diagnose(error, phase, category or fields.get("error_category"))
+        message = fields.get("error_message") or _error_text(error)
+        return {
+            "error_category": cat,
+            "error_message": message,
+            "failed_phase": phase,
+            "recovery_suggestions": tuple(fields.get("recovery_suggestions") or suggestions),
+        }
+
+
+def _diagnose(
+    error: BaseException | str | None, phase: str | None, category: str | None
+) -> tuple[str, tuple[str, ...]]:
+    try:
+        from genperf.analysis.failures import diagnose
+
+        d = diagnose(error, phase, category=category)
+        return d.category.value, d.suggestions
+    except Exception:  # diagnosis is advice; a bug in it must not lose the task
+        logger.exception("failure diagnosis failed")
+        return (category or ErrorCategory.UNKNOWN.value), ()
+
+
+def _error_text(error: BaseException | str | None, limit: int = 2000) -> str | None:
+    if error is None:
+        return None
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return text[:limit]
+
+
+def _instance_id(node: str) -> str:
+    pid = os.getpid()
+    try:
+        created = psutil.Process(pid).create_time()
+    except psutil.Error:
+        created = 0.0
+    return f"{node}:{pid}:{created:.2f}"
+
+
+def _instance_alive(instance: str | None) -> bool:
+    """Is the process that wrote this instance id still running (same pid, same start)?"""
+    if not instance:
+        return False
+    try:
+        _, pid_text, created_text = instance.rsplit(":", 2)
+        proc = psutil.Process(int(pid_text))
+        return bool(abs(proc.create_time() - float(created_text)) < 0.05)
+    except (ValueError, psutil.Error):
+        return False
+
+
+# Monitors still running at interpreter exit are flushed, so buffered samples are not lost.
+_running_monitors: weakref.WeakSet[PerformanceMonitor] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for monitor in list(_running_monitors):
+        try:
+            monitor.stop()
+        except Exception:
+            logger.debug("flush at exit failed", exc_info=True)

@@ -1,0 +1,95 @@
+"""Validation of the task metrics a caller sets through ``update_task_metrics(**fields)``.
+
+The accepted names and types come from :class:`genperf.records.TaskRecord` itself, so a new
+metric added there is accepted here without another list to keep in step.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from genperf.errors import InvalidFieldValueError, UnknownFieldError
+from genperf.records import UPDATABLE_FIELDS, PhaseRecord, TaskRecord
+
+_HINTS = typing.get_type_hints(TaskRecord)
+
+
+def coerce_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Check names and values; return them converted to the record's types.
+
+    Raises:
+        UnknownFieldError: a name that is not an updatable task metric.
+        InvalidFieldValueError: a value of the wrong type or an impossible number.
+    """
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name not in UPDATABLE_FIELDS:
+            raise UnknownFieldError(name, UPDATABLE_FIELDS)
+        out[name] = _coerce(name, _HINTS[name], value)
+    return out
+
+
+def _coerce(name: str, hint: Any, value: Any) -> Any:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        args = typing.get_args(hint)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidFieldValueError(name, f"expected a number, got {type(value).__name__}")
+        if not math.isfinite(value) or value < 0:
+            raise InvalidFieldValueError(name, f"expected a finite number >= 0, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidFieldValueError(name, f"expected an integer >= 0, got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise InvalidFieldValueError(name, f"expected true or false, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise InvalidFieldValueError(name, f"expected text, got {type(value).__name__}")
+        return value
+    if typing.get_origin(hint) is tuple:
+        return _coerce_tuple(name, args[0], value)
+    raise InvalidFieldValueError(name, "cannot be set")  # pragma: no cover - new field type
+
+
+def _coerce_tuple(name: str, item: Any, value: Any) -> tuple[Any, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple | set | frozenset):
+        raise InvalidFieldValueError(name, f"expected a list, got {type(value).__name__}")
+    items = sorted(value) if isinstance(value, set | frozenset) else list(value)
+    if item is PhaseRecord:
+        return tuple(_phase(name, p) for p in items)
+    return tuple(_coerce(f"{name}[{i}]", item, v) for i, v in enumerate(items))
+
+
+def _phase(name: str, value: Any) -> PhaseRecord:
+    if isinstance(value, PhaseRecord):
+        return value
+    if not isinstance(value, Mapping):
+        raise InvalidFieldValueError(name, "each phase must be an object with name and duration")
+    try:
+        return PhaseRecord(
+            name=str(value["name"]),
+            started_offset_seconds=float(value.get("started_offset_seconds", 0.0)),
+            duration_seconds=float(value["duration_seconds"]),
+            peak_vram_allocated_mb=_opt_float(value.get("peak_vram_allocated_mb")),
+            peak_vram_mb=_opt_float(value.get("peak_vram_mb")),
+            peak_ram_mb=_opt_float(value.get("peak_ram_mb")),
+            failed=bool(value.get("failed", False)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidFieldValueError(name, f"bad phase {value!r}: {exc}") from None
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,300 @@
+"""The Tracker: the running state of every open task, fed by each system sample.
+
+Each open task keeps O(1) running statistics per metric (see :class:`RunningStats`), so a
+sample costs the same whether a task has run for one second or one hour. The tracker is
+thread-safe: many generation threads start, update and complete tasks while the sampler
+thread feeds samples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from genperf.errors import TaskStateError, UnknownTaskError
+from genperf.monitor.stats import RunningStats
+from genperf.records import MIB, PhaseRecord, SystemSample, TaskRecord, TaskStatus
+
+# Metrics every open task follows, and how to read each from a sample.
+_SAMPLE_METRICS: dict[str, Callable[[SystemSample], float | None]] = {
+    "cpu": lambda s: s.cpu_percent,
+    "ram_mb": lambda s: None if s.ram_used_bytes is None else s.ram_used_bytes / MIB,
+    "rss_mb": lambda s: None if s.process_rss_bytes is None else s.process_rss_bytes / MIB,
+    "vram_mb": lambda s: _gpu(s, "memory_used_bytes", MIB),
+    "gpu_util": lambda s: _gpu(s, "utilization_percent"),
+    "gpu_temp": lambda s: _gpu(s, "temperature_celsius"),
+}
+
+# A caller-given peak never lowers the measured one; other fields given by the caller win.
+_PEAK_FIELDS = {
+    "peak_vram_usage_mb",
+    "peak_vram_reserved_mb",
+    "peak_ram_usage_mb",
+    "peak_process_rss_mb",
+    "peak_cpu_percent",
+    "peak_gpu_utilization_percent",
+    "peak_gpu_temperature_celsius",
+}
+
+_RECENTLY_COMPLETED = 4096  # ids remembered to tell "completed twice" from "never started"
+
+
+def _gpu(sample: SystemSample, attr: str, scale: float = 1.0) -> float | None:
+    gpu = sample.busiest_gpu
+    value = None if gpu is None else getattr(gpu, attr)
+    return None if value is None else value / scale
+
+
+@dataclass
+class OpenPhase:
+    """A phase in progress, with its own sample-based peaks."""
+
+    name: str
+    start_t: float
+    started_offset_seconds: float
+    vram_mb: RunningStats = field(default_factory=RunningStats)
+    rss_mb: RunningStats = field(default_factory=RunningStats)
+    # Exact peaks from the torch allocator and VmHWM, folded in whenever they are read.
+    allocated_mb: float | None = None
+    reserved_mb: float | None = None
+    ram_mb: float | None = None
+
+
+@dataclass
+class OpenTask:
+    """Mutable state of one task while it runs. Only the Tracker touches it, under its lock."""
+
+    record: TaskRecord  # identity and start fields; completed into a new record at the end
+    start_t: float
+    stats: dict[str, RunningStats] = field(
+        default_factory=lambda: {name: RunningStats() for name in _SAMPLE_METRICS}
+    )
+    fields: dict[str, Any] = field(default_factory=dict)  # set by update_task_metrics
+    phases: list[PhaseRecord] = field(default_factory=list)
+    open_phases: list[OpenPhase] = field(default_factory=list)
+    throttle_reasons: set[str] = field(default_factory=set)
+    vram_total_mb: float | None = None
+    ram_total_mb: float | None = None
+    samples: int = 0
+    # True while this is the only open task: only then may process-wide peak counters
+    # (torch allocator, VmHWM) be reset and read for it.
+    exclusive: bool = False
+    failed_phase: str | None = None
+
+    def observe(self, sample: SystemSample, t: float) -> None:
+        for name, read in _SAMPLE_METRICS.items():
+            self.stats[name].add(read(sample), t)
+        for phase in self.open_phases:
+            phase.vram_mb.add(self.stats["vram_mb"].last, t)
+            phase.rss_mb.add(self.stats["rss_mb"].last, t)
+        gpu = sample.busiest_gpu
+        if gpu is not None:
+            if gpu.memory_total_bytes:
+                self.vram_total_mb = gpu.memory_total_bytes / MIB
+            if gpu.throttle_reasons:
+                self.throttle_reasons.update(gpu.throttle_reasons)
+        if sample.ram_total_bytes:
+            self.ram_total_mb = sample.ram_total_bytes / MIB
+        self.samples += 1
+
+    @property
+    def current_phase(self) -> str | None:
+        return self.open_phases[-1].name if self.open_phases else None
+
+    def snapshot(self, now_t: float, **final: Any) -> TaskRecord:
+        """The task as a record at ``now_t``: measured values, then the caller's fields."""
+        stats = self.stats
+        measured: dict[str, Any] = {
+            "generation_time_seconds": max(0.0, now_t - self.start_t),
+            "phases": tuple(self.phases),
+            "peak_vram_usage_mb": stats["vram_mb"].peak,
+            "avg_vram_usage_mb": stats["vram_mb"].mean(now_t),
+            "vram_total_mb": self.vram_total_mb,
+            "peak_ram_usage_mb": stats["ram_mb"].peak,
+            "avg_ram_usage_mb": stats["ram_mb"].mean(now_t),
+            "ram_total_mb": self.ram_total_mb,
+            "peak_process_rss_mb": stats["rss_mb"].peak,
+            "peak_cpu_percent": stats["cpu"].peak,
+            "avg_cpu_percent": stats["cpu"].mean(now_t),
+            "peak_gpu_utilization_percent": stats["gpu_util"].peak,
+            "avg_gpu_utilization_percent": stats["gpu_util"].mean(now_t),
+            "peak_gpu_temperature_celsius": stats["gpu_temp"].peak,
+            "avg_gpu_temperature_celsius": stats["gpu_temp"].mean(now_t),
+            "gpu_throttle_reasons": tuple(sorted(self.throttle_reasons)),
+            "samples_count": self.samples,
+        }
+        for name, value in self.fields.items():
+            if name in _PEAK_FIELDS and measured.get(name) is not None and value is not None:
+                measured[name] = max(measured[name], value)
+            else:
+                measured[name] = value
+        measured.update(final)
+        return dataclasses.replace(self.record, **measured)
+
+
+class Tracker:
+    """All open tasks, keyed by task id."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[str, OpenTask] = {}
+        self._completed: OrderedDict[str, None] = OrderedDict()
+        self._last_sample: tuple[SystemSample, float] | None = None
+
+    def open(self, record: TaskRecord, start_t: float) -> OpenTask:
+        task = OpenTask(record=record, start_t=start_t)
+        with self._lock:
+            if record.task_id in self._open:
+                raise TaskStateError(f"task {record.task_id!r} is already being monitored")
+            self._completed.pop(record.task_id, None)
+            task.exclusive = not self._open
+            for other in self._open.values():
+                other.exclusive = False
+            if self._last_sample is not None:
+                # Seed with the latest reading so a task shorter than one interval has values.
+                task.observe(self._last_sample[0], start_t)
+                task.samples = 0
+            self._open[record.task_id] = task
+        return task
+
+    def update(self, task_id: str, fields: dict[str, Any]) -> None:
+        with self._lock:
+            self._get(task_id).fields.update(fields)
+
+    def observe(self, sample: SystemSample, t: float) -> None:
+        with self._lock:
+            self._last_sample = (sample, t)
+            for task in self._open.values():
+                task.observe(sample, t)
+
+    def begin_phase(self, task_id: str, name: str, t: float) -> None:
+        with self._lock:
+            task = self._get(task_id)
+            phase = OpenPhase(name, t, max(0.0, t - task.start_t))
+            last = task.stats["vram_mb"].last, task.stats["rss_mb"].last
+            phase.vram_mb.add(last[0], t)
+            phase.rss_mb.add(last[1], t)
+            task.open_phases.append(phase)
+
+    def is_exclusive(self, task_id: str) -> bool:
+        with self._lock:
+            task = self._open.get(task_id)
+            return task is not None and task.exclusive
+
+    def fold_exact_peaks(
+        self,
+        task_id: str,
+        *,
+        allocated_mb: float | None,
+        reserved_mb: float | None,
+        ram_mb: float | None,
+    ) -> None:
+        """Add exact peaks read since the last reset to the task and all its open phases."""
+        with self._lock:
+            task = self._open.get(task_id)
+            if task is None:
+                return
+            for phase in task.open_phases:
+                phase.allocated_mb = _max(phase.allocated_mb, allocated_mb)
+                phase.reserved_mb = _max(phase.reserved_mb, reserved_mb)
+                phase.ram_mb = _max(phase.ram_mb, ram_mb)
+            fields = task.fields
+            for key, value in (
+                ("peak_vram_usage_mb", reserved_mb),
+                ("peak_vram_reserved_mb", reserved_mb),
+                ("peak_process_rss_mb", ram_mb),
+            ):
+                if value is not None:
+                    fields[key] = _max(fields.get(key), value)
+
+    def end_phase(self, task_id: str, t: float, *, failed: bool = False) -> PhaseRecord | None:
+        """Close the innermost open phase; exact peaks join the sampled ones."""
+        with self._lock:
+            task = self._open.get(task_id)
+            if task is None or not task.open_phases:
+                return None
+            phase = task.open_phases.pop()
+            record = PhaseRecord(
+                name=phase.name,
+                started_offset_seconds=phase.started_offset_seconds,
+                duration_seconds=max(0.0, t - phase.start_t),
+                peak_vram_allocated_mb=phase.allocated_mb,
+                peak_vram_mb=_max(phase.reserved_mb, phase.vram_mb.peak),
+                peak_ram_mb=_max(phase.ram_mb, phase.rss_mb.peak),
+                failed=failed,
+            )
+            task.phases.append(record)
+            if failed and task.failed_phase is None:
+                task.failed_phase = phase.name  # the innermost phase that failed
+            return record
+
+    def close(self, task_id: str) -> OpenTask:
+        with self._lock:
+            task = self._get(task_id)
+            del self._open[task_id]
+            self._completed[task_id] = None
+            while len(self._completed) > _RECENTLY_COMPLETED:
+                self._completed.popitem(last=False)
+            return task
+
+    def snapshot(self, task_id: str, now_t: float) -> TaskRecord:
+        with self._lock:
+            return self._get(task_id).snapshot(now_t)
+
+    def snapshots(self, now_t: float) -> list[tuple[TaskRecord, str | None]]:
+        """Every open task as a record, with the phase it is in now."""
+        with self._lock:
+            return [(t.snapshot(now_t), t.current_phase) for t in self._open.values()]
+
+    @property
+    def open_count(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+    def _get(self, task_id: str) -> OpenTask:
+        task = self._open.get(task_id)
+        if task is None:
+            if task_id in self._completed:
+                raise TaskStateError(f"task {task_id!r} is already complete")
+            raise UnknownTaskError(task_id)
+        return task
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+def started_record(
+    *,
+    run_id: str,
+    task_id: str,
+    node: str,
+    model_type: str,
+    resolution: str,
+    resolution_class: str,
+    steps: int | None,
+    started_at: datetime,
+    monitor_instance: str,
+) -> TaskRecord:
+    return TaskRecord(
+        run_id=run_id,
+        task_id=task_id,
+        node=node,
+        model_type=model_type,
+        resolution=resolution,
+        resolution_class=resolution_class,
+        steps=steps,
+        status=TaskStatus.RUNNING,
+        started_at=started_at,
+        model_used=model_type,
+        monitor_instance=monitor_instance,
+    )

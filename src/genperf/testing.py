@@ -94,12 +94,277 @@ def make_task(**overrides: Any) -> TaskRecord:
     return TaskRecord(**defaults)
 
 
-def make_tasks(count: int, *, every: timedelta = timedelta(minutes=10), **overrides: Any) -> list[TaskRecord]:
+def make_tasks(
+    count: int, *, every: timedelta = timedelta(minutes=10), **overrides: Any
+) -> list[TaskRecord]:
     """``count`` tasks started ``every`` apart from the default epoch, oldest first."""
     start = overrides.pop("started_at", _EPOCH)
     return [make_task(started_at=start + i * every, **overrides) for i in range(count)]
 
 
-def collect_all(items: Iterable[Any]) -> list[Any]:
-    """list(items): reads well in tests that drain an iterator."""
-    return list(items)
+# --- NVML ------------------------------------------------------------------------------------
+
+
+def _fake_gpu_uuid() -> str:
+    return f"GPU-{uuid.uuid4()}"
+
+
+class FakeGpu:
+    """One GPU of a :class:`FakeNvml`, in NVML's own units (bytes, percent, °C, mW, MHz).
+
+    Change any attribute between readings. ``throttle_reasons`` is NVML's clock-event bitmask
+    (``pynvml.nvmlClocksEventReason*``); ``processes`` is ``[(pid, used bytes or None)]`` as
+    ``nvmlDeviceGetComputeRunningProcesses`` reports them (None: usage not reported); ``errors``
+    maps a pynvml function name to the NVML error code it raises for this GPU, e.g.
+    ``{"nvmlDeviceGetPowerUsage": pynvml.NVML_ERROR_NOT_SUPPORTED}``.
+    """
+
+    def __init__(
+        self,
+        name: str = "NVIDIA H200",
+        *,
+        uuid: str | None = None,
+        memory_used_bytes: int = 2**30,
+        memory_total_bytes: int = 143_771 * 2**20,
+        memory_reserved_bytes: int = 512 * 2**20,
+        utilization_percent: int = 0,
+        memory_utilization_percent: int = 0,
+        temperature_celsius: int = 35,
+        power_mw: int = 75_000,
+        power_limit_mw: int = 700_000,
+        sm_clock_mhz: int = 345,
+        memory_clock_mhz: int = 3201,
+        throttle_reasons: int = 0x1,  # GPU idle
+        processes: list[tuple[int, int | None]] | None = None,
+        errors: dict[str, int] | None = None,
+    ) -> None:
+        self.name = name
+        self.uuid = uuid if uuid is not None else _fake_gpu_uuid()
+        self.memory_used_bytes = memory_used_bytes
+        self.memory_total_bytes = memory_total_bytes
+        self.memory_reserved_bytes = memory_reserved_bytes
+        self.utilization_percent = utilization_percent
+        self.memory_utilization_percent = memory_utilization_percent
+        self.temperature_celsius = temperature_celsius
+        self.power_mw = power_mw
+        self.power_limit_mw = power_limit_mw
+        self.sm_clock_mhz = sm_clock_mhz
+        self.memory_clock_mhz = memory_clock_mhz
+        self.throttle_reasons = throttle_reasons
+        self.processes = list(processes or [])
+        self.errors = dict(errors or {})
+
+
+class _FakeNvmlHandle:
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+class FakeNvml:
+    """An in-memory stand-in for the ``pynvml`` module (nvidia-ml-py), for tests without a GPU.
+
+    It has the pynvml functions genperf calls, with pynvml's names, signatures and return types
+    (the same ctypes structures), and raises pynvml's own exception classes; pynvml's constants
+    and exceptions (``NVML_*``, ``NVMLError*``, ``nvmlClocksEventReason*``, ``nvmlMemory_v2``)
+    pass through. Like NVML, it refuses calls before ``nvmlInit``. Needs nvidia-ml-py installed.
+
+    Args:
+        gpus: the GPUs, in index order.
+        init_error: an NVML error code ``nvmlInit`` raises, e.g.
+            ``pynvml.NVML_ERROR_LIBRARY_NOT_FOUND`` or ``NVML_ERROR_DRIVER_NOT_LOADED``.
+        missing: pynvml function names this stand-in lacks, as an older nvidia-ml-py would.
+
+    ``calls`` counts the calls of each function.
+    """
+
+    _PASSTHROUGH = ("NVML", "nvmlClocksEventReason", "nvmlClocksThrottleReason", "nvmlMemory_v")
+
+    def __init__(
+        self,
+        gpus: Iterable[FakeGpu] = (),
+        *,
+        init_error: int | None = None,
+        missing: Iterable[str] = (),
+    ) -> None:
+        self.missing = frozenset(missing)
+        import pynvml
+
+        self._pynvml = pynvml
+        self.gpus = list(gpus)
+        self.init_error = init_error
+        self.calls: dict[str, int] = {}
+        self.init_count = 0  # nvmlInit calls minus nvmlShutdown calls, as NVML counts them
+
+    def __getattribute__(self, name: str) -> Any:
+        if name.startswith("nvml") and name in object.__getattribute__(self, "missing"):
+            raise AttributeError(f"module 'pynvml' has no attribute {name!r}")
+        return object.__getattribute__(self, name)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith(self._PASSTHROUGH) and name not in self.missing:
+            return getattr(self._pynvml, name)
+        raise AttributeError(f"FakeNvml has no {name!r}")
+
+    def _enter(self, fn: str, handle: _FakeNvmlHandle | None = None) -> FakeGpu | None:
+        self.calls[fn] = self.calls.get(fn, 0) + 1
+        if self.init_count <= 0:
+            raise self._pynvml.NVMLError(self._pynvml.NVML_ERROR_UNINITIALIZED)
+        if handle is None:
+            return None
+        gpu = self.gpus[handle.index]
+        if fn in gpu.errors:
+            raise self._pynvml.NVMLError(gpu.errors[fn])
+        return gpu
+
+    def _gpu(self, fn: str, handle: _FakeNvmlHandle) -> FakeGpu:
+        gpu = self._enter(fn, handle)
+        assert gpu is not None
+        return gpu
+
+    def nvmlInit(self) -> None:
+        self.calls["nvmlInit"] = self.calls.get("nvmlInit", 0) + 1
+        if self.init_error is not None:
+            raise self._pynvml.NVMLError(self.init_error)
+        self.init_count += 1
+
+    def nvmlShutdown(self) -> None:
+        self._enter("nvmlShutdown")
+        self.init_count -= 1
+
+    def nvmlDeviceGetCount(self) -> int:
+        self._enter("nvmlDeviceGetCount")
+        return len(self.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> _FakeNvmlHandle:
+        self._enter("nvmlDeviceGetHandleByIndex")
+        if not 0 <= index < len(self.gpus):
+            raise self._pynvml.NVMLError(self._pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        code = self.gpus[index].errors.get("nvmlDeviceGetHandleByIndex")
+        if code is not None:
+            raise self._pynvml.NVMLError(code)
+        return _FakeNvmlHandle(index)
+
+    def nvmlDeviceGetName(self, handle: _FakeNvmlHandle) -> str:
+        return self._gpu("nvmlDeviceGetName", handle).name
+
+    def nvmlDeviceGetUUID(self, handle: _FakeNvmlHandle) -> str:
+        return self._gpu("nvmlDeviceGetUUID", handle).uuid
+
+    def nvmlDeviceGetMemoryInfo(self, handle: _FakeNvmlHandle, version: int | None = None) -> Any:
+        gpu = self._gpu("nvmlDeviceGetMemoryInfo", handle)
+        nvml = self._pynvml
+        used, reserved, total = (
+            gpu.memory_used_bytes,
+            gpu.memory_reserved_bytes,
+            gpu.memory_total_bytes,
+        )
+        if not version:  # v1 counts the driver's reserve as used
+            return nvml.c_nvmlMemory_t(
+                total=total, free=total - used - reserved, used=used + reserved
+            )
+        if version != nvml.nvmlMemory_v2:
+            raise nvml.NVMLError(nvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
+        return nvml.c_nvmlMemory_v2_t(
+            version=version, total=total, reserved=reserved, free=total - used - reserved, used=used
+        )
+
+    def nvmlDeviceGetUtilizationRates(self, handle: _FakeNvmlHandle) -> Any:
+        gpu = self._gpu("nvmlDeviceGetUtilizationRates", handle)
+        return self._pynvml.c_nvmlUtilization_t(
+            gpu=gpu.utilization_percent, memory=gpu.memory_utilization_percent
+        )
+
+    def nvmlDeviceGetTemperature(self, handle: _FakeNvmlHandle, sensor: int) -> int:
+        gpu = self._gpu("nvmlDeviceGetTemperature", handle)
+        if sensor != self._pynvml.NVML_TEMPERATURE_GPU:
+            raise self._pynvml.NVMLError(self._pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        return gpu.temperature_celsius
+
+    def nvmlDeviceGetPowerUsage(self, handle: _FakeNvmlHandle) -> int:
+        return self._gpu("nvmlDeviceGetPowerUsage", handle).power_mw
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: _FakeNvmlHandle) -> int:
+        return self._gpu("nvmlDeviceGetEnforcedPowerLimit", handle).power_limit_mw
+
+    def nvmlDeviceGetClockInfo(self, handle: _FakeNvmlHandle, type: int) -> int:
+        gpu = self._gpu("nvmlDeviceGetClockInfo", handle)
+        clocks = {
+            self._pynvml.NVML_CLOCK_SM: gpu.sm_clock_mhz,
+            self._pynvml.NVML_CLOCK_MEM: gpu.memory_clock_mhz,
+        }
+        if type not in clocks:
+            raise self._pynvml.NVMLError(self._pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        return clocks[type]
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, handle: _FakeNvmlHandle) -> int:
+        return self._gpu("nvmlDeviceGetCurrentClocksEventReasons", handle).throttle_reasons
+
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, handle: _FakeNvmlHandle) -> int:
+        return self._gpu("nvmlDeviceGetCurrentClocksThrottleReasons", handle).throttle_reasons
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: _FakeNvmlHandle) -> list[Any]:
+        gpu = self._gpu("nvmlDeviceGetComputeRunningProcesses", handle)
+        return [
+            self._pynvml.nvmlFriendlyObject(
+                {
+                    "pid": pid,
+                    "usedGpuMemory": used,
+                    "gpuInstanceId": 0xFFFFFFFF,
+                    "computeInstanceId": 0xFFFFFFFF,
+                }
+            )
+            for pid, used in gpu.processes
+        ]
+
+
+class FakeTorchCuda:
+    """Stands in for the ``torch`` module on a machine without CUDA: one device whose caching
+    allocator the test drives with ``allocate`` / ``free``, with torch.cuda's peak semantics
+    (``max_memory_*`` since the last ``reset_peak_memory_stats``). Reserved memory is what the
+    allocator holds: it grows with allocations and is not given back on free, as in torch."""
+
+    def __init__(self) -> None:
+        self.cuda = self
+        self.allocated = 0
+        self.reserved = 0
+        self.peak_allocated = 0
+        self.peak_reserved = 0
+        self.resets = 0
+
+    def allocate(self, nbytes: int) -> None:
+        self.allocated += nbytes
+        self.reserved = max(self.reserved, self.allocated)
+        self.peak_allocated = max(self.peak_allocated, self.allocated)
+        self.peak_reserved = max(self.peak_reserved, self.reserved)
+
+    def free(self, nbytes: int) -> None:
+        self.allocated -= nbytes
+
+    # the torch.cuda functions TorchMemoryProbe calls
+    def is_available(self) -> bool:
+        return True
+
+    def is_initialized(self) -> bool:
+        return True
+
+    def device_count(self) -> int:
+        return 1
+
+    def reset_peak_memory_stats(self, device: int = 0) -> None:
+        self.resets += 1
+        self.peak_allocated = self.allocated
+        self.peak_reserved = self.reserved
+
+    def max_memory_allocated(self, device: int = 0) -> int:
+        return self.peak_allocated
+
+    def max_memory_reserved(self, device: int = 0) -> int:
+        return self.peak_reserved
+
+    def memory_allocated(self, device: int = 0) -> int:
+        return self.allocated
+
+    def memory_reserved(self, device: int = 0) -> int:
+        return self.reserved

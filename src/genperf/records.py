@@ -296,6 +296,23 @@ UPDATABLE_FIELDS: frozenset[str] = frozenset(
 
 TASK_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TaskRecord))
 
+# Longest text each short text field may hold: the column widths of the store (the spec's
+# model_used VARCHAR(100), error_category VARCHAR(50)). Longer values are refused up front,
+# naming the field, rather than failing later in PostgreSQL.
+TEXT_LIMITS: dict[str, int] = {
+    "run_id": 64,
+    "task_id": 200,
+    "node": 255,
+    "model_type": 100,
+    "model_used": 100,
+    "resolution": 50,
+    "resolution_class": 20,
+    "error_category": 50,
+    "failed_phase": 100,
+    "phase": 100,
+    "monitor_instance": 255,
+}
+
 
 # --- resolution classes ------------------------------------------------------------------
 
@@ -365,6 +382,7 @@ __all__ = [
     "SAMPLE_FIELDS",
     "STANDARD_PHASES",
     "TASK_FIELDS",
+    "TEXT_LIMITS",
     "UPDATABLE_FIELDS",
     "ErrorCategory",
     "GpuReading",

@@ -227,3 +227,24 @@ def test_debug_logging_says_what_each_task_did(monitor, caplog):
     assert "task dbg started" in text
     assert "task dbg completed" in text
     assert "sample" in text
+
+
+def test_text_longer_than_its_column_is_refused_naming_the_field(monitor):
+    with pytest.raises(InvalidFieldValueError, match="task_id"):
+        monitor.start_task_monitoring("x" * 201, "m", "720p", 1)
+    with pytest.raises(InvalidFieldValueError, match="model_type"):
+        monitor.start_task_monitoring("t", "m" * 101, "720p", 1)
+    monitor.start_task_monitoring("t", "m", "720p", 1)
+    with pytest.raises(InvalidFieldValueError, match="model_used"):
+        monitor.update_task_metrics("t", model_used="/very/long/path/" * 10)
+    with pytest.raises(InvalidFieldValueError, match="phase"), monitor.phase("t", "p" * 101):
+        pass
+
+
+def test_text_limits_match_the_store_columns():
+    from genperf.records import TEXT_LIMITS
+    from genperf.storage.schema import generation_tasks
+
+    for name, limit in TEXT_LIMITS.items():
+        if name in generation_tasks.c:
+            assert generation_tasks.c[name].type.length == limit, name

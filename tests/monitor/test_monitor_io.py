@@ -82,3 +82,18 @@ def test_a_failing_collector_never_reaches_the_caller(tmp_path):
         with m.track("t", model_type="m", resolution="720p", steps=1):
             pass
     assert m.self_stats()["collector_errors"] >= 1
+
+
+def test_a_record_the_store_refuses_for_good_is_dropped_counted_and_logged(tmp_path, caplog):
+    store = MemoryStore()
+    m = PerformanceMonitor(Settings(monitoring_interval_seconds=3600, data_dir=tmp_path),
+                           collectors=[FakeCollector({})], store=store)
+    m.start_task_monitoring("doomed", "m", "720p", 1)
+    m.flush()  # the start row is written
+    store.close()  # a closed store refuses every write: not an outage to wait out
+    record = m.complete_task_monitoring("doomed")
+    assert record.status is TaskStatus.COMPLETED
+    stats = m.self_stats()
+    assert stats["tasks_dropped"] == 1 and stats["tasks_pending"] == 0
+    assert "task doomed dropped" in caplog.text
+    m.close()

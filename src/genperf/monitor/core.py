@@ -42,7 +42,7 @@ from genperf.collectors import (
 )
 from genperf.config import Settings, load_settings
 from genperf.errors import TaskStateError
-from genperf.monitor.fields import coerce_fields
+from genperf.monitor.fields import check_text, coerce_fields
 from genperf.monitor.sampler import Sampler
 from genperf.monitor.tracker import Tracker, started_record
 from genperf.monitor.writer import StoreWriter
@@ -203,15 +203,17 @@ class PerformanceMonitor:
             UnknownFieldError / InvalidFieldValueError: a bad extra metric.
         """
         began = time.perf_counter()
-        task_id = str(task_id)
+        task_id = check_text("task_id", str(task_id))
+        model_type = check_text("model_type", str(model_type))
+        label = check_text("resolution", resolution_label(resolution))
         extra = coerce_fields({"steps": steps, **fields} if steps is not None else fields)
         self.start()
         record = started_record(
             run_id=uuid.uuid4().hex,
             task_id=task_id,
             node=self.node,
-            model_type=str(model_type),
-            resolution=resolution_label(resolution),
+            model_type=model_type,
+            resolution=label,
             resolution_class=resolution_class(resolution),
             steps=steps,
             started_at=self._wall_clock(),
@@ -316,6 +318,7 @@ class PerformanceMonitor:
     def phase(self, task_id: str, name: str) -> Iterator[None]:
         """Attribute the time and peaks of the block to a phase of a running task."""
         task_id = str(task_id)
+        check_text("phase", name)
         exclusive = self._tracker.is_exclusive(task_id)
         if exclusive:
             self._harvest_peaks(task_id, reset=True)
@@ -423,9 +426,15 @@ class PerformanceMonitor:
         self._writer.add_sample(sample)
 
     def _open_default_store(self) -> Store:
-        from genperf.storage import open_store  # SQLAlchemy is imported only when needed
+        from genperf.storage import MEMORY_URL, MemoryStore, SqlStore
 
-        return open_store(self.settings.resolved_database_url)
+        url = self.settings.resolved_database_url
+        if url == MEMORY_URL:
+            return MemoryStore()
+        # A locked SQLite database may hold a completing task for at most this long before its
+        # record is queued for the writer thread instead (the store's own default is 15 s).
+        return SqlStore(url, engine_kwargs={"connect_args": {"timeout": 2.0}}
+                        if url.startswith("sqlite") else None)
 
     def _reset_peaks(self) -> None:
         try:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from genperf.errors import InvalidFieldValueError, UnknownFieldError
-from genperf.records import UPDATABLE_FIELDS, PhaseRecord, TaskRecord
+from genperf.records import TEXT_LIMITS, UPDATABLE_FIELDS, PhaseRecord, TaskRecord
 
 _HINTS = typing.get_type_hints(TaskRecord)
 
@@ -31,6 +31,14 @@ def coerce_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             raise UnknownFieldError(name, UPDATABLE_FIELDS)
         out[name] = _coerce(name, _HINTS[name], value)
     return out
+
+
+def check_text(name: str, value: str) -> str:
+    """``value`` if it fits the field's column (see records.TEXT_LIMITS), else an error."""
+    limit = TEXT_LIMITS.get(name)
+    if limit is not None and len(value) > limit:
+        raise InvalidFieldValueError(name, f"at most {limit} characters, got {len(value)}")
+    return value
 
 
 def _coerce(name: str, hint: Any, value: Any) -> Any:
@@ -57,7 +65,7 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
     if hint is str:
         if not isinstance(value, str):
             raise InvalidFieldValueError(name, f"expected text, got {type(value).__name__}")
-        return value
+        return check_text(name, value)
     if typing.get_origin(hint) is tuple:
         return _coerce_tuple(name, args[0], value)
     raise InvalidFieldValueError(name, "cannot be set")  # pragma: no cover - new field type
@@ -79,7 +87,7 @@ def _phase(name: str, value: Any) -> PhaseRecord:
         raise InvalidFieldValueError(name, "each phase must be an object with name and duration")
     try:
         return PhaseRecord(
-            name=str(value["name"]),
+            name=check_text("phase", str(value["name"])),
             started_offset_seconds=float(value.get("started_offset_seconds", 0.0)),
             duration_seconds=float(value["duration_seconds"]),
             peak_vram_allocated_mb=_opt_float(value.get("peak_vram_allocated_mb")),

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from genperf.errors import StoreError
+from genperf.errors import StoreError, StoreUnavailableError
 from genperf.records import SystemSample, TaskRecord
 from genperf.storage.base import Store
 
@@ -84,8 +84,12 @@ class StoreWriter:
         if store is not None:
             try:
                 store.save_task(record)
-            except Exception as exc:  # StoreError, or a store bug: never the caller's problem
+            except StoreUnavailableError as exc:
                 self._failed(f"writing task {record.task_id}", exc)
+            except Exception as exc:  # refused for good, or a store bug: never the caller's
+                self._failed(f"writing task {record.task_id}", exc)
+                self._drop(record, exc)
+                return False
             else:
                 with self._lock:
                     self.tasks_written += 1
@@ -174,9 +178,13 @@ class StoreWriter:
         for record in pending:
             try:
                 store.save_task(record)
-            except StoreError as exc:
+            except StoreUnavailableError as exc:
                 self._failed(f"retrying task {record.task_id}", exc)
                 return  # still down: keep the order, try again next round
+            except Exception as exc:  # this record can never be written: don't let it block
+                self._failed(f"writing task {record.task_id}", exc)
+                self._drop(record, exc)
+                continue
             with self._lock:
                 if self._pending.get(record.run_id) is record:
                     del self._pending[record.run_id]
@@ -232,6 +240,13 @@ class StoreWriter:
                 )
         if not quiet:
             logger.warning("task %s queued until the store is back", record.task_id)
+
+    def _drop(self, record: TaskRecord, exc: Exception) -> None:
+        with self._lock:
+            if self._pending.get(record.run_id) is record:
+                del self._pending[record.run_id]
+            self.tasks_dropped += 1
+        logger.error("task %s dropped: the store refuses it (%s)", record.task_id, exc)
 
     def _failed(self, what: str, exc: Exception) -> None:
         with self._lock:

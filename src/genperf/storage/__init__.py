@@ -1,0 +1,64 @@
+"""Where genperf keeps samples and task records.
+
+``open_store(settings)`` gives the store the settings name: a :class:`SqlStore` on SQLite
+(the default, a file in the data directory) or PostgreSQL, or a :class:`MemoryStore` for the
+URL ``memory://`` (persistence off). Every store obeys the :class:`Store` protocol.
+
+SQLAlchemy and Alembic load on first use of :class:`SqlStore`, :func:`upgrade_database` or
+:func:`open_store` with a database URL, so a monitor with persistence off never imports them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from genperf.config import Settings
+from genperf.storage.base import Store, TaskQuery
+from genperf.storage.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from genperf.storage.migrate import upgrade_database
+    from genperf.storage.sql import SqlStore
+
+MEMORY_URL = "memory://"
+
+
+def open_store(url_or_settings: str | Settings) -> Store:
+    """The store for a database URL, or for ``Settings.resolved_database_url``.
+
+    Raises:
+        StoreUnavailableError: the database cannot be reached.
+        StoreError: the URL is not supported, or the schema cannot be brought up to date.
+    """
+    if isinstance(url_or_settings, Settings):
+        url = url_or_settings.resolved_database_url
+    else:
+        url = url_or_settings
+    if url == MEMORY_URL:
+        return MemoryStore()
+    from genperf.storage.sql import SqlStore
+
+    return SqlStore(url)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SqlStore":
+        from genperf.storage.sql import SqlStore
+
+        return SqlStore
+    if name == "upgrade_database":
+        from genperf.storage.migrate import upgrade_database
+
+        return upgrade_database
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "MEMORY_URL",
+    "MemoryStore",
+    "SqlStore",
+    "Store",
+    "TaskQuery",
+    "open_store",
+    "upgrade_database",
+]

@@ -1,0 +1,156 @@
+"""Engines for SQLite and PostgreSQL, set up for durability and threads, and error translation.
+
+Everything that touches the database goes through :func:`store_errors`, so callers only ever
+see genperf's :class:`StoreError` / :class:`StoreUnavailableError`, never a SQLAlchemy or
+driver exception, and never a password.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic.util import CommandError
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.pool import QueuePool
+
+from genperf.config import redact_url
+from genperf.errors import StoreError, StoreUnavailableError
+
+logger = logging.getLogger("genperf.storage")
+
+SQLITE_BUSY_TIMEOUT_SECONDS = 15.0  # how long a writer waits for another one's lock
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 10  # fail fast when the server is down, don't hang
+
+# Execution option naming the statement that opens a SQLite transaction (see _on_begin).
+SQLITE_BEGIN = "genperf_sqlite_begin"
+
+
+def normalise_url(url: str) -> URL:
+    """Parse a database URL; plain ``postgresql://`` (and ``postgres://``) use psycopg 3."""
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError as exc:
+        raise StoreError(f"not a database URL: {redact_url(url)!r}") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def is_memory_sqlite(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+
+
+def make_engine(url: str, engine_kwargs: Mapping[str, Any] | None = None) -> Engine:
+    """An engine for ``url`` (SQLite or PostgreSQL); ``engine_kwargs`` go to create_engine.
+
+    Raises:
+        StoreUnavailableError: the SQLite directory cannot be made, or psycopg is missing.
+        StoreError: the URL is not SQLite or PostgreSQL.
+    """
+    parsed = normalise_url(url)
+    backend = parsed.get_backend_name()
+    kwargs: dict[str, Any] = {}
+    connect_args: dict[str, Any] = {}
+    if backend == "sqlite":
+        # One engine serves many threads, each on its own pooled connection.
+        connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+        if is_memory_sqlite(parsed):
+            # An in-memory database lives in one connection: keep exactly one, shared in turn.
+            kwargs = {"poolclass": QueuePool, "pool_size": 1, "max_overflow": 0}
+        else:
+            with store_errors("create the database directory", url):
+                Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+    elif backend == "postgresql":
+        connect_args = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS}
+        kwargs = {"pool_pre_ping": True}  # survive a server restart between writes
+    else:
+        raise StoreError(
+            f"unsupported database {parsed.drivername!r} in {redact_url(url)}: "
+            "genperf stores to SQLite or PostgreSQL"
+        )
+    extra = dict(engine_kwargs or {})
+    connect_args.update(extra.pop("connect_args", {}))
+    kwargs.update(extra)
+    try:
+        engine = create_engine(parsed, connect_args=connect_args, **kwargs)
+    except ImportError as exc:
+        raise StoreUnavailableError(
+            f"cannot open {redact_url(url)}: the driver is not installed ({exc.name}); "
+            "for PostgreSQL install genperf[postgres]"
+        ) from exc
+    except sa_exc.SQLAlchemyError as exc:
+        raise StoreError(f"cannot open {redact_url(url)}: {_detail(exc, url)}") from exc
+    if backend == "sqlite":
+        event.listen(engine, "connect", _on_sqlite_connect)
+        event.listen(engine, "begin", _on_begin)
+    return engine
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Python's sqlite3 module begins transactions late and commits before DDL on its own;
+    # switch that off and emit BEGIN ourselves (_on_begin), as SQLAlchemy's docs advise.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL: readers never block the writer, and the writer never blocks readers.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # Durability: in WAL mode, FULL syncs the log at every commit, so a task is on disk
+        # when save_task returns. NORMAL syncs only at checkpoints: a power cut could undo
+        # the last commits. The cost is one fsync per commit, and commits are few: one per
+        # finished generation, one per batch of samples.
+        cursor.execute("PRAGMA synchronous=FULL")
+    finally:
+        cursor.close()
+
+
+def _on_begin(connection: Connection) -> None:
+    # Plain BEGIN for reads. Writers ask for BEGIN IMMEDIATE (SQLITE_BEGIN option): they take
+    # the write lock up front, waiting up to the busy timeout, rather than failing at once
+    # with SQLITE_BUSY when a transaction that has read turns into a write.
+    connection.exec_driver_sql(connection.get_execution_options().get(SQLITE_BEGIN, "BEGIN"))
+
+
+@contextmanager
+def store_errors(action: str, url: str) -> Iterator[None]:
+    """Translate whatever the database layer raises into genperf's store errors."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sa_exc.DisconnectionError,
+        sa_exc.TimeoutError,
+        OSError,
+    ) as exc:
+        # Connection refused, server gone, "database is locked", pool exhausted, disk errors:
+        # worth retrying later.
+        raise StoreUnavailableError(
+            f"cannot {action} at {redact_url(url)}: {_detail(exc, url)}"
+        ) from exc
+    except (sa_exc.SQLAlchemyError, CommandError) as exc:
+        raise StoreError(f"cannot {action} at {redact_url(url)}: {_detail(exc, url)}") from exc
+
+
+def _detail(exc: BaseException, url: str) -> str:
+    # The driver's own message, first line only: SQLAlchemy's text appends the statement and
+    # its parameters, which are long and none of the reader's business.
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    detail = text[0] if text else type(exc).__name__
+    password = _password(url)
+    return detail.replace(password, "***") if password else detail
+
+
+def _password(url: str) -> str | None:
+    try:
+        return make_url(url).password
+    except sa_exc.ArgumentError:
+        return None

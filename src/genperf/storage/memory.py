@@ -1,0 +1,157 @@
+"""MemoryStore: the Store in this process's memory, for tests and a monitor with persistence off.
+
+It obeys the same contract as SqlStore (one test suite runs over both): same filters, same
+order (started_at, then first-save order), same UTC handling of naive datetimes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+from genperf.errors import StoreError
+from genperf.records import ErrorCategory, SystemSample, TaskRecord, TaskStatus
+from genperf.storage.base import TaskQuery
+from genperf.storage.utc import as_utc, as_utc_or_none
+
+
+class MemoryStore:
+    """A thread-safe in-memory Store. Nothing survives the process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._order = itertools.count()  # plays the part of the SQL table's id
+        self._tasks: dict[str, tuple[int, TaskRecord]] = {}
+        self._samples: list[tuple[int, SystemSample]] = []
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return "MemoryStore()"
+
+    def save_task(self, record: TaskRecord) -> None:
+        record = dataclasses.replace(
+            record,
+            started_at=as_utc(record.started_at),
+            completed_at=as_utc_or_none(record.completed_at),
+        )
+        with self._open("save task"):
+            seq = self._tasks.get(record.run_id, (next(self._order), record))[0]
+            self._tasks[record.run_id] = (seq, record)
+
+    def save_samples(self, samples: Sequence[SystemSample]) -> None:
+        batch = [dataclasses.replace(s, taken_at=as_utc(s.taken_at)) for s in samples]
+        with self._open("save samples"):
+            self._samples.extend((next(self._order), s) for s in batch)
+
+    def get_task(self, task_id: str) -> TaskRecord | None:
+        with self._open("read a task"):
+            runs = [entry for entry in self._tasks.values() if entry[1].task_id == task_id]
+        if not runs:
+            return None
+        return max(runs, key=lambda e: (e[1].started_at, e[0]))[1]
+
+    def get_run(self, run_id: str) -> TaskRecord | None:
+        with self._open("read a task"):
+            entry = self._tasks.get(run_id)
+        return None if entry is None else entry[1]
+
+    def query_tasks(self, query: TaskQuery) -> list[TaskRecord]:
+        found = self._matching(query)
+        end = None if query.limit is None else query.offset + query.limit
+        return found[query.offset : end]
+
+    def iter_tasks(self, query: TaskQuery, batch_size: int = 1000) -> Iterator[TaskRecord]:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        return iter(self.query_tasks(query))  # already in memory: nothing to bound
+
+    def count_tasks(self, query: TaskQuery) -> int:
+        return len(self._matching(query))
+
+    def query_samples(
+        self, since: datetime | None = None, until: datetime | None = None, limit: int | None = None
+    ) -> list[SystemSample]:
+        low = as_utc_or_none(since)
+        high = as_utc_or_none(until)
+        with self._open("query samples"):
+            entries = list(self._samples)
+        found = sorted(
+            (
+                e
+                for e in entries
+                if (low is None or e[1].taken_at >= low) and (high is None or e[1].taken_at <= high)
+            ),
+            key=lambda e: (e[1].taken_at, e[0]),
+        )
+        if limit is not None:
+            found = found[-limit:] if limit > 0 else []
+        return [s for _, s in found]
+
+    def running_tasks(self, node: str) -> list[TaskRecord]:
+        with self._open("read running tasks"):
+            entries = list(self._tasks.values())
+        running = [e for e in entries if e[1].node == node and e[1].status is TaskStatus.RUNNING]
+        return [r for _, r in sorted(running, key=lambda e: (e[1].started_at, e[0]))]
+
+    def mark_interrupted(self, run_ids: Sequence[str], completed_at: datetime) -> int:
+        changed = 0
+        with self._open("mark tasks interrupted"):
+            for run_id in set(run_ids):
+                entry = self._tasks.get(run_id)
+                if entry is None or entry[1].status is not TaskStatus.RUNNING:
+                    continue
+                seq, record = entry
+                self._tasks[run_id] = (
+                    seq,
+                    dataclasses.replace(
+                        record,
+                        status=TaskStatus.INTERRUPTED,
+                        completed_at=as_utc(completed_at),
+                        error_category=record.error_category or ErrorCategory.INTERRUPTED.value,
+                    ),
+                )
+                changed += 1
+        return changed
+
+    def prune_samples(self, older_than: datetime) -> int:
+        cutoff = as_utc(older_than)
+        with self._open("prune samples"):
+            kept = [e for e in self._samples if e[1].taken_at >= cutoff]
+            pruned = len(self._samples) - len(kept)
+            self._samples = kept
+        return pruned
+
+    def ping(self) -> bool:
+        return not self._closed
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _matching(self, query: TaskQuery) -> list[TaskRecord]:
+        with self._open("query tasks"):
+            entries = list(self._tasks.values())
+        found = sorted(
+            (e for e in entries if _matches(e[1], query)),
+            key=lambda e: (e[1].started_at, e[0]),
+            reverse=query.newest_first,
+        )
+        return [r for _, r in found]
+
+    def _open(self, action: str) -> threading.Lock:
+        if self._closed:
+            raise StoreError(f"cannot {action}: the store is closed")
+        return self._lock
+
+
+def _matches(record: TaskRecord, query: TaskQuery) -> bool:
+    return (
+        (query.since is None or record.started_at >= as_utc(query.since))
+        and (query.until is None or record.started_at <= as_utc(query.until))
+        and (query.model_type is None or record.model_type == query.model_type)
+        and (query.node is None or record.node == query.node)
+        and (not query.success_only or record.status is TaskStatus.COMPLETED)
+        and (not query.finished_only or record.status is not TaskStatus.RUNNING)
+    )

@@ -1,0 +1,148 @@
+"""The database schema (SQLAlchemy Core): ``generation_tasks`` and ``system_samples``.
+
+Columns carry the record fields' own names. Tuple fields are JSON text in Text columns, so
+the schema is the same on SQLite and PostgreSQL and a service table can be adopted in place
+(see ``migrations/versions/0001_initial.py``). The spec's six columns keep the spec's types
+and defaults. A test checks that the migrations build exactly this schema.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+from genperf.storage.utc import as_utc_or_none
+
+TASKS_TABLE = "generation_tasks"
+SAMPLES_TABLE = "system_samples"
+# Our own Alembic version table: a service that shares the database may run Alembic too.
+VERSION_TABLE = "genperf_alembic_version"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that always binds and returns aware UTC datetimes.
+
+    SQLite has no time zones: it would store an aware value's wall time and return a naive
+    one. Binding UTC keeps stored text in time order (so ``ORDER BY`` and ranges work) and
+    reading it back as UTC gives the caller the instant it stored, on every database.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return as_utc_or_none(value)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return as_utc_or_none(value)
+
+
+metadata = MetaData()
+
+
+def _float(name: str, **kw: Any) -> Column[float]:
+    return Column(name, Float, **kw)
+
+
+generation_tasks = Table(
+    TASKS_TABLE,
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False),
+    Column("task_id", String(200), index=True),
+    Column("node", String(255)),
+    Column("model_type", String(100)),
+    Column("resolution", String(50)),
+    Column("resolution_class", String(20)),
+    Column("steps", Integer),
+    Column("status", String(20)),  # TaskStatus value
+    Column("started_at", UtcDateTime, index=True),
+    Column("completed_at", UtcDateTime),
+    Column("model_used", String(100)),
+    Column("frames", Integer),
+    _float("generation_time_seconds", server_default="0.0"),
+    _float("model_load_time_seconds"),
+    Column("weights_memory_mapped", Boolean),
+    Column("phases", Text),  # JSON list of PhaseRecord objects
+    Column("step_times_seconds", Text),  # JSON list of numbers
+    _float("peak_vram_usage_mb", server_default="0.0"),
+    _float("avg_vram_usage_mb"),
+    _float("vram_total_mb"),
+    _float("peak_vram_reserved_mb"),
+    _float("peak_ram_usage_mb"),
+    _float("avg_ram_usage_mb"),
+    _float("ram_total_mb"),
+    _float("peak_process_rss_mb"),
+    _float("peak_cpu_percent"),
+    _float("avg_cpu_percent"),
+    _float("peak_gpu_utilization_percent"),
+    _float("avg_gpu_utilization_percent"),
+    _float("peak_gpu_temperature_celsius"),
+    _float("avg_gpu_temperature_celsius"),
+    Column("gpu_throttle_reasons", Text),  # JSON list of strings
+    Column("samples_count", Integer),
+    Column("optimizations_applied", Text),  # JSON list of strings
+    Column("error_category", String(50)),
+    Column("error_message", Text),
+    Column("failed_phase", String(100)),
+    Column("recovery_suggestions", Text),  # JSON list of strings
+    Column("monitor_instance", String(255)),
+    # A unique index, not a constraint: SQLite cannot add a constraint to an existing table,
+    # and ON CONFLICT (run_id) works with either.
+    Index("uq_generation_tasks_run_id", "run_id", unique=True),
+    Index("ix_generation_tasks_model_type_started_at", "model_type", "started_at"),
+    Index("ix_generation_tasks_node_status", "node", "status"),
+)
+
+system_samples = Table(
+    SAMPLES_TABLE,
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("taken_at", UtcDateTime, nullable=False, index=True),
+    Column("node", String(255), nullable=False),
+    _float("cpu_percent"),
+    Column("cpu_per_core_percent", Text),  # JSON list of numbers, or NULL when unknown
+    Column("cpu_count", Integer),
+    Column("ram_used_bytes", BigInteger),
+    Column("ram_total_bytes", BigInteger),
+    _float("ram_percent"),
+    Column("swap_used_bytes", BigInteger),
+    _float("swap_percent"),
+    Column("disk_path", Text),
+    Column("disk_used_bytes", BigInteger),
+    Column("disk_total_bytes", BigInteger),
+    Column("disk_free_bytes", BigInteger),
+    _float("disk_percent"),
+    _float("disk_read_bytes_per_second"),
+    _float("disk_write_bytes_per_second"),
+    _float("cpu_temperature_celsius"),
+    Column("process_rss_bytes", BigInteger),
+    Column("gpus", Text),  # JSON list of GpuReading objects
+)
+
+# Tuple fields of TaskRecord stored as JSON text.
+TASK_JSON_COLUMNS = frozenset(
+    {
+        "phases",
+        "step_times_seconds",
+        "optimizations_applied",
+        "recovery_suggestions",
+        "gpu_throttle_reasons",
+    }
+)

@@ -1,0 +1,280 @@
+"""SqlStore: the Store on SQLite (the default, a file) or PostgreSQL (psycopg 3).
+
+One engine, safe for many threads: each call checks a connection out of the pool for one
+short transaction. Opening the store brings the schema to head (see migrate.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from genperf.config import redact_url
+from genperf.errors import StoreError
+from genperf.records import TASK_FIELDS, ErrorCategory, SystemSample, TaskRecord, TaskStatus
+from genperf.storage.base import TaskQuery
+from genperf.storage.codec import row_to_sample, row_to_task, sample_to_row, task_to_row
+from genperf.storage.engine import SQLITE_BEGIN, make_engine, store_errors
+from genperf.storage.migrate import upgrade_database
+from genperf.storage.schema import generation_tasks as tasks
+from genperf.storage.schema import system_samples as samples
+
+logger = logging.getLogger("genperf.storage")
+
+_TASK_COLUMNS = [tasks.c[name] for name in TASK_FIELDS]
+_IN_CHUNK = 500  # run ids per IN (...) list, well under every driver's parameter limit
+
+
+class SqlStore:
+    """The durable Store. See :class:`genperf.storage.base.Store` for the contract.
+
+    Args:
+        url: a SQLAlchemy URL: ``sqlite:///path/genperf.db`` (the directory is created),
+            ``sqlite://`` (in memory), ``postgresql://user:pw@host/db`` (psycopg 3 is used).
+        engine_kwargs: extra arguments for ``sqlalchemy.create_engine`` (``connect_args``
+            are merged with genperf's own).
+
+    Raises:
+        StoreUnavailableError: the database cannot be reached.
+        StoreError: the URL is not supported, or the schema cannot be brought up to date.
+    """
+
+    def __init__(self, url: str, *, engine_kwargs: Mapping[str, Any] | None = None) -> None:
+        self._url = url
+        self.url = redact_url(url)  # safe to show and log
+        self._closed = False
+        self._engine: Engine = make_engine(url, engine_kwargs)
+        try:
+            upgrade_database(self._engine)
+        except BaseException:
+            self._engine.dispose()
+            raise
+        # Writers take SQLite's write lock when they begin (ignored by PostgreSQL).
+        self._writer = self._engine.execution_options(**{SQLITE_BEGIN: "BEGIN IMMEDIATE"})
+        dialect = self._engine.dialect.name
+        insert_ = postgresql.insert(tasks) if dialect == "postgresql" else sqlite.insert(tasks)
+        self._upsert = insert_.on_conflict_do_update(
+            index_elements=[tasks.c.run_id],
+            set_={name: insert_.excluded[name] for name in TASK_FIELDS if name != "run_id"},
+        )
+        logger.info("task store open: %s", self.url)
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self.url!r})"
+
+    # --- writes -------------------------------------------------------------------------
+
+    def save_task(self, record: TaskRecord) -> None:
+        with self._write("save task") as conn:
+            conn.execute(self._upsert, task_to_row(record))
+
+    def save_samples(self, batch: Sequence[SystemSample]) -> None:
+        if not batch:
+            return
+        with self._write("save samples") as conn:
+            conn.execute(insert(samples), [sample_to_row(s) for s in batch])
+
+    def mark_interrupted(self, run_ids: Sequence[str], completed_at: datetime) -> int:
+        changed = 0
+        ids = list(dict.fromkeys(run_ids))
+        with self._write("mark tasks interrupted") as conn:
+            for start in range(0, len(ids), _IN_CHUNK):
+                stmt = (
+                    update(tasks)
+                    .where(
+                        tasks.c.run_id.in_(ids[start : start + _IN_CHUNK]),
+                        tasks.c.status == TaskStatus.RUNNING.value,
+                    )
+                    .values(
+                        status=TaskStatus.INTERRUPTED.value,
+                        completed_at=completed_at,
+                        error_category=func.coalesce(
+                            tasks.c.error_category, ErrorCategory.INTERRUPTED.value
+                        ),
+                    )
+                )
+                changed += conn.execute(stmt).rowcount
+        return changed
+
+    def prune_samples(self, older_than: datetime) -> int:
+        with self._write("prune samples") as conn:
+            return conn.execute(delete(samples).where(samples.c.taken_at < older_than)).rowcount
+
+    # --- reads --------------------------------------------------------------------------
+
+    def get_task(self, task_id: str) -> TaskRecord | None:
+        stmt = (
+            select(*_TASK_COLUMNS)
+            .where(tasks.c.task_id == task_id, tasks.c.run_id.is_not(None))
+            .order_by(tasks.c.started_at.desc(), tasks.c.id.desc())
+            .limit(1)
+        )
+        return self._one_task(stmt)
+
+    def get_run(self, run_id: str) -> TaskRecord | None:
+        return self._one_task(select(*_TASK_COLUMNS).where(tasks.c.run_id == run_id))
+
+    def query_tasks(self, query: TaskQuery) -> list[TaskRecord]:
+        stmt = _ordered(select(*_TASK_COLUMNS).where(*_filters(query)), query)
+        stmt = stmt.offset(query.offset or None).limit(query.limit)
+        with self._read("query tasks") as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return [row_to_task(row) for row in rows]
+
+    def iter_tasks(self, query: TaskQuery, batch_size: int = 1000) -> Iterator[TaskRecord]:
+        """Keyset pagination on (started_at, id): each batch is one short query, so memory
+        stays bounded and no connection is held while the caller works between batches."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        return self._iter_tasks(query, batch_size)
+
+    def _iter_tasks(self, query: TaskQuery, batch_size: int) -> Iterator[TaskRecord]:
+        remaining = query.limit
+        last: tuple[datetime, Any] | None = None
+        base = _ordered(select(tasks.c.id, *_TASK_COLUMNS).where(*_filters(query)), query)
+        while remaining is None or remaining > 0:
+            size = batch_size if remaining is None else min(batch_size, remaining)
+            if last is None:
+                stmt = base.offset(query.offset or None).limit(size)
+            else:
+                stmt = base.where(_after(last, query.newest_first)).limit(size)
+            with self._read("read tasks") as conn:
+                rows = conn.execute(stmt).mappings().all()
+            for row in rows:
+                yield row_to_task(row)
+            if len(rows) < size:
+                return
+            last = (rows[-1]["started_at"], rows[-1]["id"])
+            if remaining is not None:
+                remaining -= len(rows)
+
+    def count_tasks(self, query: TaskQuery) -> int:
+        stmt = select(func.count()).select_from(tasks).where(*_filters(query))
+        with self._read("count tasks") as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def query_samples(
+        self, since: datetime | None = None, until: datetime | None = None, limit: int | None = None
+    ) -> list[SystemSample]:
+        stmt = select(samples)
+        if since is not None:
+            stmt = stmt.where(samples.c.taken_at >= since)
+        if until is not None:
+            stmt = stmt.where(samples.c.taken_at <= until)
+        if limit is None:
+            stmt = stmt.order_by(samples.c.taken_at, samples.c.id)
+        else:  # the newest `limit`, returned oldest first
+            stmt = stmt.order_by(samples.c.taken_at.desc(), samples.c.id.desc()).limit(limit)
+        with self._read("query samples") as conn:
+            rows = conn.execute(stmt).mappings().all()
+        if limit is not None:
+            rows = list(reversed(rows))
+        return [row_to_sample(row) for row in rows]
+
+    def running_tasks(self, node: str) -> list[TaskRecord]:
+        stmt = (
+            select(*_TASK_COLUMNS)
+            .where(tasks.c.node == node, tasks.c.status == TaskStatus.RUNNING.value)
+            .where(tasks.c.run_id.is_not(None))
+            .order_by(tasks.c.started_at, tasks.c.id)
+        )
+        with self._read("read running tasks") as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return [row_to_task(row) for row in rows]
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        if self._closed:
+            return False
+        try:
+            with self._read("ping") as conn:
+                conn.execute(select(1))
+        except StoreError as exc:
+            logger.debug("ping failed: %s", exc)
+            return False
+        return True
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._engine.dispose()
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _one_task(self, stmt: Select[Any]) -> TaskRecord | None:
+        with self._read("read a task") as conn:
+            row = conn.execute(stmt).mappings().first()
+        return None if row is None else row_to_task(row)
+
+    def _read(self, action: str) -> AbstractContextManager[Connection]:
+        return self._connection(self._engine, action, commit=False)
+
+    def _write(self, action: str) -> AbstractContextManager[Connection]:
+        return self._connection(self._writer, action, commit=True)
+
+    @contextmanager
+    def _connection(self, engine: Engine, action: str, *, commit: bool) -> Iterator[Connection]:
+        if self._closed:
+            raise StoreError(f"cannot {action}: the store {self.url} is closed")
+        with store_errors(action, self._url), engine.connect() as conn:
+            yield conn
+            if commit:
+                conn.commit()
+
+
+def _filters(query: TaskQuery) -> list[ColumnElement[bool]]:
+    # Rows without a run_id belong to a service that shares an adopted table: never ours.
+    where: list[ColumnElement[bool]] = [tasks.c.run_id.is_not(None)]
+    if query.since is not None:
+        where.append(tasks.c.started_at >= query.since)
+    if query.until is not None:
+        where.append(tasks.c.started_at <= query.until)
+    if query.model_type is not None:
+        where.append(tasks.c.model_type == query.model_type)
+    if query.node is not None:
+        where.append(tasks.c.node == query.node)
+    if query.success_only:
+        where.append(tasks.c.status == TaskStatus.COMPLETED.value)
+    if query.finished_only:
+        where.append(tasks.c.status != TaskStatus.RUNNING.value)
+    return where
+
+
+def _ordered(stmt: Select[Any], query: TaskQuery) -> Select[Any]:
+    # id breaks ties between equal start times, so order and pagination are stable.
+    if query.newest_first:
+        return stmt.order_by(tasks.c.started_at.desc(), tasks.c.id.desc())
+    return stmt.order_by(tasks.c.started_at, tasks.c.id)
+
+
+def _after(last: tuple[datetime, Any], newest_first: bool) -> ColumnElement[bool]:
+    """Rows that come after ``last`` (started_at, id) in the query's order."""
+    started_at, id_ = last
+    if newest_first:
+        return or_(
+            tasks.c.started_at < started_at,
+            and_(tasks.c.started_at == started_at, tasks.c.id < id_),
+        )
+    return or_(
+        tasks.c.started_at > started_at,
+        and_(tasks.c.started_at == started_at, tasks.c.id > id_),
+    )

@@ -1,0 +1,197 @@
+"""SqlStore beyond the contract: errors, secrets, SQLite settings, streaming, durability."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event
+
+from genperf.errors import StoreError, StoreUnavailableError
+from genperf.records import TaskStatus
+from genperf.storage import MEMORY_URL, MemoryStore, SqlStore, TaskQuery, open_store
+from genperf.storage.engine import normalise_url
+from genperf.testing import make_task, make_tasks
+
+SECRET = "s3cret-Pa55word"
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def test_unreachable_postgres_is_unavailable_and_never_shows_the_password() -> None:
+    url = f"postgresql://genperf:{SECRET}@127.0.0.1:1/genperf"  # nothing listens on port 1
+
+    with pytest.raises(StoreUnavailableError) as caught:
+        SqlStore(url)
+
+    message = str(caught.value)
+    assert SECRET not in message
+    assert "genperf:***@127.0.0.1:1/genperf" in message
+    assert "upgrade the database schema" in message
+
+
+def test_sqlite_where_no_directory_can_be_made_is_unavailable(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+
+    with pytest.raises(StoreUnavailableError, match="create the database directory"):
+        SqlStore(f"sqlite:///{blocker / 'sub' / 'genperf.db'}")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only directories anyway")
+def test_sqlite_in_a_read_only_directory_is_a_store_error(tmp_path: Path) -> None:
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(StoreError):
+            SqlStore(f"sqlite:///{tmp_path / 'genperf.db'}")
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def test_a_locked_sqlite_database_is_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "genperf.db"
+    store = SqlStore(f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 0.05}})
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+    try:
+        with pytest.raises(StoreUnavailableError, match="database is locked"):
+            store.save_task(make_task())
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    store.save_task(make_task())  # and it recovers once the lock is gone
+    assert store.count_tasks(TaskQuery()) == 1
+    store.close()
+
+
+@pytest.mark.parametrize("url", ["mysql://u:pw@host/db", "not a url", "sqlite+nosuch:///x.db"])
+def test_unsupported_urls_are_store_errors(url: str) -> None:
+    with pytest.raises(StoreError):
+        SqlStore(url)
+
+
+@pytest.mark.postgres
+def test_a_record_the_database_rejects_is_a_store_error_not_unavailable(
+    postgres_schema_url: str,
+) -> None:
+    # A permanent error: retrying would not help, so it is not StoreUnavailableError.
+    store = SqlStore(postgres_schema_url)
+    with pytest.raises(StoreError) as caught:
+        store.save_task(make_task(model_used="x" * 101))  # the spec's VARCHAR(100)
+    assert not isinstance(caught.value, StoreUnavailableError)
+    assert "too long" in str(caught.value)
+    assert store.count_tasks(TaskQuery()) == 0
+    store.close()
+
+
+@pytest.mark.postgres
+def test_a_password_never_reaches_the_log(
+    postgres_schema_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The local server trusts every password, so a URL with one still connects.
+    url = postgres_schema_url.replace("postgres@", f"postgres:{SECRET}@")
+    with caplog.at_level(logging.DEBUG):
+        store = SqlStore(url)
+        store.save_task(make_task())
+        store.close()
+    assert "task store open" in caplog.text
+    assert SECRET not in caplog.text
+    assert SECRET not in repr(store)
+
+
+def test_postgresql_urls_use_psycopg_3() -> None:
+    assert normalise_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
+    assert normalise_url("postgres://u@h/db").drivername == "postgresql+psycopg"
+    assert normalise_url("postgresql+psycopg://u@h/db").drivername == "postgresql+psycopg"
+
+
+# --- SQLite specifics -------------------------------------------------------------------------
+
+
+def test_sqlite_is_wal_with_full_sync_and_makes_its_directory(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "dir" / "genperf.db"
+    store = SqlStore(f"sqlite:///{path}")
+    assert path.exists()
+    with store._engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    store.close()
+
+
+def test_in_memory_sqlite_is_one_database_shared_by_threads() -> None:
+    store = SqlStore("sqlite://")
+    saved = make_task()
+    worker = threading.Thread(target=store.save_task, args=(saved,))
+    worker.start()
+    worker.join()
+    assert store.get_run(saved.run_id) == saved
+    store.close()
+
+
+def test_iter_tasks_reads_in_bounded_batches(tmp_path: Path) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'genperf.db'}")
+    for record in make_tasks(25):
+        store.save_task(record)
+    selects: list[str] = []
+    event.listen(store._engine, "before_cursor_execute", lambda *a: selects.append(a[2]))
+
+    streamed = store.iter_tasks(TaskQuery(), batch_size=7)
+    assert selects == []  # lazy: nothing read before the first item is asked for
+    assert len(list(streamed)) == 25
+    queries = [s for s in selects if s.lstrip().upper().startswith("SELECT")]
+    assert len(queries) == math.ceil(25 / 7)
+    assert all("LIMIT" in q for q in queries)
+    store.close()
+
+
+def test_a_saved_task_survives_the_process_being_killed(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'genperf.db'}"
+    script = (
+        "import os, sys\n"
+        "from genperf.storage import SqlStore\n"
+        "from genperf.testing import make_task\n"
+        f"store = SqlStore({url!r})\n"
+        "store.save_task(make_task(run_id='survivor'))\n"
+        "os._exit(0)  # no close, no flush, no atexit\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+    store = SqlStore(url)
+    survivor = store.get_run("survivor")
+    assert survivor is not None
+    assert survivor.status is TaskStatus.COMPLETED
+    store.close()
+
+
+# --- open_store -------------------------------------------------------------------------------
+
+
+def test_open_store_by_url_or_settings(tmp_path: Path) -> None:
+    from genperf.config import Settings
+
+    memory = open_store(MEMORY_URL)
+    assert isinstance(memory, MemoryStore)
+    sql = open_store(Settings(data_dir=tmp_path))
+    assert isinstance(sql, SqlStore)
+    assert (tmp_path / "genperf.db").exists()
+    sql.close()
+    memory.close()
+
+
+def test_a_corrupt_row_is_a_store_error(tmp_path: Path) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'genperf.db'}")
+    store.save_task(make_task(run_id="bad"))
+    with store._engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE generation_tasks SET phases = '{not json'")
+
+    with pytest.raises(StoreError, match="'bad': cannot decode the stored task"):
+        store.get_run("bad")
+    store.close()

@@ -216,6 +216,7 @@ class TaskRecord:
     error_message: str | None = None
     failed_phase: str | None = None
     recovery_suggestions: tuple[str, ...] = ()
+    current_phase: str | None = None  # the phase a running task is in; None once finished
     monitor_instance: str | None = None  # "node:pid:create_time" of the process that ran it
 
     @property
@@ -289,6 +290,7 @@ UPDATABLE_FIELDS: frozenset[str] = frozenset(
         "resolution_class",
         "monitor_instance",
         "samples_count",
+        "current_phase",
         "model_type",
         "resolution",
     }
@@ -309,6 +311,7 @@ TEXT_LIMITS: dict[str, int] = {
     "resolution_class": 20,
     "error_category": 50,
     "failed_phase": 100,
+    "current_phase": 100,
     "phase": 100,
     "monitor_instance": 255,
 }

@@ -54,7 +54,7 @@ def test_status_json(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["status", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["sample"]["ram_total_bytes"] > 0
+    assert data["system"]["ram_total_bytes"] > 0
     assert data["settings"]["max_history_size"] == 1000
 
 

@@ -32,7 +32,8 @@ CHILD = textwrap.dedent(
     while True:
         monitor.start_task_monitoring(f"t{n}", "tiny-wan", "832x480", 4)
         print("started", n, flush=True)
-        time.sleep(0.02)
+        with monitor.phase(f"t{n}", "denoise"):
+            time.sleep(0.02)
         monitor.complete_task_monitoring(f"t{n}", success=True)
         print("done", n, flush=True)
         n += 1
@@ -82,6 +83,7 @@ def test_kill_9_keeps_every_completed_task_and_marks_the_one_in_flight(tmp_path)
             assert interrupted == [in_flight]
             record = store.get_task(in_flight)
             assert record.error_category == "interrupted"
+            assert record.failed_phase == "denoise"  # the phase it was in when killed
             assert record.recovery_suggestions
     finally:
         restarted.close()

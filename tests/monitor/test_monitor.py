@@ -248,3 +248,13 @@ def test_text_limits_match_the_store_columns():
     for name, limit in TEXT_LIMITS.items():
         if name in generation_tasks.c:
             assert generation_tasks.c[name].type.length == limit, name
+
+
+def test_the_stored_running_record_says_which_phase_the_task_is_in(monitor, store):
+    monitor.start_task_monitoring("p", "m", "720p", 4)
+    with monitor.phase("p", "denoise"):
+        monitor.flush()
+        assert store.get_task("p").current_phase == "denoise"
+    done = monitor.complete_task_monitoring("p")
+    assert done.current_phase is None
+    assert store.get_task("p").current_phase is None

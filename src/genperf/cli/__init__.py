@@ -8,7 +8,8 @@ from genperf.errors import GenperfError
 
 
 def main(argv: list[str] | None = None) -> None:
-    from genperf.cli.app import app, state
+    from genperf.cli.app import app
+    from genperf.cli.context import state
 
     try:
         app(args=argv, prog_name="genperf", standalone_mode=True)

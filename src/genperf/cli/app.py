@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from genperf.cli import render
-from genperf.config import Settings, load_settings
-from genperf.records import to_jsonable
+from genperf.cli import (
+    commands_export,
+    commands_interactive,
+    commands_monitor,
+    commands_read,
+    render,
+)
+from genperf.cli.context import GenperfGroup, TokenOption, UrlOption, state
+from genperf.config import Settings
 
 app = typer.Typer(
     name="genperf",
-    help="Performance monitor for AI generation services.",
-    no_args_is_help=True,
+    help="Performance monitor for AI generation services. With no command: interactive mode.",
+    cls=GenperfGroup,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
@@ -32,63 +37,48 @@ ConfigOption = Annotated[
         show_envvar=True,
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
-class State:
-    config: Path | None = None
-    debug: bool = False
-
-
-state = State()
-
-
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _main(
+    ctx: typer.Context,
     config: ConfigOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
     debug: Annotated[
         bool, typer.Option("--debug", help="Debug logging and full tracebacks.")
     ] = False,
 ) -> None:
-    state.config = config
-    state.debug = debug
+    state.reset(config=config, debug=debug, url=url, token=token)
+    ctx.call_on_close(state.close)
     if debug:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s %(levelname)s %(message)s")
+    if ctx.invoked_subcommand is None:
+        commands_interactive.interactive()
 
 
 def settings() -> Settings:
-    return load_settings(state.config)
+    return state.settings()
 
 
 def console() -> Console:
     return Console()
 
 
+for _commands in (commands_read, commands_export, commands_monitor, commands_interactive):
+    _commands.register(app)
+
+
 @app.command()
-def status(as_json: JsonOption = False) -> None:
-    """Show the current system sample (CPU, RAM, disk, GPUs) and the settings in use."""
-    from genperf.collectors import default_collectors
-    from genperf.monitor.sampler import Sampler
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the REST API and Prometheus /metrics, monitoring this host meanwhile.
+    Without API tokens (GENPERF_API_TOKENS) it listens on loopback only."""
+    from genperf.api.serve import serve as run_server
 
-    s = settings()
-    sampler = Sampler(
-        default_collectors(s),
-        s.monitoring_interval_seconds,
-        lambda *_: None,
-        node=s.node_name or _hostname(),
-    )
-    sample = sampler.sample_once()
-    if as_json:
-        payload: dict[str, Any] = {"sample": to_jsonable(sample), "settings": s.safe_dict()}
-        typer.echo(json.dumps(payload, indent=2))
-        return
-    console().print(render.status_view(sample, s.safe_dict()))
-
-
-def _hostname() -> str:
-    import socket
-
-    return socket.gethostname()
+    run_server(settings(), host=host, port=port)
 
 
 @app.command()

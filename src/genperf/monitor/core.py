@@ -322,7 +322,10 @@ class PerformanceMonitor:
         exclusive = self._tracker.is_exclusive(task_id)
         if exclusive:
             self._harvest_peaks(task_id, reset=True)
-        self._tracker.begin_phase(task_id, name, self._clock())
+        now = self._clock()
+        self._tracker.begin_phase(task_id, name, now)
+        # Let the stored running record say which phase the task is in (off the hot path).
+        self._writer.save_task_later(self._tracker.snapshot(task_id, now))
         failed = True
         try:
             yield
@@ -403,15 +406,18 @@ class PerformanceMonitor:
         for record in running:
             if record.monitor_instance == self.instance or _instance_alive(record.monitor_instance):
                 continue
-            diagnosis = _diagnose(None, None, ErrorCategory.INTERRUPTED)
+            phase = record.current_phase
+            category, suggestions = _diagnose(None, phase, ErrorCategory.INTERRUPTED)
             self._writer.save_task(
                 dataclasses.replace(
                     record,
                     status=TaskStatus.INTERRUPTED,
                     completed_at=self._wall_clock(),
-                    error_category=diagnosis[0],
+                    current_phase=None,
+                    failed_phase=phase,
+                    error_category=category,
                     error_message="the process running this task stopped before it completed",
-                    recovery_suggestions=diagnosis[1],
+                    recovery_suggestions=suggestions,
                 )
             )
             marked += 1
@@ -433,8 +439,10 @@ class PerformanceMonitor:
             return MemoryStore()
         # A locked SQLite database may hold a completing task for at most this long before its
         # record is queued for the writer thread instead (the store's own default is 15 s).
-        return SqlStore(url, engine_kwargs={"connect_args": {"timeout": 2.0}}
-                        if url.startswith("sqlite") else None)
+        return SqlStore(
+            url,
+            engine_kwargs={"connect_args": {"timeout": 2.0}} if url.startswith("sqlite") else None,
+        )
 
     def _reset_peaks(self) -> None:
         try:
@@ -462,9 +470,9 @@ class PerformanceMonitor:
             self._reset_peaks()
 
     def _harvest_exclusive_peaks(self) -> None:
-        for record, _ in self._tracker.snapshots(self._clock()):
-            if self._tracker.is_exclusive(record.task_id):
-                self._harvest_peaks(record.task_id, reset=False)
+        task_id = self._tracker.exclusive_task()
+        if task_id is not None:
+            self._harvest_peaks(task_id, reset=False)
 
     def _diagnosis(
         self,

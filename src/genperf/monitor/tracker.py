@@ -127,6 +127,7 @@ class OpenTask:
             "avg_gpu_temperature_celsius": stats["gpu_temp"].mean(now_t),
             "gpu_throttle_reasons": tuple(sorted(self.throttle_reasons)),
             "samples_count": self.samples,
+            "current_phase": self.current_phase,
         }
         for name, value in self.fields.items():
             if name in _PEAK_FIELDS and measured.get(name) is not None and value is not None:
@@ -180,6 +181,14 @@ class Tracker:
             phase.vram_mb.add(last[0], t)
             phase.rss_mb.add(last[1], t)
             task.open_phases.append(phase)
+
+    def exclusive_task(self) -> str | None:
+        """The id of the task running alone, if there is one."""
+        with self._lock:
+            if len(self._open) != 1:
+                return None
+            ((task_id, task),) = self._open.items()
+            return task_id if task.exclusive else None
 
     def is_exclusive(self, task_id: str) -> bool:
         with self._lock:

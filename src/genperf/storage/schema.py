@@ -101,6 +101,7 @@ generation_tasks = Table(
     Column("error_category", String(50)),
     Column("error_message", Text),
     Column("failed_phase", String(100)),
+    Column("current_phase", String(100)),
     Column("recovery_suggestions", Text),  # JSON list of strings
     Column("monitor_instance", String(255)),
     # A unique index, not a constraint: SQLite cannot add a constraint to an existing table,

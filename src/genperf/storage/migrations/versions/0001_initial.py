@@ -87,6 +87,7 @@ def _task_columns() -> list[sa.Column[object]]:
         sa.Column("samples_count", sa.Integer),
         sa.Column("error_message", sa.Text),
         sa.Column("failed_phase", sa.String(100)),
+        sa.Column("current_phase", sa.String(100)),
         sa.Column("monitor_instance", sa.String(255)),
     ]
 

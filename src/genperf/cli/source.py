@@ -1,0 +1,594 @@
+"""Where the command line reads from: the local database, or a running genperf server.
+
+Both sources give the same payloads, the JSON the API serves (``genperf.api.schemas``), so every
+command draws the same screen and prints the same ``--json`` either way:
+
+* :class:`LocalSource` reads the store the monitored service writes
+  (``settings.resolved_database_url``), samples this host with the monitor's own collectors, and
+  runs the analysis here. It never creates a database: a SQLite file that does not exist yet is
+  "no data yet", said in one line.
+* :class:`HttpSource` asks a server (``--url`` / ``GENPERF_URL``) with a Bearer token
+  (``--token`` / ``GENPERF_TOKEN``), through httpx. An unreachable server, a refused token or an
+  answer that is not genperf's becomes one :class:`SourceError` line.
+
+Payloads (each is also what ``--json`` prints), by endpoint of the API:
+
+``status``      ``GET /status``: ``{timestamp, monitoring, system, active_tasks, monitor}``.
+                Locally ``monitor`` is null (no monitor runs in the CLI), ``monitoring``
+                describes the service as the database shows it (its newest stored sample),
+                and three keys are added: ``database_available``, ``database_error`` (when
+                it is not) and ``settings`` (the settings in use, redacted).
+``analysis``    ``GET /analysis``: the report (the spec's ``performance_analysis`` and more)
+``tasks``       ``GET /metrics``: ``{time_window_hours, model_type, success_only, total, limit,
+                offset, next_offset, metrics}``
+``benchmarks``  ``GET /benchmarks``: ``{time_window_hours, targets, benchmarks}``
+``live``        the status payload plus ``recent``: the newest finished tasks
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from genperf.config import Settings, redact_url
+from genperf.errors import GenperfError
+from genperf.records import SystemSample, TaskRecord, TaskStatus, to_jsonable, utc_now
+from genperf.storage.base import Store, TaskQuery
+
+if TYPE_CHECKING:
+    import httpx
+
+    from genperf.collectors.base import Collector
+    from genperf.monitor.sampler import Sampler
+
+API_PREFIX = "/api/v1/performance"
+EXPORT_FORMATS = ("json", "csv")
+RECENT_TASKS = 5
+# `genperf tasks` looks back this far unless told otherwise (the longest window the API takes).
+ALL_HOURS = 24.0 * 365
+
+
+class SourceError(GenperfError):
+    """The data cannot be read: no database yet, server unreachable, token refused ..."""
+
+
+class NoDataError(SourceError):
+    """The local database does not exist yet: nothing has been monitored here."""
+
+
+class ServerUnreachableError(SourceError):
+    """No genperf server answers at the URL."""
+
+
+class AuthError(SourceError):
+    """The server refused the token (401) or the token lacks the role (403)."""
+
+
+class ExportProgress(Protocol):
+    """Told how an export advances: ``start`` once, then ``advance`` as units are written."""
+
+    def start(self, total: int | None, unit: str) -> None: ...
+
+    def advance(self, amount: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    tasks: int | None  # None when the server does not say
+    bytes_written: int
+
+
+class Source(Protocol):
+    """What every command reads. Payloads are JSON-ready dicts in the API's shape."""
+
+    @property
+    def where(self) -> str:
+        """Where the data comes from, for people ("local database ...", "server ...")."""
+
+    def status(self) -> dict[str, Any]: ...
+
+    def analysis(
+        self, hours: float, *, model_type: str | None = None, success_only: bool = False
+    ) -> dict[str, Any]: ...
+
+    def tasks(
+        self,
+        limit: int,
+        *,
+        hours: float | None = None,
+        model_type: str | None = None,
+        success_only: bool = False,
+    ) -> dict[str, Any]: ...
+
+    def benchmarks(self, hours: float) -> dict[str, Any]: ...
+
+    def live(self, recent: int = RECENT_TASKS) -> dict[str, Any]: ...
+
+    def export(
+        self, fmt: str, hours: float, out: IO[bytes], progress: ExportProgress
+    ) -> ExportResult: ...
+
+    def close(self) -> None: ...
+
+
+def open_source(settings: Settings, *, url: str | None = None, token: str | None = None) -> Source:
+    """A server's source when ``url`` is given, else the local database's."""
+    if url:
+        return HttpSource(url, token)
+    if token:
+        raise SourceError("--token needs --url (or GENPERF_URL): the local database takes none")
+    return LocalSource(settings)
+
+
+# --- local -------------------------------------------------------------------------------
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL, or None for another database or an in-memory one."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    if parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory":
+        return None
+    return Path(parsed.database)
+
+
+class LocalSource:
+    """Reads the local store (or any store passed in) and samples this host.
+
+    Args:
+        settings: the database, the targets and the collectors' configuration.
+        store: a store to read instead of opening ``settings.resolved_database_url``.
+        collectors: what to sample this host with (default: the monitor's own collectors).
+        wall_clock: "now", for windows and elapsed times.
+        cpu_warmup_seconds: psutil measures CPU between two readings; the first sample waits
+            this long after the collectors are made so that its CPU figure means something.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        collectors: Sequence[Collector] | None = None,
+        wall_clock: Callable[[], datetime] = utc_now,
+        cpu_warmup_seconds: float = 0.25,
+    ) -> None:
+        self.settings = settings
+        self.node = settings.node_name or socket.gethostname()
+        self._store = store
+        self._owns_store = store is None
+        self._collectors = collectors
+        self._sampler: Sampler | None = None
+        self._now = wall_clock
+        self._warmup = cpu_warmup_seconds
+
+    @property
+    def where(self) -> str:
+        return f"local database {redact_url(self.settings.resolved_database_url)}"
+
+    # -- payloads --------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        sample = self._sample()
+        now = self._now()
+        payload: dict[str, Any] = {
+            "timestamp": now.isoformat(),
+            "monitoring": {
+                "running": False,
+                "node": self.node,
+                "interval_seconds": self.settings.monitoring_interval_seconds,
+                "sample_age_seconds": None,
+            },
+            "system": sample_json(sample),
+            "active_tasks": [],
+            "monitor": None,
+            "database_available": False,
+        }
+        try:
+            store = self.store()
+            running = store.running_tasks(self.node)
+            latest = store.query_samples(limit=1)
+        except GenperfError as exc:
+            payload["database_error"] = str(exc)
+        else:
+            payload["database_available"] = True
+            payload["active_tasks"] = [active_task(r) for r in running]
+            if latest:
+                age = max(0.0, (now - latest[-1].taken_at).total_seconds())
+                payload["monitoring"].update(
+                    node=latest[-1].node,
+                    sample_age_seconds=age,
+                    running=age <= self._fresh_seconds(),
+                )
+        payload["settings"] = self.settings.safe_dict()
+        return payload
+
+    def analysis(
+        self, hours: float, *, model_type: str | None = None, success_only: bool = False
+    ) -> dict[str, Any]:
+        return self._report(hours, model_type=model_type, success_only=success_only)
+
+    def tasks(
+        self,
+        limit: int,
+        *,
+        hours: float | None = None,
+        model_type: str | None = None,
+        success_only: bool = False,
+    ) -> dict[str, Any]:
+        window = ALL_HOURS if hours is None else hours
+        now = self._now()
+        query = TaskQuery(
+            since=now - timedelta(hours=window),
+            until=now,
+            model_type=model_type,
+            success_only=success_only,
+            newest_first=True,
+            limit=limit,
+        )
+        store = self.store()
+        total = store.count_tasks(query)
+        records = store.query_tasks(query)
+        return {
+            "time_window_hours": window,
+            "model_type": model_type,
+            "success_only": success_only,
+            "total": total,
+            "limit": limit,
+            "offset": 0,
+            "next_offset": len(records) if len(records) < total and records else None,
+            "metrics": [r.to_dict() for r in records],
+        }
+
+    def benchmarks(self, hours: float) -> dict[str, Any]:
+        report = self._report(hours)
+        thresholds = self.settings.performance_thresholds
+        return {
+            "time_window_hours": hours,
+            "targets": {
+                "generation_time_seconds": thresholds.generation_time_targets(),
+                **self.settings.benchmark_targets.model_dump(mode="json"),
+            },
+            "benchmarks": report.get("benchmarks") or [],
+        }
+
+    def live(self, recent: int = RECENT_TASKS) -> dict[str, Any]:
+        payload = self.status()
+        payload.pop("settings", None)
+        payload["recent"] = []
+        if payload["database_available"]:
+            finished = self.store().query_tasks(
+                TaskQuery(finished_only=True, newest_first=True, limit=recent)
+            )
+            payload["recent"] = [r.to_dict() for r in finished]
+        return payload
+
+    def export(
+        self, fmt: str, hours: float, out: IO[bytes], progress: ExportProgress
+    ) -> ExportResult:
+        from genperf.cli.exporting import export_local
+
+        return export_local(
+            self.store(),
+            self.settings,
+            fmt,
+            hours=hours,
+            out=out,
+            progress=progress,
+            now=self._now(),
+        )
+
+    def close(self) -> None:
+        if self._owns_store and self._store is not None:
+            self._store.close()
+        self._store = None
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def store(self) -> Store:
+        """The store, opened on first use. A SQLite file is never created by a reader."""
+        if self._store is None:
+            url = self.settings.resolved_database_url
+            path = sqlite_path(url)
+            if path is not None and not path.exists():
+                raise NoDataError(
+                    f"no data yet: the database {path} does not exist. It is created when a "
+                    "monitored service runs (try `genperf demo`), or set GENPERF_DATABASE_URL "
+                    "to the service's database."
+                )
+            from genperf.storage import open_store
+
+            self._store = open_store(url)
+        return self._store
+
+    def _report(
+        self, hours: float, *, model_type: str | None = None, success_only: bool = False
+    ) -> dict[str, Any]:
+        from genperf.analysis import build_report
+
+        report = build_report(
+            self.store(),
+            self.settings,
+            time_window_hours=hours,
+            model_type=model_type,
+            success_only=success_only,
+            now=self._now(),
+        )
+        return report.to_dict()
+
+    def _fresh_seconds(self) -> float:
+        """How old the newest stored sample may be while its monitor still counts as running:
+        a few intervals, plus the writer's flush period."""
+        s = self.settings
+        return 3 * s.monitoring_interval_seconds + s.sample_flush_seconds + 5.0
+
+    def _sample(self) -> SystemSample:
+        if self._sampler is None:
+            from genperf.collectors import default_collectors
+            from genperf.monitor.sampler import Sampler
+
+            collectors = self._collectors
+            if collectors is None:
+                collectors = default_collectors(self.settings)
+            self._sampler = Sampler(
+                collectors,
+                self.settings.monitoring_interval_seconds,
+                lambda *_: None,
+                node=self.node,
+                wall_clock=self._now,
+            )
+            if self._warmup > 0:
+                time.sleep(self._warmup)  # psutil's CPU figure is a rate over this pause
+        return self._sampler.sample_once()
+
+
+def sample_json(sample: SystemSample) -> dict[str, Any]:
+    """A sample as the API serves it (``SampleOut``): each GPU with its memory_percent."""
+    data: dict[str, Any] = to_jsonable(sample)
+    for gpu, reading in zip(data["gpus"], sample.gpus, strict=True):
+        gpu["memory_percent"] = reading.memory_percent
+    return data
+
+
+def active_task(record: TaskRecord, phase: str | None = None) -> dict[str, Any]:
+    """A running task as the API serves it (``ActiveTaskOut``): the record and its phase.
+
+    The live phase comes from the monitor that runs the task; a stored running record carries
+    the phase it was in when last written.
+    """
+    data = record.to_dict()
+    data["current_phase"] = phase or record.current_phase
+    return data
+
+
+# --- remote ------------------------------------------------------------------------------
+
+
+class HttpSource:
+    """Reads a genperf server's REST API.
+
+    Args:
+        url: the server's base URL, e.g. ``http://127.0.0.1:8000``.
+        token: the Bearer token (a ``read`` token; ``export`` needs ``admin``).
+        transport: an httpx transport to use instead of the network (tests).
+        timeout: seconds to wait for the server to connect and answer.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        try:
+            import httpx
+        except ImportError:  # pragma: no cover - httpx ships with genperf's CLI extras
+            raise SourceError("reading a server needs httpx: pip install httpx") from None
+        self._httpx = httpx
+        self.url = _safe_url(url.rstrip("/"))
+        if not url.startswith(("http://", "https://")):
+            raise SourceError(f"--url must start with http:// or https://, got {self.url!r}")
+        headers = {"Accept": "application/json", "User-Agent": "genperf-cli"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._has_token = bool(token)
+        self._client = httpx.Client(
+            base_url=url.rstrip("/") + API_PREFIX,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+        )
+
+    @property
+    def where(self) -> str:
+        return f"server {self.url}"
+
+    def status(self) -> dict[str, Any]:
+        return self._json("GET", "/status")
+
+    def analysis(
+        self, hours: float, *, model_type: str | None = None, success_only: bool = False
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"time_window_hours": hours}
+        if model_type is not None:
+            params["model_type"] = model_type
+        if success_only:
+            params["success_only"] = "true"
+        return self._json("GET", "/analysis", params=params)
+
+    def tasks(
+        self,
+        limit: int,
+        *,
+        hours: float | None = None,
+        model_type: str | None = None,
+        success_only: bool = False,
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "time_window_hours": ALL_HOURS if hours is None else hours,
+            "limit": limit,
+            "offset": 0,
+        }
+        if model_type is not None:
+            params["model_type"] = model_type
+        if success_only:
+            params["success_only"] = "true"
+        return self._json("GET", "/metrics", params=params)
+
+    def benchmarks(self, hours: float) -> dict[str, Any]:
+        return self._json("GET", "/benchmarks", params={"time_window_hours": hours})
+
+    def live(self, recent: int = RECENT_TASKS) -> dict[str, Any]:
+        payload = self.status()
+        # Running tasks are in the page too (the status lists them): ask for enough to fill
+        # ``recent`` with finished ones while a few run.
+        page = self._json(
+            "GET",
+            "/metrics",
+            params={
+                "time_window_hours": ALL_HOURS,
+                "limit": recent + len(payload.get("active_tasks") or ()) + 5,
+            },
+        )
+        finished = [
+            t for t in page.get("metrics") or () if t.get("status") != TaskStatus.RUNNING.value
+        ]
+        payload["recent"] = finished[:recent]
+        return payload
+
+    def export(
+        self, fmt: str, hours: float, out: IO[bytes], progress: ExportProgress
+    ) -> ExportResult:
+        params: dict[str, str | float] = {"time_window_hours": hours, "format": fmt}
+        written = 0
+        head = b""
+        with self._errors("POST", "/export"):
+            with self._client.stream("POST", "/export", params=params) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._check(response, "POST", "/export")
+                length = response.headers.get("content-length")
+                progress.start(int(length) if length and length.isdigit() else None, "bytes")
+                for chunk in response.iter_bytes():
+                    if len(head) < 512:
+                        head += chunk[:512]
+                    out.write(chunk)
+                    written += len(chunk)
+                    progress.advance(len(chunk))
+        return ExportResult(metrics_count(head) if fmt == "json" else None, written)
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _json(self, method: str, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        with self._errors(method, path):
+            response = self._client.request(method, path, params=params)
+        self._check(response, method, path)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise SourceError(
+                f"{self.url} is not a genperf server: {method} {API_PREFIX}{path} "
+                "did not answer a JSON object"
+            )
+        return body
+
+    def _errors(self, method: str, path: str) -> AbstractContextManager[None]:
+        return _translate_http_errors(self._httpx, self.url, f"{method} {API_PREFIX}{path}")
+
+    def _check(self, response: httpx.Response, method: str, path: str) -> None:
+        code = response.status_code
+        if code < 400:
+            return
+        detail = _error_detail(response)
+        what = f"{method} {API_PREFIX}{path}"
+        if code == 401:
+            hint = (
+                "the token was not accepted"
+                if self._has_token
+                else "it needs a token: pass --token or set GENPERF_TOKEN"
+            )
+            raise AuthError(f"the server {self.url} refused {what} (401): {hint}")
+        if code == 403:
+            raise AuthError(
+                f"the server {self.url} refused {what} (403): the token lacks the role it needs"
+                + (f" ({detail})" if detail else "")
+            )
+        if code == 404 and not detail:
+            raise SourceError(f"{self.url} is not a genperf server: {what} is not found (404)")
+        raise SourceError(
+            f"the server {self.url} answered {what} with {code}" + (f": {detail}" if detail else "")
+        )
+
+
+@contextmanager
+def _translate_http_errors(httpx_module: Any, url: str, what: str) -> Iterator[None]:
+    """httpx's exceptions as one-line SourceErrors that name the server, never a traceback."""
+    try:
+        yield
+    except httpx_module.TimeoutException:
+        raise ServerUnreachableError(f"the server {url} did not answer {what} in time") from None
+    except httpx_module.TransportError as exc:
+        reason = _first_line(exc) or type(exc).__name__
+        raise ServerUnreachableError(
+            f"cannot reach the genperf server at {url} ({reason})"
+        ) from None
+    except httpx_module.HTTPError as exc:
+        raise SourceError(f"{what} at {url} failed: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else ""
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """The message of the API's error body ({"message": ...} or FastAPI's {"detail": ...})."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        if isinstance(body.get("error"), dict):
+            body = body["error"]
+        message = body.get("message") or body.get("detail")
+        if isinstance(message, str):
+            return message
+        if message is not None:
+            return str(message)[:300]
+    return ""
+
+
+_METRICS_COUNT = re.compile(rb'"metrics_count"\s*:\s*(\d+)')
+
+
+def metrics_count(head: bytes) -> int | None:
+    """The ``metrics_count`` of a JSON export from its first bytes (the exporter writes it
+    before the records), or None."""
+    match = _METRICS_COUNT.search(head)
+    return int(match.group(1)) if match else None
+
+
+def _safe_url(url: str) -> str:
+    """The URL without credentials, for messages."""
+    return redact_url(url)

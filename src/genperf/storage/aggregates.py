@@ -174,7 +174,6 @@ def tally_statement(
         "load_dominant": n(f(and_(d.ag != 0, d.ld >= LOAD_SHARE * d.ag))),
         "util_n": func.count(d.u),
         "util_sum": s(d.u),
-        "util_low": n(f(d.u < low)),
         "cpu_busy_gpu_idle": n(f(and_(d.c >= bt.cpu_usage_percent.acceptable, d.u < low))),
         "memory_n": n(f(or_(d.v.is_not(None), d.r.is_not(None)))),
         "memory_over": n(

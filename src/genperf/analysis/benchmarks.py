@@ -1,0 +1,203 @@
+"""The spec's "Performance Benchmarks": each current value against its target, from config.
+
+Statuses, for a higher-is-better value (success rate, efficiency: target >= acceptable >= minimum)
+and, mirrored, for a lower-is-better one (usage bands optimal <= acceptable <= maximum):
+
+    target_met     at or better than the target (optimal)
+    acceptable     at or better than "acceptable"
+    marginal       between acceptable and the limit (minimum / maximum): still inside it
+    below_minimum  beyond the limit
+    no_data        nothing to measure
+
+Generation time has a target (``max_generation_time_<class>``) and an acceptable bound
+(``generation_time_acceptable_factor`` x target, the spec's 1.5x) and no third line: slower than
+acceptable is below_minimum. Which statistic each benchmark reads is in its ``statistic`` field.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from genperf.analysis.efficiency import Efficiency, resource_efficiency
+from genperf.analysis.jsonsafe import fields_dict
+from genperf.analysis.stats import finite, median, quantile, ratio
+from genperf.analysis.window import TaskSource, Window, as_window, generation_targets, percent
+from genperf.config import Band, QualityBand, Settings
+from genperf.records import TaskStatus
+
+
+class BenchmarkStatus(enum.StrEnum):
+    TARGET_MET = "target_met"
+    ACCEPTABLE = "acceptable"
+    MARGINAL = "marginal"
+    BELOW_MINIMUM = "below_minimum"
+    NO_DATA = "no_data"
+
+
+@dataclass(frozen=True, slots=True)
+class Benchmark:
+    """One benchmark.
+
+    Attributes:
+        name: e.g. generation_time_720p, vram_usage_percent, success_rate.
+        unit: seconds, percent or fraction.
+        better: "lower" or "higher".
+        statistic: what ``value`` is, e.g. "median of completed tasks".
+        value: the current value, None without data.
+        target, acceptable: the configured lines.
+        limit: the last line (maximum for usage, minimum for quality), None for times.
+        status: see the module docstring.
+        tasks: how many tasks the value rests on (scaled to the window when sampled).
+    """
+
+    name: str
+    unit: str
+    better: str
+    statistic: str
+    value: float | None
+    target: float
+    acceptable: float
+    limit: float | None
+    status: BenchmarkStatus
+    tasks: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return fields_dict(self)
+
+
+def _status(
+    value: float | None, target: float, acceptable: float, limit: float | None, better: str
+) -> BenchmarkStatus:
+    if value is None:
+        return BenchmarkStatus.NO_DATA
+    sign = 1.0 if better == "lower" else -1.0
+
+    def within(line: float) -> bool:
+        return sign * value <= sign * line
+
+    if within(target):
+        return BenchmarkStatus.TARGET_MET
+    if within(acceptable):
+        return BenchmarkStatus.ACCEPTABLE
+    if limit is not None and within(limit):
+        return BenchmarkStatus.MARGINAL
+    return BenchmarkStatus.BELOW_MINIMUM
+
+
+def _usage(name: str, value: float | None, band: Band, statistic: str, n: int) -> Benchmark:
+    return Benchmark(
+        name=name,
+        unit="percent",
+        better="lower",
+        statistic=statistic,
+        value=finite(value),
+        target=band.optimal,
+        acceptable=band.acceptable,
+        limit=band.maximum,
+        status=_status(finite(value), band.optimal, band.acceptable, band.maximum, "lower"),
+        tasks=n,
+    )
+
+
+def _quality(
+    name: str, value: float | None, band: QualityBand, statistic: str, n: int
+) -> Benchmark:
+    return Benchmark(
+        name=name,
+        unit="fraction",
+        better="higher",
+        statistic=statistic,
+        value=finite(value),
+        target=band.target,
+        acceptable=band.acceptable,
+        limit=band.minimum,
+        status=_status(finite(value), band.target, band.acceptable, band.minimum, "higher"),
+        tasks=n,
+    )
+
+
+def _generation_times(w: Window, settings: Settings) -> list[Benchmark]:
+    factor = settings.benchmark_targets.generation_time_acceptable_factor
+    out = []
+    for cls, target in sorted(generation_targets(settings).items(), key=lambda kv: kv[1]):
+        times = [
+            t.generation_time_seconds
+            for t in w.tasks
+            if t.resolution_class == cls
+            and t.status is TaskStatus.COMPLETED
+            and t.generation_time_seconds is not None
+        ]
+        value = finite(median(times))
+        out.append(
+            Benchmark(
+                name=f"generation_time_{cls}",
+                unit="seconds",
+                better="lower",
+                statistic=f"median generation time of completed {cls} tasks",
+                value=value,
+                target=target,
+                acceptable=target * factor,
+                limit=None,
+                status=_status(value, target, target * factor, None, "lower"),
+                tasks=w.scale(len(times)),
+            )
+        )
+    return out
+
+
+def evaluate_benchmarks(
+    tasks: TaskSource, settings: Settings, *, efficiency: Efficiency | None = None
+) -> tuple[Benchmark, ...]:
+    """Every benchmark of ``settings.benchmark_targets`` with its current value and status.
+
+    Args:
+        tasks: the window's task records, or a prepared Window.
+        settings: targets, bands and the acceptable factor come from here.
+        efficiency: the window's efficiency if already computed (else it is computed).
+    """
+    w = as_window(tasks, settings)
+    bt = settings.benchmark_targets
+    t = w.tally
+    vram = [p for x in w.tasks if (p := percent(x.peak_vram_usage_mb, x.vram_total_mb)) is not None]
+    ram = [p for x in w.tasks if (p := percent(x.peak_ram_usage_mb, x.ram_total_mb)) is not None]
+    eff = efficiency if efficiency is not None else resource_efficiency(w, settings)
+    return (
+        *_generation_times(w, settings),
+        _usage(
+            "vram_usage_percent",
+            quantile(vram, 0.95),
+            bt.vram_usage_percent,
+            "p95 of task peak VRAM",
+            t.vram_n,
+        ),
+        _usage(
+            "ram_usage_percent",
+            quantile(ram, 0.95),
+            bt.ram_usage_percent,
+            "p95 of task peak RAM",
+            t.ram_n,
+        ),
+        _usage(
+            "cpu_usage_percent",
+            ratio(t.cpu_sum, t.cpu_n),
+            bt.cpu_usage_percent,
+            "mean of task mean CPU",
+            t.cpu_n,
+        ),
+        _quality(
+            "success_rate",
+            ratio(t.completed, t.tasks),
+            bt.success_rate,
+            "completed / finished tasks",
+            t.tasks,
+        ),
+        _quality(
+            "resource_efficiency",
+            eff.score,
+            bt.resource_efficiency,
+            "efficiency score (see efficiency.py)",
+            t.tasks,
+        ),
+    )

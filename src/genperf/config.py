@@ -136,6 +136,12 @@ class Settings(_Section):
     sample_flush_seconds: PositiveSeconds = 2.0
     pending_task_queue_size: Annotated[int, Field(ge=1)] = 10_000
     node_name: str | None = None  # None: the host name
+    # The HTTP API (genperf serve). Tokens are "role:token" or "role:sha256:<hex digest>"
+    # entries, roles read < write < admin; GENPERF_API_TOKENS, GENPERF_ALLOWED_HOSTS and
+    # GENPERF_CORS_ORIGINS (comma-separated) add to these.
+    api_tokens: list[str] = Field(default_factory=list, repr=False)
+    allowed_hosts: list[str] = Field(default_factory=list)  # Host names served besides loopback
+    cors_origins: list[str] = Field(default_factory=list)  # empty: CORS off
 
     @property
     def resolved_database_url(self) -> str:
@@ -149,8 +155,9 @@ class Settings(_Section):
 
     def safe_dict(self) -> dict[str, Any]:
         """Settings as shown to people: the database password masked."""
-        data = self.model_dump(mode="json")
+        data = self.model_dump(mode="json", exclude={"api_tokens"})
         data["database_url"] = redact_url(self.resolved_database_url)
+        data["api_tokens"] = f"{len(self.api_tokens)} configured"
         return data
 
 
@@ -216,7 +223,11 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 
 _TEXT_KEYS = {"database_url", "data_dir", "model_dir", "node_name"}
-_NOT_SETTINGS = {"CONFIG", "URL", "TOKEN", "API_TOKENS", "TEST_POSTGRES_URL", "DEBUG"}
+# Variables read elsewhere: the CLI's server and token, and the API's lists, which it reads as
+# comma-separated text (genperf.api.settings).
+_NOT_SETTINGS = {
+    "CONFIG", "URL", "TOKEN", "API_TOKENS", "ALLOWED_HOSTS", "CORS_ORIGINS", "DEBUG",
+}
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:

@@ -188,3 +188,13 @@ def test_cli_reports_a_bad_config_in_one_line_without_traceback(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "monitoring_interval_seconds" in lines[0] and str(path) in lines[0]
+
+
+def test_api_keys_load_from_the_file_and_tokens_never_show(tmp_path):
+    path = write(tmp_path, {"performance_monitoring": {
+        "api_tokens": ["admin:s3cret-token"], "allowed_hosts": ["genperf.lan"]}})
+    s = load_settings(path, environ={"GENPERF_ALLOWED_HOSTS": "a,b"})  # the API reads that one
+    assert s.api_tokens == ["admin:s3cret-token"]
+    assert s.allowed_hosts == ["genperf.lan"]
+    assert "s3cret" not in repr(s)
+    assert "s3cret" not in json.dumps(s.safe_dict())

@@ -258,3 +258,20 @@ def test_the_stored_running_record_says_which_phase_the_task_is_in(monitor, stor
     done = monitor.complete_task_monitoring("p")
     assert done.current_phase is None
     assert store.get_task("p").current_phase is None
+
+
+def test_optimisation_tokens_are_stored_in_one_spelling(monitor):
+    monitor.start_task_monitoring("o", "m", "720p", 1)
+    monitor.update_task_metrics("o", optimizations_applied=["Dtype:BF16", " vae_tiling", "dtype:bf16"])
+    assert monitor.complete_task_monitoring("o").optimizations_applied == ("dtype:bf16", "vae_tiling")
+
+
+def test_task_listeners_hear_every_finished_task_and_cannot_break_it(monitor):
+    heard = []
+    monitor.add_task_listener(lambda r: heard.append((r.task_id, r.status)))
+    monitor.add_task_listener(lambda r: 1 / 0)  # a broken listener is logged, not felt
+    monitor.start_task_monitoring("a", "m", "720p", 1)
+    monitor.complete_task_monitoring("a")
+    monitor.start_task_monitoring("b", "m", "720p", 1)
+    monitor.complete_task_monitoring("b", success=False, error="boom")
+    assert heard == [("a", TaskStatus.COMPLETED), ("b", TaskStatus.FAILED)]

@@ -140,6 +140,7 @@ class PerformanceMonitor:
         self._started = False
         self._recovered = False
         self._overhead_seconds = 0.0  # time spent inside the task API: the caller's cost
+        self._listeners: list[Callable[[TaskRecord], None]] = []
         logger.debug(
             "monitor %s created: interval %.3fs, database %s",
             self.instance,
@@ -282,6 +283,7 @@ class PerformanceMonitor:
             )
         record = task.snapshot(self._clock(), **final)
         self._writer.save_task(record)
+        self._notify(record)
         self._overhead_seconds += time.perf_counter() - began
         logger.debug(
             "task %s %s in %.3fs (peak VRAM %s MiB, %d samples)",
@@ -334,6 +336,11 @@ class PerformanceMonitor:
             if exclusive and self._tracker.is_exclusive(task_id):
                 self._harvest_peaks(task_id, reset=True)
             self._tracker.end_phase(task_id, self._clock(), failed=failed)
+
+    def add_task_listener(self, listener: Callable[[TaskRecord], None]) -> None:
+        """Call ``listener(record)`` with every task that finishes (completed, failed or found
+        interrupted), on the finishing thread. A listener that raises is logged, never felt."""
+        self._listeners.append(listener)
 
     # --- reading -------------------------------------------------------------------------
 
@@ -408,24 +415,31 @@ class PerformanceMonitor:
                 continue
             phase = record.current_phase
             category, suggestions = _diagnose(None, phase, ErrorCategory.INTERRUPTED)
-            self._writer.save_task(
-                dataclasses.replace(
-                    record,
-                    status=TaskStatus.INTERRUPTED,
-                    completed_at=self._wall_clock(),
-                    current_phase=None,
-                    failed_phase=phase,
-                    error_category=category,
-                    error_message="the process running this task stopped before it completed",
-                    recovery_suggestions=suggestions,
-                )
+            interrupted = dataclasses.replace(
+                record,
+                status=TaskStatus.INTERRUPTED,
+                completed_at=self._wall_clock(),
+                current_phase=None,
+                failed_phase=phase,
+                error_category=category,
+                error_message="the process running this task stopped before it completed",
+                recovery_suggestions=suggestions,
             )
+            self._writer.save_task(interrupted)
+            self._notify(interrupted)
             marked += 1
         if marked:
             logger.warning("marked %d task(s) interrupted: their process is gone", marked)
         return marked
 
     # --- internals -----------------------------------------------------------------------
+
+    def _notify(self, record: TaskRecord) -> None:
+        for listener in self._listeners:
+            try:
+                listener(record)
+            except Exception:
+                logger.exception("task listener %r failed", listener)
 
     def _on_sample(self, sample: SystemSample, t: float) -> None:
         self._tracker.observe(sample, t)

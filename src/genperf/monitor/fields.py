@@ -77,7 +77,10 @@ def _coerce_tuple(name: str, item: Any, value: Any) -> tuple[Any, ...]:
     items = sorted(value) if isinstance(value, set | frozenset) else list(value)
     if item is PhaseRecord:
         return tuple(_phase(name, p) for p in items)
-    return tuple(_coerce(f"{name}[{i}]", item, v) for i, v in enumerate(items))
+    values = tuple(_coerce(f"{name}[{i}]", item, v) for i, v in enumerate(items))
+    if name == "optimizations_applied":  # tokens compare as written, in SQL too: one spelling
+        values = tuple(dict.fromkeys(v.strip().lower() for v in values))
+    return values
 
 
 def _phase(name: str, value: Any) -> PhaseRecord:

@@ -1,0 +1,132 @@
+"""What the routes depend on: the app's context (monitor, store, settings) and query types.
+
+Routes take these as ``Annotated`` parameters; tests swap the context by passing their own
+monitor and store to :func:`genperf.api.create_app`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Query, Request
+from fastapi.dependencies.models import Dependant
+
+from genperf.api.errors import ApiError
+from genperf.api.settings import MAX_WINDOW_HOURS, ApiSettings
+from genperf.config import Settings
+from genperf.errors import StoreUnavailableError
+from genperf.monitor import PerformanceMonitor
+from genperf.storage.base import Store
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from genperf.api.auth import TokenTable
+    from genperf.api.reports import ReportCache
+    from genperf.exporters.prometheus import TaskOutcomes
+
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    """Everything the routes share, kept on ``app.state.genperf``."""
+
+    settings: Settings
+    api: ApiSettings
+    monitor: PerformanceMonitor
+    store: Store | None  # None: read through monitor.store (opened lazily by its writer)
+    tokens: TokenTable
+    outcomes: TaskOutcomes
+    reports: ReportCache[Any]
+    registry: CollectorRegistry
+    owns_monitor: bool
+
+    def read_store(self) -> Store:
+        """The store to read from.
+
+        Raises:
+            StoreUnavailableError: the database cannot be opened right now (503).
+        """
+        store = self.store if self.store is not None else self.monitor.store
+        if store is None:
+            raise StoreUnavailableError("the database cannot be opened")
+        return store
+
+
+# Dependencies that only read memory are ``async def``: FastAPI runs a plain ``def``
+# dependency in its thread pool, a hop that costs more than the work itself.
+
+
+def context_of(request: Request) -> AppContext:
+    context: AppContext = request.app.state.genperf
+    return context
+
+
+async def get_context(request: Request) -> AppContext:
+    return context_of(request)
+
+
+async def get_monitor(request: Request) -> PerformanceMonitor:
+    return context_of(request).monitor
+
+
+def get_store(request: Request) -> Store:
+    """Blocking: the first call may open the database. Runs in the thread pool."""
+    return context_of(request).read_store()
+
+
+async def get_settings(request: Request) -> Settings:
+    return context_of(request).settings
+
+
+Context = Annotated[AppContext, Depends(get_context)]
+MonitorDep = Annotated[PerformanceMonitor, Depends(get_monitor)]
+StoreDep = Annotated[Store, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+TimeWindowHours = Annotated[
+    float,
+    Query(
+        gt=0,
+        le=MAX_WINDOW_HOURS,
+        allow_inf_nan=False,
+        description=f"Hours back from now (0 < hours <= {MAX_WINDOW_HOURS:g}).",
+    ),
+]
+ModelTypeFilter = Annotated[
+    str | None,
+    Query(min_length=1, max_length=100, description="Only tasks of this model type."),
+]
+SuccessOnly = Annotated[bool, Query(description="Only tasks that completed successfully.")]
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """Refuse query parameters the route does not declare (422 naming the first one), so a
+    typo such as ``time_window_hour=48`` is an error, not a silently ignored filter."""
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = _known_query.get(id(dependant))
+    if known is None:
+        known = _known_query[id(dependant)] = frozenset(_query_names(dependant))
+    for name in request.query_params:
+        if name not in known:
+            raise ApiError(
+                422, "invalid_request", f"{name}: unknown query parameter", field=name or "query"
+            )
+
+
+_known_query: dict[int, frozenset[str]] = {}  # per route (routes live as long as the app)
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+KnownQueryOnly = Depends(reject_unknown_query)

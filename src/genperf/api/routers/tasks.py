@@ -1,0 +1,118 @@
+"""Task ingestion for generation services in other processes: the spec's task API over HTTP.
+
+Same rules as the library: an unknown task is 404, an unknown metric 422 naming it,
+completing (or updating) a finished task 409, starting a task id that is running 409.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Body, Path, Response, status
+
+from genperf.api.auth import RequireRead, RequireWrite
+from genperf.api.deps import Context
+from genperf.api.errors import ErrorResponse
+from genperf.api.schemas import TaskCompleteIn, TaskMetricsIn, TaskOut, TaskStartIn
+from genperf.errors import TaskStateError, UnknownTaskError
+from genperf.records import TaskRecord
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+TASKS_PATH = "/api/v1/performance/tasks"  # where the app mounts this router
+
+TaskIdPath = Annotated[
+    str,
+    Path(min_length=1, max_length=200, description="The generation service's task id."),
+]
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No task has this id"}
+}
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorResponse, "description": "The task is already finished (or running)"}
+}
+
+
+def _finished_elsewhere(context: Context, task_id: str) -> bool:
+    """Whether a task unknown to the monitor is finished in the store (e.g. before a
+    restart): then a second completion is a conflict, not an unknown task."""
+    record = context.read_store().get_task(task_id)
+    return record is not None and record.finished
+
+
+@router.post(
+    "",
+    response_model=TaskOut,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[RequireWrite],
+    summary="Start monitoring a generation",
+    responses=_CONFLICT,
+)
+def start_task(context: Context, body: TaskStartIn, response: Response) -> TaskOut:
+    record = context.monitor.start_task_monitoring(
+        body.task_id, body.model_type, body.resolution, body.steps, **body.fields()
+    )
+    response.headers["Location"] = f"{TASKS_PATH}/{quote(record.task_id, safe='')}"
+    return TaskOut.model_validate(record)
+
+
+@router.patch(
+    "/{task_id}",
+    response_model=TaskOut,
+    dependencies=[RequireWrite],
+    summary="Update a running task's metrics",
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
+def update_task(context: Context, task_id: TaskIdPath, body: TaskMetricsIn) -> TaskOut:
+    try:
+        context.monitor.update_task_metrics(task_id, **body.fields())
+    except UnknownTaskError:
+        if _finished_elsewhere(context, task_id):
+            raise TaskStateError(f"task {task_id!r} is already complete") from None
+        raise
+    record = context.monitor.get_task_metrics(task_id)
+    if record is None:  # completed by another caller in between
+        raise UnknownTaskError(task_id)
+    return TaskOut.model_validate(record)
+
+
+@router.post(
+    "/{task_id}/complete",
+    response_model=TaskOut,
+    dependencies=[RequireWrite],
+    summary="Finish a task, successfully or not",
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
+def complete_task(
+    context: Context,
+    task_id: TaskIdPath,
+    body: Annotated[TaskCompleteIn | None, Body()] = None,
+) -> TaskOut:
+    done = body if body is not None else TaskCompleteIn()
+    try:
+        record: TaskRecord = context.monitor.complete_task_monitoring(
+            task_id,
+            success=done.success,
+            error=done.error,
+            error_category=done.error_category,
+            failed_phase=done.failed_phase,
+        )
+    except UnknownTaskError:
+        if _finished_elsewhere(context, task_id):
+            raise TaskStateError(f"task {task_id!r} is already complete") from None
+        raise
+    return TaskOut.model_validate(record)
+
+
+@router.get(
+    "/{task_id}",
+    response_model=TaskOut,
+    dependencies=[RequireRead],
+    summary="A task's metrics: live while it runs, stored once finished",
+    responses=_NOT_FOUND,
+)
+def get_task(context: Context, task_id: TaskIdPath) -> TaskOut:
+    record = context.monitor.get_task_metrics(task_id)
+    if record is None:
+        raise UnknownTaskError(task_id)
+    return TaskOut.model_validate(record)

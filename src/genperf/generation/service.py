@@ -1,0 +1,255 @@
+"""The reference generation service: a queue, a worker, a model registry, all monitored.
+
+::
+
+    monitor = PerformanceMonitor(settings)
+    with GenerationService(monitor) as service:           # starts the worker
+        task_id = service.submit("tiny-wan-t2v", "a cat dancing in the rain", "832x480", 4, 9)
+        service.wait_idle(60)
+        print(service.get(task_id).metrics.phases)
+
+Each request is one monitored task: the model load when the model is not loaded yet (then it
+stays loaded, within the cache's memory budget), the three pipeline phases, steps and
+optimisations, all recorded by :mod:`genperf.integrations.diffusers`. A request with
+``memory_headroom_mib`` runs in a worker subprocess whose address space is capped (see
+:mod:`genperf.generation.isolated`), so a generation that needs more memory fails for real,
+there, and not the service.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from genperf.generation.errors import RequestNotFoundError
+from genperf.generation.isolated import DEFAULT_TIMEOUT_SECONDS, IsolatedRunner
+from genperf.generation.model_cache import PipelineCache
+from genperf.generation.queue import QueuedRequest, RequestQueue
+from genperf.generation.registry import ModelRegistry
+from genperf.generation.request import (
+    GenerationRequest,
+    RequestStatus,
+    check_frames,
+    check_headroom,
+    check_steps,
+    parse_resolution,
+)
+from genperf.generation.runner import InProcessRunner
+from genperf.generation.worker import Worker
+from genperf.monitor import PerformanceMonitor
+from genperf.records import TaskRecord, TaskStatus, to_jsonable
+
+logger = logging.getLogger("genperf.generation")
+
+_PENDING = (RequestStatus.QUEUED, RequestStatus.RUNNING)
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationTask:
+    """A request and, once it has run (or while it runs), its performance record."""
+
+    request: QueuedRequest
+    metrics: TaskRecord | None
+
+    @property
+    def task_id(self) -> str:
+        return self.request.task_id
+
+    @property
+    def status(self) -> RequestStatus:
+        return self.request.status
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, without the prompt (it is input, not a metric)."""
+        r = self.request
+        data: dict[str, Any] = {
+            "task_id": r.task_id,
+            "model_type": r.model_type,
+            "resolution": r.resolution,
+            "steps": r.steps,
+            "frames": r.frames,
+            "memory_headroom_mib": r.memory_headroom_mib,
+            "status": r.status.value,
+            "created_at": r.created_at,
+            "started_at": r.started_at,
+            "completed_at": r.completed_at,
+            "run_id": r.run_id,
+            "error_message": r.error_message,
+            "metrics": None if self.metrics is None else self.metrics.to_dict(),
+        }
+        return {k: to_jsonable(v) if isinstance(v, datetime) else v for k, v in data.items()}
+
+
+class GenerationService:
+    """Queue, worker and models of the reference generation service.
+
+    Args:
+        monitor: records every generation (its settings give the database and data_dir).
+        registry: model types; default: the built-in tiny-wan and ``model_dir``.
+        database_url: where the queue lives; default: the monitor's database.
+        memory_budget_bytes: how much loaded models may hold; default half the host's RAM.
+        poll_seconds: how often the idle worker looks at the queue.
+        isolated_timeout_seconds: time limit of a generation in a worker subprocess.
+    """
+
+    def __init__(
+        self,
+        monitor: PerformanceMonitor,
+        *,
+        registry: ModelRegistry | None = None,
+        database_url: str | None = None,
+        memory_budget_bytes: int | None = None,
+        poll_seconds: float = 1.0,
+        isolated_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
+        self.monitor = monitor
+        self.registry = registry if registry is not None else ModelRegistry(monitor.settings)
+        self.queue = RequestQueue(database_url or monitor.settings.resolved_database_url)
+        self.cache = PipelineCache(memory_budget_bytes)
+        self._in_process = InProcessRunner(monitor, self.registry, self.cache)
+        self._isolated = IsolatedRunner(
+            monitor, self.registry, timeout_seconds=isolated_timeout_seconds
+        )
+        self.worker = Worker(self.queue, self._run, poll_seconds=poll_seconds)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Fail requests a previous process left running, then start the worker."""
+        self.monitor.start()
+        self.queue.fail_abandoned()
+        self.worker.start()
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop the worker after its current generation; True when it has stopped."""
+        return self.worker.stop(timeout)
+
+    def close(self) -> None:
+        self.stop()
+        self.cache.clear()
+        self.queue.close()
+
+    def __enter__(self) -> GenerationService:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def submit(
+        self,
+        model_type: str,
+        prompt: str,
+        resolution: str,
+        steps: int,
+        frames: int,
+        *,
+        memory_headroom_mib: int | None = None,
+        task_id: str | None = None,
+    ) -> str:
+        """Queue a generation; returns its task id.
+
+        Raises:
+            ModelNotAvailableError: the model type has no local directory (says how to add one).
+            ValueError: a bad resolution, step or frame count, or headroom.
+        """
+        self.registry.resolve(model_type)
+        width, height = parse_resolution(resolution)
+        request = GenerationRequest(
+            task_id=task_id or uuid.uuid4().hex,
+            model_type=model_type,
+            prompt=prompt,
+            width=width,
+            height=height,
+            steps=check_steps(steps),
+            frames=check_frames(frames),
+            memory_headroom_mib=check_headroom(memory_headroom_mib),
+        )
+        self.queue.add(request)
+        self.worker.wake()
+        logger.info(
+            "queued generation %s: %s %s, %d steps, %d frames",
+            request.task_id,
+            model_type,
+            request.resolution,
+            steps,
+            frames,
+        )
+        return request.task_id
+
+    def get(self, task_id: str) -> GenerationTask:
+        """A request with its metrics (live while it runs).
+
+        Raises:
+            RequestNotFoundError: no request has this id.
+        """
+        request = self.queue.get(task_id)
+        if request is None:
+            raise RequestNotFoundError(task_id)
+        return GenerationTask(request, self._metrics(request))
+
+    def list(
+        self, status: RequestStatus | None = None, limit: int = 50, offset: int = 0
+    ) -> list[GenerationTask]:
+        """Requests, newest first, with their metrics."""
+        return [GenerationTask(r, self._metrics(r)) for r in self.queue.list(status, limit, offset)]
+
+    def pending(self) -> int:
+        """Requests queued or running."""
+        return self.queue.count(_PENDING)
+
+    def wait_idle(self, timeout: float | None = None, *, interval: float = 0.1) -> bool:
+        """Block until no request is queued or running; False if ``timeout`` passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.pending():
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(interval)
+        return True
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _metrics(self, request: QueuedRequest) -> TaskRecord | None:
+        if request.status is RequestStatus.QUEUED:
+            return None
+        if request.status is RequestStatus.RUNNING:
+            return self.monitor.get_task_metrics(request.task_id)
+        store = self.monitor.store
+        if request.run_id is None or store is None:
+            return None
+        try:
+            return store.get_run(request.run_id)
+        except Exception:
+            logger.warning("cannot read the record of %s", request.task_id, exc_info=True)
+            return None
+
+    def _run(self, request: GenerationRequest) -> None:
+        runner = self._isolated if request.memory_headroom_mib is not None else self._in_process
+
+        def on_run(run_id: str) -> None:
+            try:
+                self.queue.set_run(request.task_id, run_id)
+            except Exception:
+                logger.warning("cannot link %s to its run", request.task_id, exc_info=True)
+
+        try:
+            record = runner.run(request, on_run)
+        except Exception as exc:
+            logger.warning("generation %s failed before it was monitored: %s", request.task_id, exc)
+            self.queue.finish(
+                request.task_id, RequestStatus.FAILED, error_message=f"{type(exc).__name__}: {exc}"
+            )
+            return
+        status = (
+            RequestStatus.COMPLETED
+            if record.status is TaskStatus.COMPLETED
+            else RequestStatus.FAILED
+        )
+        self.queue.finish(request.task_id, status, run_id=record.run_id)
+        logger.info("generation %s %s", request.task_id, status.value)

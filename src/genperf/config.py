@@ -226,7 +226,13 @@ _TEXT_KEYS = {"database_url", "data_dir", "model_dir", "node_name"}
 # Variables read elsewhere: the CLI's server and token, and the API's lists, which it reads as
 # comma-separated text (genperf.api.settings).
 _NOT_SETTINGS = {
-    "CONFIG", "URL", "TOKEN", "API_TOKENS", "ALLOWED_HOSTS", "CORS_ORIGINS", "DEBUG",
+    "CONFIG",
+    "URL",
+    "TOKEN",
+    "API_TOKENS",
+    "ALLOWED_HOSTS",
+    "CORS_ORIGINS",
+    "DEBUG",
 }
 
 

@@ -139,6 +139,13 @@ CASES: list[Case] = [
     ),
     ("20 s loads of 240 s tasks", lambda: history(20), none, "model_loading", None),
     (
+        "0.1 s loads of 0.3 s test-sized tasks",
+        lambda: history(20, model_load_time_seconds=0.1, generation_time_seconds=0.3),
+        none,
+        "model_loading",
+        None,
+    ),
+    (
         "5 GiB free on the model disk",
         lambda: history(10),
         lambda: [

@@ -191,8 +191,15 @@ def test_cli_reports_a_bad_config_in_one_line_without_traceback(tmp_path):
 
 
 def test_api_keys_load_from_the_file_and_tokens_never_show(tmp_path):
-    path = write(tmp_path, {"performance_monitoring": {
-        "api_tokens": ["admin:s3cret-token"], "allowed_hosts": ["genperf.lan"]}})
+    path = write(
+        tmp_path,
+        {
+            "performance_monitoring": {
+                "api_tokens": ["admin:s3cret-token"],
+                "allowed_hosts": ["genperf.lan"],
+            }
+        },
+    )
     s = load_settings(path, environ={"GENPERF_ALLOWED_HOSTS": "a,b"})  # the API reads that one
     assert s.api_tokens == ["admin:s3cret-token"]
     assert s.allowed_hosts == ["genperf.lan"]

@@ -56,25 +56,3 @@ def test_status_json(tmp_path, monkeypatch):
     data = json.loads(result.output)
     assert data["system"]["ram_total_bytes"] > 0
     assert data["settings"]["max_history_size"] == 1000
-
-
-def test_demo_stores_real_generations(tmp_path, monkeypatch):
-    from genperf.records import TaskStatus
-    from genperf.storage import SqlStore
-    from genperf.storage.base import TaskQuery
-
-    monkeypatch.setenv("GENPERF_DATA_DIR", str(tmp_path))
-    result = CliRunner().invoke(app, ["demo"], terminal_width=200)
-    assert result.exit_code == 0, result.output
-    store = SqlStore(f"sqlite:///{tmp_path / 'genperf.db'}")
-    try:
-        records = store.query_tasks(TaskQuery(model_type="demo-cpu"))
-    finally:
-        store.close()
-    assert len(records) == 4
-    assert {r.resolution_class for r in records} == {"480p", "720p", "1080p"}
-    for r in records:
-        assert r.status is TaskStatus.COMPLETED
-        assert [p.name for p in r.phases] == ["model_load", "text_encode", "denoise", "vae_decode"]
-        assert len(r.step_times_seconds) == r.steps
-        assert r.peak_process_rss_mb > 0

@@ -262,8 +262,13 @@ def test_the_stored_running_record_says_which_phase_the_task_is_in(monitor, stor
 
 def test_optimisation_tokens_are_stored_in_one_spelling(monitor):
     monitor.start_task_monitoring("o", "m", "720p", 1)
-    monitor.update_task_metrics("o", optimizations_applied=["Dtype:BF16", " vae_tiling", "dtype:bf16"])
-    assert monitor.complete_task_monitoring("o").optimizations_applied == ("dtype:bf16", "vae_tiling")
+    monitor.update_task_metrics(
+        "o", optimizations_applied=["Dtype:BF16", " vae_tiling", "dtype:bf16"]
+    )
+    assert monitor.complete_task_monitoring("o").optimizations_applied == (
+        "dtype:bf16",
+        "vae_tiling",
+    )
 
 
 def test_task_listeners_hear_every_finished_task_and_cannot_break_it(monitor):
@@ -275,3 +280,25 @@ def test_task_listeners_hear_every_finished_task_and_cannot_break_it(monitor):
     monitor.start_task_monitoring("b", "m", "720p", 1)
     monitor.complete_task_monitoring("b", success=False, error="boom")
     assert heard == [("a", TaskStatus.COMPLETED), ("b", TaskStatus.FAILED)]
+
+
+def test_where_a_task_runs_decides_what_the_samples_tell(monitor, clock, readings):
+    monitor.start_task_monitoring("here", "m", "720p", 1)
+    monitor.start_task_monitoring("child", "m", "720p", 1, runs_in="this_host")
+    monitor.start_task_monitoring("remote", "m", "720p", 1, runs_in="elsewhere")
+    readings.cpu = 77.0
+    tick(monitor, clock, 1.0)
+    here = monitor.complete_task_monitoring("here")
+    child = monitor.complete_task_monitoring("child")
+    remote = monitor.complete_task_monitoring("remote")
+    assert here.peak_cpu_percent == child.peak_cpu_percent == 77.0  # the host is shared
+    assert here.peak_process_rss_mb >= 500.0  # sampled, raised by the exact VmHWM peak
+    assert child.peak_process_rss_mb is None  # this process's memory is not the child's
+    assert remote.peak_cpu_percent is None and remote.samples_count == 0
+
+
+def test_a_task_of_another_process_leaves_exact_peaks_to_the_local_one(monitor):
+    monitor.start_task_monitoring("local", "m", "720p", 1)
+    monitor.start_task_monitoring("child", "m", "720p", 1, runs_in="this_host")
+    assert monitor._tracker.is_exclusive("local")
+    assert not monitor._tracker.is_exclusive("child")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 from genperf.config import Settings
@@ -86,8 +87,11 @@ def test_a_failing_collector_never_reaches_the_caller(tmp_path):
 
 def test_a_record_the_store_refuses_for_good_is_dropped_counted_and_logged(tmp_path, caplog):
     store = MemoryStore()
-    m = PerformanceMonitor(Settings(monitoring_interval_seconds=3600, data_dir=tmp_path),
-                           collectors=[FakeCollector({})], store=store)
+    m = PerformanceMonitor(
+        Settings(monitoring_interval_seconds=3600, data_dir=tmp_path),
+        collectors=[FakeCollector({})],
+        store=store,
+    )
     m.start_task_monitoring("doomed", "m", "720p", 1)
     m.flush()  # the start row is written
     store.close()  # a closed store refuses every write: not an outage to wait out
@@ -96,4 +100,65 @@ def test_a_record_the_store_refuses_for_good_is_dropped_counted_and_logged(tmp_p
     stats = m.self_stats()
     assert stats["tasks_dropped"] == 1 and stats["tasks_pending"] == 0
     assert "task doomed dropped" in caplog.text
+    m.close()
+
+
+class SlowRunningRowStore(MemoryStore):
+    """A store whose first write of a "running" row blocks until the test opens the gate."""
+
+    def __init__(self):
+        super().__init__()
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def save_task(self, record):
+        if record.status is TaskStatus.RUNNING and not self.entered.is_set():
+            self.entered.set()
+            self.gate.wait(5)
+        super().save_task(record)
+
+
+def test_a_queued_start_row_never_lands_after_the_completed_record(tmp_path):
+    """The race: the writer thread has picked up a task's queued "running" row when the task
+    completes. The completed record must win, whatever the interleaving."""
+    store = SlowRunningRowStore()
+    m = PerformanceMonitor(
+        Settings(monitoring_interval_seconds=3600, data_dir=tmp_path),
+        collectors=[FakeCollector({})],
+        store=store,
+    )
+    m.start_task_monitoring("race", "m", "720p", 1)
+    flusher = threading.Thread(target=m.flush)
+    flusher.start()
+    assert store.entered.wait(5)  # the writer is in the middle of writing the running row
+    completer = threading.Thread(target=m.complete_task_monitoring, args=("race",))
+    completer.start()
+    completer.join(0.5)  # completes now, or waits for the write in progress
+    store.gate.set()
+    flusher.join()
+    completer.join()
+    m.flush()
+    assert store.get_task("race").status is TaskStatus.COMPLETED
+    m.close()
+
+
+def test_a_newer_running_row_queued_during_a_write_is_not_forgotten(tmp_path):
+    """The phase entered while the start row is being written must still reach the store:
+    it is what a restart reads to say which phase a killed task was in."""
+    store = SlowRunningRowStore()
+    m = PerformanceMonitor(
+        Settings(monitoring_interval_seconds=3600, data_dir=tmp_path),
+        collectors=[FakeCollector({})],
+        store=store,
+    )
+    m.start_task_monitoring("phased", "m", "720p", 1)
+    flusher = threading.Thread(target=m.flush)
+    flusher.start()
+    assert store.entered.wait(5)  # the start row is being written
+    with m.phase("phased", "denoise"):
+        store.gate.set()
+        flusher.join()
+        m.flush()
+        assert store.get_task("phased").current_phase == "denoise"
+    m.complete_task_monitoring("phased")
     m.close()

@@ -24,6 +24,7 @@ from genperf.analysis.stats import finite, median, ratio
 from genperf.analysis.window import (
     GPU_CRITICAL_CELSIUS,
     GPU_HOT_CELSIUS,
+    LOAD_MIN_SECONDS,
     LOAD_SHARE,
     LOAD_SLOW_SECONDS,
     LOW_GPU_UTILIZATION_PERCENT,
@@ -31,6 +32,7 @@ from genperf.analysis.window import (
     Window,
     as_window,
     failure_category,
+    load_dominates,
     percent,
     thermal_throttled,
 )
@@ -287,13 +289,14 @@ def _loading(w: Window, settings: Settings) -> _Result:
         load, gen = x.model_load_time_seconds, x.generation_time_seconds
         if load is None:
             return False
-        return load >= LOAD_SLOW_SECONDS or (bool(gen) and load >= LOAD_SHARE * (gen or 0.0))
+        return load >= LOAD_SLOW_SECONDS or load_dominates(load, gen)
 
     return CheckStatus.BOTTLENECK, Bottleneck(
         resource="model_loading",
         severity=severity,
         summary=(
-            f"Model loading took {LOAD_SHARE:.0%} or more of the generation time in "
+            f"Model loading took {LOAD_SHARE:.0%} or more of the generation time (and at least "
+            f"{LOAD_MIN_SECONDS:g} s) in "
             f"{t.load_dominant} of {t.load_n} tasks that loaded a model, and "
             f"{LOAD_SLOW_SECONDS:g} s or more in {t.load_slow} "
             f"(mean load {ratio(t.load_sum, t.load_n) or 0:.1f} s)."

@@ -27,11 +27,19 @@ from genperf.records import SystemSample, TaskRecord, TaskStatus
 # Thresholds of the tally. Settings carry the spec's bands and targets; these are genperf's.
 LOAD_SLOW_SECONDS = 60.0  # a model load this long is slow on any storage
 LOAD_SHARE = 0.25  # a load taking this share of the task's generation time dominates it
+LOAD_MIN_SECONDS = 5.0  # ... if it takes this long at all: a 0.1 s load is never a bottleneck
 LOW_GPU_UTILIZATION_PERCENT = 50.0  # a GPU busy less than this while generating waits on something
 GPU_HOT_CELSIUS = 85.0  # most data-centre GPUs start to slow down around here
 GPU_CRITICAL_CELSIUS = 90.0
 THERMAL_THROTTLE_MARKERS = ("thermal", "hw_slowdown")  # NVML reasons: sw_thermal, hw_thermal ...
 POWER_THROTTLE_MARKERS = ("power",)  # sw_power_cap, hw_power_brake
+
+
+def load_dominates(load: float, generation: float | None) -> bool:
+    """Does a model load of ``load`` seconds dominate a task of ``generation`` seconds?"""
+    return (
+        load >= LOAD_MIN_SECONDS and bool(generation) and load >= LOAD_SHARE * (generation or 0.0)
+    )
 
 
 def percent(used: float | None, total: float | None) -> float | None:
@@ -197,7 +205,7 @@ class Tallier:
             sums["load_sum"] += load
             peak("load_max", load)
             c["load_slow"] += load >= LOAD_SLOW_SECONDS
-            c["load_dominant"] += bool(gen) and load >= LOAD_SHARE * (gen or 0.0)
+            c["load_dominant"] += load_dominates(load, gen)
         vram = percent(t.peak_vram_usage_mb, t.vram_total_mb)
         ram = percent(t.peak_ram_usage_mb, t.ram_total_mb)
         for key, value, band in (

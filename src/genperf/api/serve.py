@@ -8,10 +8,13 @@ come from loopback.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
+import logging
 import os
 import socket
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI
 
@@ -20,6 +23,12 @@ from genperf.api.auth import is_loopback
 from genperf.api.settings import TOKENS_ENV, ApiSettings
 from genperf.config import Settings
 from genperf.errors import ConfigError
+
+if TYPE_CHECKING:
+    from genperf.generation.service import GenerationService
+    from genperf.monitor import PerformanceMonitor
+
+logger = logging.getLogger("genperf.api.serve")
 
 
 def is_loopback_address(host: str) -> bool:
@@ -62,27 +71,75 @@ def serve(
     environ: Mapping[str, str] | None = None,
     log_level: str = "info",
     extra_routers: Iterable[APIRouter] = (),
+    demo: bool = False,
 ) -> None:
-    """Run the API until interrupted (uvicorn; the app's lifespan runs the monitor).
-    ``extra_routers`` (the dashboard, the generation service) are mounted as create_app does.
+    """Run the API, the sampler and the reference generation service until interrupted.
+
+    The generation service (its worker and ``/api/v1/generation`` routes) needs the
+    ``diffusers`` extra; without it the API runs alone. With ``demo`` a short batch of real
+    tiny-wan generations, one of which really runs out of memory, is queued at start.
 
     Raises:
-        ConfigError: bad settings or tokens, or a non-loopback host without tokens.
+        ConfigError: bad settings or tokens, a non-loopback host without tokens, or
+            ``demo`` without the diffusers extra.
     """
     import uvicorn
 
-    app = _build_app(settings, host, environ, extra_routers)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        server_header=False,
-        # Trust X-Forwarded-For from a proxy on this host only, so behind a local proxy the
-        # real (remote) client is what the loopback rule sees.
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1,::1",
-    )
+    from genperf.monitor import PerformanceMonitor
+
+    monitor = PerformanceMonitor(settings)
+    service = _generation_service(monitor, required=demo)
+    routers = list(extra_routers)
+    if service is not None:
+        from genperf.generation.api import make_router
+
+        routers.append(make_router(service))
+    try:
+        app = _build_app(settings, host, environ, routers, monitor)
+        monitor.start()
+        if service is not None:
+            service.start()
+            if demo:
+                from genperf.generation.demo import queue_demo_batch
+
+                ids = queue_demo_batch(service)
+                logger.warning(
+                    "demo: %d generations queued (%s ...); watch http://%s:%d/ or run "
+                    "`genperf analysis` in a minute",
+                    len(ids),
+                    ids[0],
+                    host,
+                    port,
+                )
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            server_header=False,
+            # Trust X-Forwarded-For from a proxy on this host only, so behind a local proxy
+            # the real (remote) client is what the loopback rule sees.
+            proxy_headers=True,
+            forwarded_allow_ips="127.0.0.1,::1",
+        )
+    finally:
+        if service is not None:
+            service.close()
+        monitor.close()
+
+
+def _generation_service(monitor: PerformanceMonitor, *, required: bool) -> GenerationService | None:
+    """The reference generation service, or None (logged) when diffusers is not installed."""
+    if importlib.util.find_spec("diffusers") is None or importlib.util.find_spec("torch") is None:
+        if required:
+            raise ConfigError(
+                "the demo runs real diffusion pipelines: install torch, then genperf[diffusers]"
+            )
+        logger.info("generation service off: install genperf[diffusers] to run generations")
+        return None
+    from genperf.generation.service import GenerationService
+
+    return GenerationService(monitor)
 
 
 def _build_app(
@@ -90,6 +147,7 @@ def _build_app(
     host: str,
     environ: Mapping[str, str] | None,
     extra_routers: Iterable[APIRouter],
+    monitor: PerformanceMonitor | None = None,
 ) -> FastAPI:
     """The app, after the checks. Only token digests outlive this call: the settings that
     held the tokens go with its frame, and ``GENPERF_API_TOKENS`` leaves this process's
@@ -97,7 +155,9 @@ def _build_app(
     api = ApiSettings.load(settings, environ)
     check_bind(host, api)
     # create_app parses the tokens: a bad entry stops start-up before the port opens.
-    app = create_app(settings, api_settings=api, environ=environ, extra_routers=extra_routers)
+    app = create_app(
+        settings, monitor=monitor, api_settings=api, environ=environ, extra_routers=extra_routers
+    )
     if environ is None:
         os.environ.pop(TOKENS_ENV, None)
     return app

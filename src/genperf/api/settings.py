@@ -1,8 +1,7 @@
 """The API's own settings: tokens, allowed Host names, CORS origins, request limits.
 
-They live here until :class:`genperf.config.Settings` carries them (keys ``api_tokens``,
-``allowed_hosts``, ``cors_origins``); :meth:`ApiSettings.load` already reads those keys from
-``Settings`` when they exist, and the environment otherwise:
+:meth:`ApiSettings.load` reads them from :class:`genperf.config.Settings` (keys ``api_tokens``,
+``allowed_hosts``, ``cors_origins``, from the config file) and from the environment:
 
 * ``GENPERF_API_TOKENS='read:abc,admin:xyz'``: comma-separated ``role:token`` entries. A token
   may also be given by its SHA-256 digest, ``role:sha256:<64 hex digits>``, so a config file

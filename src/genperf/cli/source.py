@@ -307,8 +307,8 @@ class LocalSource:
             if path is not None and not path.exists():
                 raise NoDataError(
                     f"no data yet: the database {path} does not exist. It is created when a "
-                    "monitored service runs (try `genperf demo`), or set GENPERF_DATABASE_URL "
-                    "to the service's database."
+                    "monitored service runs (try `genperf serve --demo`), or set "
+                    "GENPERF_DATABASE_URL to the service's database."
                 )
             from genperf.storage import open_store
 

@@ -124,6 +124,7 @@ class IsolatedRunner:
             request.model_type,
             request.resolution,
             request.steps,
+            runs_in="this_host",  # the child's own memory comes back in its record
             frames=request.frames,
         )
         on_run(started.run_id)

@@ -44,7 +44,7 @@ from genperf.config import Settings, load_settings
 from genperf.errors import TaskStateError
 from genperf.monitor.fields import check_text, coerce_fields
 from genperf.monitor.sampler import Sampler
-from genperf.monitor.tracker import Tracker, started_record
+from genperf.monitor.tracker import RunsIn, Tracker, started_record
 from genperf.monitor.writer import StoreWriter
 from genperf.records import (
     MIB,
@@ -195,9 +195,15 @@ class PerformanceMonitor:
         model_type: str,
         resolution: Resolution = "720p",
         steps: int | None = None,
+        *,
+        runs_in: RunsIn = "this_process",
         **fields: Any,
     ) -> TaskRecord:
         """Begin measuring a generation; returns the task's record so far.
+
+        ``runs_in`` says where the generation runs, and so what this process's samples tell
+        about it: "this_process" (everything), "this_host" (another process on this machine:
+        host and GPU readings only) or "elsewhere" (none; the caller reports its metrics).
 
         Raises:
             TaskStateError: this task id is already being monitored.
@@ -220,9 +226,10 @@ class PerformanceMonitor:
             started_at=self._wall_clock(),
             monitor_instance=self.instance,
         )
-        self._harvest_exclusive_peaks()  # another task running alone is about to lose that
+        if runs_in == "this_process":  # a task running alone here is about to lose that
+            self._harvest_exclusive_peaks()
         start_t = self._clock()
-        task = self._tracker.open(record, start_t)
+        task = self._tracker.open(record, start_t, runs_in)
         if extra:
             self._tracker.update(task_id, extra)
         if task.exclusive:

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from genperf.errors import TaskStateError, UnknownTaskError
 from genperf.monitor.stats import RunningStats
@@ -29,6 +29,14 @@ _SAMPLE_METRICS: dict[str, Callable[[SystemSample], float | None]] = {
     "gpu_util": lambda s: _gpu(s, "utilization_percent"),
     "gpu_temp": lambda s: _gpu(s, "temperature_celsius"),
 }
+
+# Where a task runs, which says what this process's samples can tell about it:
+#   this_process: everything (host, GPUs, this process's memory, exact allocator peaks);
+#   this_host:    another process on this machine (a worker subprocess, a client of the REST
+#                 API on loopback): host and GPU readings, not this process's memory;
+#   elsewhere:    another machine: nothing; the caller reports its own metrics.
+RunsIn = Literal["this_process", "this_host", "elsewhere"]
+_HOST_METRICS = tuple(name for name in _SAMPLE_METRICS if name != "rss_mb")
 
 # A caller-given peak never lowers the measured one; other fields given by the caller win.
 _PEAK_FIELDS = {
@@ -85,10 +93,14 @@ class OpenTask:
     # (torch allocator, VmHWM) be reset and read for it.
     exclusive: bool = False
     failed_phase: str | None = None
+    runs_in: RunsIn = "this_process"
 
     def observe(self, sample: SystemSample, t: float) -> None:
-        for name, read in _SAMPLE_METRICS.items():
-            self.stats[name].add(read(sample), t)
+        if self.runs_in == "elsewhere":
+            return
+        names = _SAMPLE_METRICS if self.runs_in == "this_process" else _HOST_METRICS
+        for name in names:
+            self.stats[name].add(_SAMPLE_METRICS[name](sample), t)
         for phase in self.open_phases:
             phase.vram_mb.add(self.stats["vram_mb"].last, t)
             phase.rss_mb.add(self.stats["rss_mb"].last, t)
@@ -147,15 +159,19 @@ class Tracker:
         self._completed: OrderedDict[str, None] = OrderedDict()
         self._last_sample: tuple[SystemSample, float] | None = None
 
-    def open(self, record: TaskRecord, start_t: float) -> OpenTask:
-        task = OpenTask(record=record, start_t=start_t)
+    def open(
+        self, record: TaskRecord, start_t: float, runs_in: RunsIn = "this_process"
+    ) -> OpenTask:
+        task = OpenTask(record=record, start_t=start_t, runs_in=runs_in)
         with self._lock:
             if record.task_id in self._open:
                 raise TaskStateError(f"task {record.task_id!r} is already being monitored")
             self._completed.pop(record.task_id, None)
-            task.exclusive = not self._open
-            for other in self._open.values():
-                other.exclusive = False
+            if runs_in == "this_process":  # only tasks of this process share its counters
+                local = [t for t in self._open.values() if t.runs_in == "this_process"]
+                task.exclusive = not local
+                for other in local:
+                    other.exclusive = False
             if self._last_sample is not None:
                 # Seed with the latest reading so a task shorter than one interval has values.
                 task.observe(self._last_sample[0], start_t)
@@ -183,12 +199,9 @@ class Tracker:
             task.open_phases.append(phase)
 
     def exclusive_task(self) -> str | None:
-        """The id of the task running alone, if there is one."""
+        """The id of the task running alone in this process, if there is one."""
         with self._lock:
-            if len(self._open) != 1:
-                return None
-            ((task_id, task),) = self._open.items()
-            return task_id if task.exclusive else None
+            return next((i for i, t in self._open.items() if t.exclusive), None)
 
     def is_exclusive(self, task_id: str) -> bool:
         with self._lock:

@@ -64,6 +64,8 @@ class StoreWriter:
         self._samples: list[SystemSample] = []
         self._lock = threading.Lock()  # guards _pending, _samples and the counters
         self._store_lock = threading.Lock()  # guards opening the store
+        self._write_lock = threading.Lock()  # one task write at a time, newest version wins
+        self._outage = False  # a write failed since the queue was last empty
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -78,24 +80,25 @@ class StoreWriter:
 
     def save_task(self, record: TaskRecord) -> bool:
         """Write now; on failure queue it for retry. True when it is durable already."""
-        with self._lock:
-            self._pending.pop(record.run_id, None)  # this version supersedes a queued one
-        store = self.store()
-        if store is not None:
-            try:
-                store.save_task(record)
-            except StoreUnavailableError as exc:
-                self._failed(f"writing task {record.task_id}", exc)
-            except Exception as exc:  # refused for good, or a store bug: never the caller's
-                self._failed(f"writing task {record.task_id}", exc)
-                self._drop(record, exc)
-                return False
-            else:
-                with self._lock:
-                    self.tasks_written += 1
-                return True
-        self._queue(record)
-        return False
+        with self._write_lock:
+            with self._lock:
+                self._pending.pop(record.run_id, None)  # this version supersedes a queued one
+            store = self.store()
+            if store is not None:
+                try:
+                    store.save_task(record)
+                except StoreUnavailableError as exc:
+                    self._failed(f"writing task {record.task_id}", exc)
+                except Exception as exc:  # refused for good, or a store bug: never the caller's
+                    self._failed(f"writing task {record.task_id}", exc)
+                    self._drop(record, exc)
+                    return False
+                else:
+                    with self._lock:
+                        self.tasks_written += 1
+                    return True
+            self._queue(record)
+            return False
 
     def save_task_later(self, record: TaskRecord) -> None:
         """Queue a record for the background thread (a task's start: no commit on the hot
@@ -176,21 +179,31 @@ class StoreWriter:
         with self._lock:
             pending = list(self._pending.values())
         for record in pending:
-            try:
-                store.save_task(record)
-            except StoreUnavailableError as exc:
-                self._failed(f"retrying task {record.task_id}", exc)
-                return  # still down: keep the order, try again next round
-            except Exception as exc:  # this record can never be written: don't let it block
-                self._failed(f"writing task {record.task_id}", exc)
-                self._drop(record, exc)
-                continue
-            with self._lock:
-                if self._pending.get(record.run_id) is record:
-                    del self._pending[record.run_id]
-                self.tasks_written += 1
-        if pending:
-            logger.info("wrote %d queued task records after the store came back", len(pending))
+            # One write at a time, and only the newest version of a run: a queued "running"
+            # record must never land after the "completed" one the caller wrote meanwhile.
+            with self._write_lock:
+                with self._lock:
+                    if self._pending.get(record.run_id) is not record:
+                        continue  # superseded
+                try:
+                    store.save_task(record)
+                except StoreUnavailableError as exc:
+                    self._failed(f"retrying task {record.task_id}", exc)
+                    return  # still down: keep the order, try again next round
+                except Exception as exc:  # this record can never be written: don't let it block
+                    self._failed(f"writing task {record.task_id}", exc)
+                    self._drop(record, exc)
+                    continue
+                with self._lock:
+                    if self._pending.get(record.run_id) is record:  # not superseded meanwhile
+                        del self._pending[record.run_id]
+                    self.tasks_written += 1
+        with self._lock:
+            recovered = self._outage and not self._pending
+            if recovered:
+                self._outage = False
+        if recovered:
+            logger.info("the store is back: queued task records written")
 
     def _write_samples(self, store: Store) -> None:
         with self._lock:
@@ -250,6 +263,7 @@ class StoreWriter:
 
     def _failed(self, what: str, exc: Exception) -> None:
         with self._lock:
+            self._outage = True
             self.store_errors += 1
             loud = self.store_errors == 1 or self.store_errors % 100 == 0
         # Loud on the first error and every 100th: an outage must not flood the log.

@@ -53,6 +53,7 @@ from genperf.analysis.failures import FailureKey, category_of, from_counts, norm
 from genperf.analysis.window import (
     GPU_CRITICAL_CELSIUS,
     GPU_HOT_CELSIUS,
+    LOAD_MIN_SECONDS,
     LOAD_SHARE,
     LOAD_SLOW_SECONDS,
     LOW_GPU_UTILIZATION_PERCENT,
@@ -171,7 +172,7 @@ def tally_statement(
         "load_sum": s(d.ld),
         "load_max": func.max(d.ld),
         "load_slow": n(f(d.ld >= LOAD_SLOW_SECONDS)),
-        "load_dominant": n(f(and_(d.ag != 0, d.ld >= LOAD_SHARE * d.ag))),
+        "load_dominant": n(f(and_(d.ag != 0, d.ld >= LOAD_MIN_SECONDS, d.ld >= LOAD_SHARE * d.ag))),
         "util_n": func.count(d.u),
         "util_sum": s(d.u),
         "cpu_busy_gpu_idle": n(f(and_(d.c >= bt.cpu_usage_percent.acceptable, d.u < low))),

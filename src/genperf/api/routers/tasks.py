@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Path, Response, status
+from fastapi import APIRouter, Body, Path, Request, Response, status
 
-from genperf.api.auth import RequireRead, RequireWrite
+from genperf.api.auth import RequireRead, RequireWrite, is_loopback
 from genperf.api.deps import Context
 from genperf.api.errors import ErrorResponse
 from genperf.api.schemas import TaskCompleteIn, TaskMetricsIn, TaskOut, TaskStartIn
@@ -48,9 +48,19 @@ def _finished_elsewhere(context: Context, task_id: str) -> bool:
     summary="Start monitoring a generation",
     responses=_CONFLICT,
 )
-def start_task(context: Context, body: TaskStartIn, response: Response) -> TaskOut:
+def start_task(
+    context: Context, body: TaskStartIn, request: Request, response: Response
+) -> TaskOut:
+    # The generation runs in the client's process: on this host when it calls over loopback
+    # (this server's host and GPU samples then apply to it), elsewhere otherwise.
+    client = request.client.host if request.client else None
     record = context.monitor.start_task_monitoring(
-        body.task_id, body.model_type, body.resolution, body.steps, **body.fields()
+        body.task_id,
+        body.model_type,
+        body.resolution,
+        body.steps,
+        runs_in="this_host" if is_loopback(client) else "elsewhere",
+        **body.fields(),
     )
     response.headers["Location"] = f"{TASKS_PATH}/{quote(record.task_id, safe='')}"
     return TaskOut.model_validate(record)

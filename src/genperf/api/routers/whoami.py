@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter
 
@@ -14,4 +14,5 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 @router.get("/whoami", response_model=WhoAmIOut, summary="The role of the presented token")
 async def whoami(role: Annotated[Role, RequireRead]) -> WhoAmIOut:
-    return WhoAmIOut(role=role.name.lower())
+    name = cast(Literal["read", "write", "admin"], role.name.lower())
+    return WhoAmIOut(role=name)

@@ -118,19 +118,26 @@ class SlowRunningRowStore(MemoryStore):
         super().save_task(record)
 
 
-def test_a_queued_start_row_never_lands_after_the_completed_record(tmp_path):
-    """The race: the writer thread has picked up a task's queued "running" row when the task
-    completes. The completed record must win, whatever the interleaving."""
-    store = SlowRunningRowStore()
+def _start_row_being_written(store, tmp_path, task_id):
+    """A monitor on ``store`` with task ``task_id`` started and its start row in mid-write on
+    another thread (the flusher, returned to be joined)."""
     m = PerformanceMonitor(
         Settings(monitoring_interval_seconds=3600, data_dir=tmp_path),
         collectors=[FakeCollector({})],
         store=store,
     )
-    m.start_task_monitoring("race", "m", "720p", 1)
+    m.start_task_monitoring(task_id, "m", "720p", 1)
     flusher = threading.Thread(target=m.flush)
     flusher.start()
-    assert store.entered.wait(5)  # the writer is in the middle of writing the running row
+    assert store.entered.wait(5)
+    return m, flusher
+
+
+def test_a_queued_start_row_never_lands_after_the_completed_record(tmp_path):
+    """The race: the writer thread has picked up a task's queued "running" row when the task
+    completes. The completed record must win, whatever the interleaving."""
+    store = SlowRunningRowStore()
+    m, flusher = _start_row_being_written(store, tmp_path, "race")
     completer = threading.Thread(target=m.complete_task_monitoring, args=("race",))
     completer.start()
     completer.join(0.5)  # completes now, or waits for the write in progress
@@ -146,15 +153,7 @@ def test_a_newer_running_row_queued_during_a_write_is_not_forgotten(tmp_path):
     """The phase entered while the start row is being written must still reach the store:
     it is what a restart reads to say which phase a killed task was in."""
     store = SlowRunningRowStore()
-    m = PerformanceMonitor(
-        Settings(monitoring_interval_seconds=3600, data_dir=tmp_path),
-        collectors=[FakeCollector({})],
-        store=store,
-    )
-    m.start_task_monitoring("phased", "m", "720p", 1)
-    flusher = threading.Thread(target=m.flush)
-    flusher.start()
-    assert store.entered.wait(5)  # the start row is being written
+    m, flusher = _start_row_being_written(store, tmp_path, "phased")
     with m.phase("phased", "denoise"):
         store.gate.set()
         flusher.join()

@@ -422,6 +422,7 @@ def running_service(
             )
             phase = monitor.phase(RUNNING_TASK_ID, RUNNING_PHASE)
             phase.__enter__()
+            monitor.flush()  # its running row is stored now, not at the writer's next round
         yield Service(server.url, store, monitor, readings, records, now, server)
     finally:
         if phase is not None:

@@ -101,10 +101,14 @@ class StoreWriter:
             return False
 
     def save_task_later(self, record: TaskRecord) -> None:
-        """Queue a record for the background thread (a task's start: no commit on the hot
-        path). A later ``save_task`` of the same run supersedes it."""
+        """Queue a record for the background thread's next round (a task's start, a phase
+        entered: no commit on the hot path). A later version of the same run supersedes it.
+
+        The thread is not woken for it: an immediate commit on another thread costs the
+        generation more than the write itself (it preempts a busy compute thread, and a
+        2-thread torch op then waits for it), while waiting for the round lets a task's start
+        and first phases collapse into one write."""
         self._queue(record, quiet=True)
-        self._wake.set()
 
     def add_sample(self, sample: SystemSample) -> None:
         with self._lock:

@@ -42,3 +42,8 @@ def human_percent(value: float | None, digits: int = 0) -> str:
 
 def human_celsius(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f}°C"
+
+
+def count_of(n: int, noun: str) -> str:
+    """``count_of(1, "task")`` -> "1 task", ``count_of(3, "task")`` -> "3 tasks"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -19,7 +19,7 @@ from genperf.analysis.bottlenecks import (
 from genperf.config import Settings
 from genperf.records import GpuReading, SystemSample, TaskRecord, TaskStatus
 
-from .conftest import T0, history, vary
+from .conftest import T0, failed, history, vary
 
 GIB = 1024**3
 MIB = 1024**2
@@ -349,3 +349,9 @@ def test_most_severe_first(settings: Settings) -> None:
 def test_gpu_samples_do_not_confuse_the_disk_check(settings: Settings) -> None:
     samples = [sample(1, gpus=(GpuReading(index=0, temperature_celsius=60.0),))]
     assert detect_bottlenecks(history(5), settings, samples).checks["disk"] is CheckStatus.NO_DATA
+
+
+def test_one_failure_reads_as_one_task(settings: Settings) -> None:
+    tasks = vary(history(6), 1 / 6, **failed(error_category="out_of_memory_host"))
+    ram = next(b for b in detect_bottlenecks(tasks, settings).bottlenecks if b.resource == "ram")
+    assert "1 task failed with host memory out-of-memory" in ram.summary

@@ -38,6 +38,7 @@ from genperf.analysis.window import (
 )
 from genperf.config import Settings
 from genperf.records import ErrorCategory, SystemSample, TaskRecord
+from genperf.units import count_of
 
 GIB = 1024**3
 MIB = 1024**2
@@ -185,7 +186,7 @@ def _memory(
             f"({ge_max} at {band.maximum:g}% or more)"
         )
     if ooms:
-        parts.append(f"{ooms} tasks failed with {label} out-of-memory")
+        parts.append(f"{count_of(ooms, 'task')} failed with {label} out-of-memory")
 
     def value(x: TaskRecord) -> float | None:
         if prefix == "vram":
@@ -420,11 +421,13 @@ def _thermal(w: Window, settings: Settings) -> _Result:
     elif t.temp_hot or t.throttle_thermal or _share(t.throttle_power, n) >= MIN_SHARE:
         severity = Severity.INFO
     if t.temp_hot:
-        parts.append(f"GPU reached {GPU_HOT_CELSIUS:g} °C or more in {t.temp_hot} tasks")
+        parts.append(
+            f"GPU reached {GPU_HOT_CELSIUS:g} °C or more in {count_of(t.temp_hot, 'task')}"
+        )
     if t.throttle_thermal:
-        parts.append(f"the GPU clock was cut for heat in {t.throttle_thermal} tasks")
+        parts.append(f"the GPU clock was cut for heat in {count_of(t.throttle_thermal, 'task')}")
     if t.throttle_power and severity is not None:
-        parts.append(f"power-capped in {t.throttle_power} tasks")
+        parts.append(f"power-capped in {count_of(t.throttle_power, 'task')}")
     cpu_max = max(cpu_temps) if cpu_temps else None
     if cpu_max is not None and cpu_max >= CPU_HOT_CELSIUS:
         severity = _worse(severity, Severity.WARNING)
@@ -553,7 +556,7 @@ def detect_bottlenecks(
     if not found:
         unchecked = [k for k, v in checks.items() if v is CheckStatus.NO_DATA]
         note = f" (no data for: {', '.join(unchecked)})" if unchecked else ""
-        message = f"No bottleneck in {w.tally.tasks} tasks{note}."
+        message = f"No bottleneck in {count_of(w.tally.tasks, 'task')}{note}."
         status = AnalysisStatus.OK
     else:
         message = f"{len(found)} bottleneck(s); the main one: {found[0].resource}."

@@ -42,6 +42,7 @@ from genperf.analysis.window import (
 )
 from genperf.config import Settings
 from genperf.records import ErrorCategory, SystemSample, TaskRecord, TaskStatus
+from genperf.units import count_of
 
 
 class Category(enum.StrEnum):
@@ -226,7 +227,7 @@ def _decode_oom(f: Facts) -> Trigger | None:
         return None
     share = ratio(n, f.window.tally.tasks) or 0.0
     return Trigger(
-        f"{n} tasks ({share:.0%}) ran out of memory in the VAE decode.",
+        f"{count_of(n, 'task')} ({share:.0%}) ran out of memory in the VAE decode.",
         _failure_sets(rows),
         Priority.HIGH if share >= 0.05 else Priority.MEDIUM,
     )
@@ -348,7 +349,7 @@ def _load_heavy(t: TaskRecord) -> bool:
 def _failures_of(category: ErrorCategory, what: str) -> Callable[[Facts], Trigger | None]:
     def trigger(f: Facts) -> Trigger | None:
         n = sum(r.count for r in f.failures((category,)))
-        return Trigger(f"{n} tasks failed: {what}.") if n else None
+        return Trigger(f"{count_of(n, 'task')} failed: {what}.") if n else None
 
     return trigger
 

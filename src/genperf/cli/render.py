@@ -31,7 +31,14 @@ from genperf.cli.style import (
 )
 from genperf.config import Band
 from genperf.records import SystemSample, TaskRecord, TaskStatus
-from genperf.units import human_bytes, human_celsius, human_duration, human_mib, human_percent
+from genperf.units import (
+    count_of,
+    human_bytes,
+    human_celsius,
+    human_duration,
+    human_mib,
+    human_percent,
+)
 
 GIB = 1024**3
 LOW_DISK_FREE_BYTES = 50 * GIB  # the spec's "Minimum Disk: 50GB free space for models"
@@ -492,7 +499,7 @@ def _bottlenecks(report: Mapping[str, Any]) -> list[RenderableType]:
         share = b.get("affected_share")
         detail = str(b.get("summary", ""))
         if b.get("affected_count"):
-            detail += f" [{b['affected_count']} tasks" + (
+            detail += f" [{count_of(b['affected_count'], 'task')}" + (
                 f", {_fraction(share, 0)}]" if share is not None else "]"
             )
         grid.add_row(

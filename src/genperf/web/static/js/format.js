@@ -95,6 +95,11 @@ export function count(value) {
   return known(value) ? Number(value).toLocaleString() : DASH;
 }
 
+/** "1 task", "2 tasks": a count with its noun. */
+export function countOf(value, noun) {
+  return `${count(value)} ${Number(value) === 1 ? noun : `${noun}s`}`;
+}
+
 /** A value of a benchmark, in its unit. */
 export function inUnit(value, unit) {
   if (unit === "seconds") return duration(value);

@@ -596,7 +596,7 @@ function renderBottlenecks(b) {
           x.affected_count
             ? el("span", {
                 class: "muted small",
-                text: `${fmt.count(x.affected_count)} tasks${x.affected_share !== null && x.affected_share !== undefined ? ` (${fmt.fraction(x.affected_share)})` : ""}`,
+                text: `${fmt.countOf(x.affected_count, "task")}${x.affected_share !== null && x.affected_share !== undefined ? ` (${fmt.fraction(x.affected_share)})` : ""}`,
               })
             : null,
         ]),
@@ -630,7 +630,7 @@ function renderRecommendations(recs) {
         el("div", { class: "item-head" }, [
           badge(r.priority, { high: "bad", medium: "warn", low: "info" }[r.priority] || "muted"),
           el("span", { class: "tag", text: r.category }),
-          r.affected_count ? el("span", { class: "muted small", text: `${fmt.count(r.affected_count)} tasks` }) : null,
+          r.affected_count ? el("span", { class: "muted small", text: fmt.countOf(r.affected_count, "task") }) : null,
         ]),
         el("p", { class: "rec-action", text: r.action }),
         el("p", { class: "muted", text: r.evidence }),
@@ -693,7 +693,7 @@ function renderTasks() {
   byId("tasks-count").textContent = tasks.length
     ? shown.length < state.total
       ? `newest ${fmt.count(shown.length)} of ${fmt.count(state.total)}`
-      : `${fmt.count(state.total)} tasks`
+      : fmt.countOf(state.total, "task")
     : "";
   replace(
     byId("tasks-table").tBodies[0],

@@ -7,7 +7,7 @@ median and p99 over N pairs after 50 warm-up pairs, for three stores:
 
 * memory: MemoryStore, no I/O: the monitor's own bookkeeping.
 * sqlite: SqlStore on a file: complete commits the record before it returns (durable); the
-  start row is written by the background writer, off the caller's path.
+  start row is written by the background writer on its next round, off the caller's path.
 * postgresql: SqlStore on the local server, when it is reachable.
 
 Run: ``.venv/bin/python benchmarks/task_api_cost.py [N]``
@@ -15,6 +15,7 @@ Run: ``.venv/bin/python benchmarks/task_api_cost.py [N]``
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import tempfile
@@ -68,13 +69,14 @@ def main() -> None:
                 measure(SqlStore(f"sqlite:///{Path(tmp) / 'b.db'}"), n),
             )
         )
-    print(row("postgresql local (durable commit)", measure_postgres(n)))
+    try:
+        print(row("postgresql local (durable commit)", measure_postgres(n)))
+    except Exception as exc:  # the server is optional: say why the row is missing
+        print(f"| postgresql | skipped: {exc} | | |")
 
 
 def measure_postgres(n: int) -> list[float]:
     """On the local server, in a schema of its own that is dropped afterwards."""
-    import os
-
     from sqlalchemy import create_engine, text
 
     schema = f"genperf_bench_{os.getpid()}"

@@ -55,6 +55,7 @@ def test_the_cli_refuses_an_open_address_with_a_clear_message(tmp_path):
     assert proc.returncode == 2
     assert "GENPERF_API_TOKENS" in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "genperf.db").exists()  # refused before anything opened it
 
 
 def test_a_bad_token_entry_stops_start_up_without_showing_the_token(tmp_path):

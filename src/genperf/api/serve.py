@@ -87,6 +87,9 @@ def serve(
 
     from genperf.monitor import PerformanceMonitor
 
+    # Refuse a bad address or token list before anything opens the database.
+    api = ApiSettings.load(settings, environ)
+    check_bind(host, api)
     monitor = PerformanceMonitor(settings)
     service = _generation_service(monitor, required=demo)
     routers = list(extra_routers)
@@ -95,7 +98,8 @@ def serve(
 
         routers.append(make_router(service))
     try:
-        app = _build_app(settings, host, environ, routers, monitor)
+        app = _build_app(settings, api, environ, routers, monitor)
+        del api  # from here on only the app's token digests remain
         monitor.start()
         if service is not None:
             service.start()
@@ -144,16 +148,13 @@ def _generation_service(monitor: PerformanceMonitor, *, required: bool) -> Gener
 
 def _build_app(
     settings: Settings,
-    host: str,
+    api: ApiSettings,
     environ: Mapping[str, str] | None,
     extra_routers: Iterable[APIRouter],
     monitor: PerformanceMonitor | None = None,
 ) -> FastAPI:
-    """The app, after the checks. Only token digests outlive this call: the settings that
-    held the tokens go with its frame, and ``GENPERF_API_TOKENS`` leaves this process's
-    environment (so no child process inherits it)."""
-    api = ApiSettings.load(settings, environ)
-    check_bind(host, api)
+    """The app; it keeps only the tokens' digests. ``GENPERF_API_TOKENS`` leaves this process's
+    environment here (so no child process, such as a generation worker, inherits it)."""
     # create_app parses the tokens: a bad entry stops start-up before the port opens.
     app = create_app(
         settings, monitor=monitor, api_settings=api, environ=environ, extra_routers=extra_routers

@@ -8,6 +8,8 @@ driver exception, and never a password.
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -99,7 +101,7 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         # WAL: readers never block the writer, and the writer never blocks readers.
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _use_wal(cursor)
         # Durability: in WAL mode, FULL syncs the log at every commit, so a task is on disk
         # when save_task returns. NORMAL syncs only at checkpoints: a power cut could undo
         # the last commits. The cost is one fsync per commit, and commits are few: one per
@@ -107,6 +109,23 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
     finally:
         cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """Put the database in WAL mode (it stays so, in the file). Switching needs an exclusive
+    lock, and SQLite answers "database is locked" at once, without its busy wait, when
+    another connection is opening the same new file: so retry, for up to the busy timeout."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_SECONDS
+    while True:
+        if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+            return  # already: every open but the very first
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _on_begin(connection: Connection) -> None:

@@ -121,6 +121,12 @@ class Terminal:
         self.socket_path.unlink(missing_ok=True)  # tmux leaves it behind
 
 
+def _two_prompts_last(screen: str) -> bool:
+    """The screen ends with an empty prompt right under another prompt (the interrupted one)."""
+    lines = [line for line in screen.splitlines() if line.strip()]
+    return len(lines) >= 2 and lines[-1].rstrip() == "genperf>" and lines[-2].startswith("genperf>")
+
+
 @pytest.fixture
 def database(tmp_path: Path) -> Path:
     from genperf.records import utc_now
@@ -223,6 +229,9 @@ def test_interactive_mode_runs_commands_and_quits_cleanly(
     assert "EXIT:" not in back
 
     term.keys("C-c")  # at the prompt: a new line, still running
+    # Wait for that new prompt before typing: keys typed while the interrupt is still being
+    # handled are discarded with the interrupted line (readline drops its buffer).
+    term.wait_for(_two_prompts_last, "a new prompt after Ctrl-C")
     term.type("quit")
     final = term.wait_text("EXIT:")
     assert "Bye." in final and "EXIT:0" in final

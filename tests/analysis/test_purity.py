@@ -39,6 +39,7 @@ ALLOWED_GENPERF = (
     "genperf.config",
     "genperf.errors",
     "genperf.units",
+    "genperf.numbers",
     "genperf.storage.base",
 )
 # The one deliberate lazy import: build_report hands a SqlStore's window to the SQL aggregation

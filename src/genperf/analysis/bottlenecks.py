@@ -19,7 +19,6 @@ from datetime import timedelta
 from typing import Any
 
 from genperf.analysis import optimizations as opt
-from genperf.analysis.jsonsafe import fields_dict
 from genperf.analysis.stats import finite, median, ratio
 from genperf.analysis.window import (
     GPU_CRITICAL_CELSIUS,
@@ -33,11 +32,11 @@ from genperf.analysis.window import (
     as_window,
     failure_category,
     load_dominates,
-    percent,
     thermal_throttled,
 )
 from genperf.config import Settings
-from genperf.records import ErrorCategory, SystemSample, TaskRecord
+from genperf.numbers import percent
+from genperf.records import ErrorCategory, SystemSample, TaskRecord, fields_jsonable
 from genperf.units import count_of
 
 GIB = 1024**3
@@ -102,7 +101,7 @@ class Bottleneck:
     affected_tasks: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return fields_dict(self)
+        return fields_jsonable(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +116,7 @@ class BottleneckAnalysis:
     task_count: int
 
     def to_dict(self) -> dict[str, Any]:
-        return fields_dict(self)
+        return fields_jsonable(self)
 
     def get(self, resource: str) -> Bottleneck | None:
         return next((b for b in self.bottlenecks if b.resource == resource), None)

@@ -21,8 +21,7 @@ from typing import Any
 
 from genperf.analysis import optimizations as opt
 from genperf.analysis.advice import suggestions_for
-from genperf.analysis.jsonsafe import fields_dict
-from genperf.records import ErrorCategory, TaskRecord, TaskStatus
+from genperf.records import ErrorCategory, TaskRecord, TaskStatus, fields_jsonable
 
 _MAX_MESSAGE = 4000
 _MAX_CHAIN = 16
@@ -438,7 +437,7 @@ class FailureGroup:
     suggestions: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return fields_dict(self)
+        return fields_jsonable(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,7 +450,7 @@ class FailureSummary:
     groups: tuple[FailureGroup, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return fields_dict(self)
+        return fields_jsonable(self)
 
 
 def summarize_failures(failures: Iterable[FailureCount], task_count: int) -> FailureSummary:

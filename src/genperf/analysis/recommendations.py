@@ -27,7 +27,6 @@ from genperf.analysis.bottlenecks import (
     detect_bottlenecks,
 )
 from genperf.analysis.efficiency import Efficiency, resource_efficiency
-from genperf.analysis.jsonsafe import fields_dict
 from genperf.analysis.stats import ratio
 from genperf.analysis.window import (
     LOAD_SHARE,
@@ -38,10 +37,10 @@ from genperf.analysis.window import (
     as_window,
     failure_category,
     generation_targets,
-    percent,
 )
 from genperf.config import Settings
-from genperf.records import ErrorCategory, SystemSample, TaskRecord, TaskStatus
+from genperf.numbers import percent
+from genperf.records import ErrorCategory, SystemSample, TaskRecord, TaskStatus, fields_jsonable
 from genperf.units import count_of
 
 
@@ -77,7 +76,7 @@ class Recommendation:
     suggests: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return fields_dict(self)
+        return fields_jsonable(self)
 
 
 @dataclass(frozen=True, slots=True)

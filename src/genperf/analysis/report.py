@@ -26,13 +26,12 @@ from genperf.analysis.bottlenecks import BottleneckAnalysis, detect_bottlenecks
 from genperf.analysis.efficiency import Efficiency, resource_efficiency
 from genperf.analysis.failures import FailureKey, FailureSummary, failure_key, from_counts
 from genperf.analysis.failures import summarize_failures as _summarize_failures
-from genperf.analysis.jsonsafe import jsonable
 from genperf.analysis.recommendations import Recommendation, recommend
 from genperf.analysis.summary import Summary, summarize
 from genperf.analysis.trends import Trends, compute_trends
 from genperf.analysis.window import Tallier, Window
 from genperf.config import Settings
-from genperf.records import SystemSample, TaskRecord, utc_now
+from genperf.records import SystemSample, TaskRecord, to_jsonable, utc_now
 from genperf.storage.base import Store, TaskQuery
 
 SAMPLE_SIZE = 10_000  # task records read one by one at most
@@ -115,7 +114,7 @@ class Report:
             "failures": self.failures,
             "method": self.method,
         }
-        out: dict[str, Any] = jsonable({**spec, **extra})
+        out: dict[str, Any] = to_jsonable({**spec, **extra})
         return out
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from genperf.analysis import optimizations as opt
 from genperf.analysis.failures import FailureCount, count_failures, failure_category
 from genperf.config import Band, Settings
+from genperf.numbers import highest, lowest, percent
 from genperf.records import SystemSample, TaskRecord, TaskStatus
 
 # Thresholds of the tally. Settings carry the spec's bands and targets; these are genperf's.
@@ -40,13 +41,6 @@ def load_dominates(load: float, generation: float | None) -> bool:
     return (
         load >= LOAD_MIN_SECONDS and bool(generation) and load >= LOAD_SHARE * (generation or 0.0)
     )
-
-
-def percent(used: float | None, total: float | None) -> float | None:
-    """used as a percentage of total, or None when either is unknown or total is 0."""
-    if used is None or not total:
-        return None
-    return 100.0 * used / total
 
 
 def thermal_throttled(reasons: Iterable[str]) -> bool:
@@ -135,18 +129,10 @@ class Tally:
         for f in dataclasses.fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
             if f.name.endswith(("_max", "_min")):
-                values[f.name] = _extreme(a, b, highest=f.name.endswith("_max"))
+                values[f.name] = (highest if f.name.endswith("_max") else lowest)(a, b)
             else:
                 values[f.name] = a + b
         return Tally(**values)  # type: ignore[arg-type]
-
-
-def _extreme(a: float | None, b: float | None, *, highest: bool) -> float | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return max(a, b) if highest else min(a, b)
 
 
 def _band_counts(prefix: str, value: float | None, band: Band, out: Counter[str]) -> None:
@@ -172,10 +158,7 @@ class Tallier:
         self._extremes: dict[str, float | None] = dict.fromkeys(_EXTREMES)
 
     def _peak(self, key: str, value: float, low: bool = False) -> None:
-        cur = self._extremes[key]
-        self._extremes[key] = (
-            value if cur is None else (min(cur, value) if low else max(cur, value))
-        )
+        self._extremes[key] = (lowest if low else highest)(self._extremes[key], value)
 
     def add(self, t: TaskRecord) -> None:
         """Count one task; a running one is skipped."""
@@ -331,7 +314,6 @@ __all__ = [
     "count_failures",
     "failure_category",
     "generation_targets",
-    "percent",
     "tally",
 ]
 

@@ -1,0 +1,36 @@
+"""Arithmetic on values that may be unknown: ``None`` is "not measured", never a zero.
+
+The monitor's peaks, the analysis' tallies and the records' percentages all combine values
+that may be missing; these few helpers are their one definition.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+N = TypeVar("N", int, float)
+
+
+def highest(a: N | None, b: N | None) -> N | None:
+    """The larger of two values, either of which may be unknown (None only when both are)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+def lowest(a: N | None, b: N | None) -> N | None:
+    """The smaller of two values, either of which may be unknown (None only when both are)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def percent(used: float | None, total: float | None) -> float | None:
+    """used as a percentage of total, or None when either is unknown or total is 0."""
+    if used is None or not total:
+        return None
+    return 100.0 * used / total

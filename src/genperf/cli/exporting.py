@@ -3,22 +3,36 @@
 The formats themselves are :mod:`genperf.exporters.json` and :mod:`genperf.exporters.csv`, the
 same generators the API's export streams; this module only feeds them the window's tasks
 (streamed from the store in batches, so memory stays bounded) and counts them for the bar.
+:class:`ExportProgress` and :class:`ExportResult` are defined here, below ``source.py``,
+which imports this module (never the other way round).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import IO, TYPE_CHECKING
+from typing import IO, Protocol
 
 from genperf.config import Settings
 from genperf.records import TaskRecord
 from genperf.storage.base import Store, TaskQuery
 
-if TYPE_CHECKING:
-    from genperf.cli.source import ExportProgress, ExportResult
-
 EXPORT_BATCH = 1000
+
+
+class ExportProgress(Protocol):
+    """Told how an export advances: ``start`` once, then ``advance`` as units are written."""
+
+    def start(self, total: int | None, unit: str) -> None: ...
+
+    def advance(self, amount: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    tasks: int | None  # None when the server does not say
+    bytes_written: int
 
 
 def export_query(hours: float, now: datetime) -> TaskQuery:
@@ -44,8 +58,6 @@ def export_local(
     now: datetime,
 ) -> ExportResult:
     """Write the export of the last ``hours`` to ``out``; ``progress`` hears of each task."""
-    from genperf.cli.source import ExportResult
-
     query = export_query(hours, now)
     total = store.count_tasks(query)
     records = store.iter_tasks(query, batch_size=EXPORT_BATCH)

@@ -32,11 +32,11 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from genperf.cli.exporting import ExportProgress, ExportResult, export_local
 from genperf.config import Settings, redact_url
 from genperf.errors import GenperfError
 from genperf.records import SystemSample, TaskRecord, TaskStatus, to_jsonable, utc_now
@@ -69,20 +69,6 @@ class ServerUnreachableError(SourceError):
 
 class AuthError(SourceError):
     """The server refused the token (401) or the token lacks the role (403)."""
-
-
-class ExportProgress(Protocol):
-    """Told how an export advances: ``start`` once, then ``advance`` as units are written."""
-
-    def start(self, total: int | None, unit: str) -> None: ...
-
-    def advance(self, amount: int) -> None: ...
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    tasks: int | None  # None when the server does not say
-    bytes_written: int
 
 
 class Source(Protocol):
@@ -280,8 +266,6 @@ class LocalSource:
     def export(
         self, fmt: str, hours: float, out: IO[bytes], progress: ExportProgress
     ) -> ExportResult:
-        from genperf.cli.exporting import export_local
-
         return export_local(
             self.store(),
             self.settings,

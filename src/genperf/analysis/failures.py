@@ -19,9 +19,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from genperf.analysis import optimizations as opt
+from genperf import optimizations as opt
 from genperf.analysis.advice import suggestions_for
 from genperf.records import ErrorCategory, TaskRecord, TaskStatus, fields_jsonable
+from genperf.tally import FailureRow
 
 _MAX_MESSAGE = 4000
 _MAX_CHAIN = 16
@@ -415,6 +416,17 @@ def count_failures(tasks: Iterable[TaskRecord]) -> tuple[FailureCount, ...]:
 def from_counts(counts: Mapping[FailureKey, int]) -> tuple[FailureCount, ...]:
     """FailureCounts from a key -> count mapping, most first."""
     return merge_failures(FailureCount(c, p, o, n) for (c, p, o), n in counts.items())
+
+
+def from_rows(rows: Iterable[FailureRow]) -> tuple[FailureCount, ...]:
+    """FailureCounts from the rows a store groups (``AggregatingStore``), most first: the
+    same names as :func:`failure_key` gives a record."""
+    counts: Counter[FailureKey] = Counter()
+    for row in rows:
+        tokens = tuple(sorted(opt.normalize(row.optimizations)))
+        key = (category_of(row.error_category, row.status), normalize_phase(row.failed_phase))
+        counts[(*key, tokens)] += row.runs
+    return from_counts(counts)
 
 
 def merge_failures(rows: Iterable[FailureCount]) -> tuple[FailureCount, ...]:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from genperf.analysis import optimizations as opt
+from genperf import optimizations as opt
 from genperf.analysis.benchmarks import Benchmark, BenchmarkStatus, evaluate_benchmarks
 from genperf.analysis.bottlenecks import (
     Bottleneck,
@@ -29,8 +29,6 @@ from genperf.analysis.bottlenecks import (
 from genperf.analysis.efficiency import Efficiency, resource_efficiency
 from genperf.analysis.stats import ratio
 from genperf.analysis.window import (
-    LOAD_SHARE,
-    LOAD_SLOW_SECONDS,
     FailureCount,
     TaskSource,
     Window,
@@ -41,6 +39,7 @@ from genperf.analysis.window import (
 from genperf.config import Settings
 from genperf.numbers import percent
 from genperf.records import ErrorCategory, SystemSample, TaskRecord, TaskStatus, fields_jsonable
+from genperf.tally import LOAD_SHARE, LOAD_SLOW_SECONDS
 from genperf.units import count_of
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from genperf.analysis import optimizations as opt
+from genperf import optimizations as opt
 from genperf.analysis.stats import finite, mean, quantile, ratio
 from genperf.analysis.window import TaskSource, as_window
 from genperf.config import Settings

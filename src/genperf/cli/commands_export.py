@@ -31,7 +31,8 @@ from rich.progress import (
 
 from genperf.cli.context import parse_hours, state
 from genperf.cli.exporting import ExportResult
-from genperf.cli.source import EXPORT_FORMATS, SourceError
+from genperf.cli.source import SourceError
+from genperf.queries.reads import EXPORT_FORMATS
 from genperf.records import utc_now
 from genperf.units import human_bytes
 

@@ -6,9 +6,12 @@ Inputs refuse NaN and infinities, unknown fields and lax coercion.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import dataclasses
+import typing
+from types import NoneType, UnionType
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from genperf.queries.models import (
     ActiveTaskOut,
@@ -25,7 +28,7 @@ from genperf.queries.models import (
     StatusOut,
     TaskOut,
 )
-from genperf.records import TEXT_LIMITS, ErrorCategory
+from genperf.records import TEXT_LIMITS, UPDATABLE_FIELDS, ErrorCategory, TaskRecord
 
 
 def _json_integer(value: Any) -> Any:
@@ -49,9 +52,7 @@ TaskId = Annotated[
 
 # Short text fields, as long as their database columns allow (records.TEXT_LIMITS).
 ModelType = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["model_type"])]
-ModelUsed = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["model_used"])]
 ResolutionText = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["resolution"])]
-ErrorCategoryText = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["error_category"])]
 PhaseName = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["phase"])]
 FailedPhase = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["failed_phase"])]
 
@@ -73,39 +74,38 @@ class PhaseIn(_In):
     failed: bool = False
 
 
-class TaskMetricsIn(_In):
-    """Metrics of a running task, by name; any subset. Unknown names are refused (422).
-    null sets a metric back to unknown (a list to empty)."""
+# Input types of record fields whose bounds are not those of their type's convention.
+_INPUT_TYPES: dict[str, Any] = {
+    "phases": Annotated[list[PhaseIn], Field(max_length=1000)],
+    "error_message": Annotated[str, Field(max_length=2000)],
+    "recovery_suggestions": Annotated[list[ShortText], Field(max_length=64)],
+}
 
-    steps: Count | None = None
-    model_used: ModelUsed | None = None
-    frames: Count | None = None
-    generation_time_seconds: NonNegative | None = None
-    model_load_time_seconds: NonNegative | None = None
-    weights_memory_mapped: bool | None = None
-    phases: Annotated[list[PhaseIn], Field(max_length=1000)] | None = None
-    step_times_seconds: Annotated[list[NonNegative], Field(max_length=100_000)] | None = None
-    peak_vram_usage_mb: NonNegative | None = None
-    avg_vram_usage_mb: NonNegative | None = None
-    vram_total_mb: NonNegative | None = None
-    peak_vram_reserved_mb: NonNegative | None = None
-    peak_ram_usage_mb: NonNegative | None = None
-    avg_ram_usage_mb: NonNegative | None = None
-    ram_total_mb: NonNegative | None = None
-    peak_process_rss_mb: NonNegative | None = None
-    peak_cpu_percent: Percent | None = None
-    avg_cpu_percent: Percent | None = None
-    peak_gpu_utilization_percent: Percent | None = None
-    avg_gpu_utilization_percent: Percent | None = None
-    peak_gpu_temperature_celsius: NonNegative | None = None
-    avg_gpu_temperature_celsius: NonNegative | None = None
-    gpu_throttle_reasons: Annotated[list[Label], Field(max_length=64)] | None = None
-    optimizations_applied: Annotated[list[Label], Field(max_length=64)] | None = None
-    error_category: ErrorCategoryText | None = None
-    error_message: Annotated[str, Field(max_length=2000)] | None = None
-    failed_phase: FailedPhase | None = None
-    recovery_suggestions: Annotated[list[ShortText], Field(max_length=64)] | None = None
 
+def _input_type(name: str, hint: Any) -> Any:
+    """What a caller may send for a record field, by its type: counts and finite non-negative
+    numbers (``*_percent`` up to 1000), text as long as its column, bounded lists."""
+    if name in _INPUT_TYPES:
+        return _INPUT_TYPES[name]
+    args = [a for a in typing.get_args(hint) if a is not NoneType]
+    base = args[0] if len(args) == 1 and typing.get_origin(hint) in (Union, UnionType) else hint
+    item = typing.get_args(base)[0] if typing.get_origin(base) is tuple else None
+    if base is bool:
+        return bool
+    if base is int:
+        return Count
+    if base is float:
+        return Percent if name.endswith("_percent") else NonNegative
+    if base is str:
+        return Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS.get(name, 2000))]
+    if item is str:
+        return Annotated[list[Label], Field(max_length=64)]
+    if item is float:
+        return Annotated[list[NonNegative], Field(max_length=100_000)]
+    raise TypeError(f"TaskMetricsIn: no input type for TaskRecord.{name} ({hint})")
+
+
+class _MetricsIn(_In):
     def fields(self) -> dict[str, Any]:
         """The fields the caller sent, ready for ``update_task_metrics(**fields)``."""
         sent = self.model_dump(exclude_unset=True)
@@ -115,15 +115,25 @@ class TaskMetricsIn(_In):
         return sent
 
 
-_LIST_FIELDS = frozenset(
-    {
-        "phases",
-        "step_times_seconds",
-        "gpu_throttle_reasons",
-        "optimizations_applied",
-        "recovery_suggestions",
-    }
-)
+_HINTS = typing.get_type_hints(TaskRecord)
+_UPDATABLE = [f.name for f in dataclasses.fields(TaskRecord) if f.name in UPDATABLE_FIELDS]
+_LIST_FIELDS = frozenset(n for n in _UPDATABLE if typing.get_origin(_HINTS[n]) is tuple)
+
+if TYPE_CHECKING:
+    TaskMetricsIn = _MetricsIn
+else:
+    # One optional field per field a caller may update (records.UPDATABLE_FIELDS), derived
+    # from the record: a new metric is accepted here with no edit.
+    TaskMetricsIn = create_model(
+        "TaskMetricsIn",
+        __base__=_MetricsIn,
+        __module__=__name__,
+        __doc__=(
+            "Metrics of a running task, by name; any subset. Unknown names are refused (422).\n"
+            "null sets a metric back to unknown (a list to empty)."
+        ),
+        **{name: (_input_type(name, _HINTS[name]) | None, None) for name in _UPDATABLE},
+    )
 
 
 class TaskStartIn(TaskMetricsIn):
@@ -132,6 +142,7 @@ class TaskStartIn(TaskMetricsIn):
     task_id: TaskId
     model_type: ModelType
     resolution: ResolutionText = "720p"
+    steps: Count | None = None
 
     def fields(self) -> dict[str, Any]:
         out = super().fields()

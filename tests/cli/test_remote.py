@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,7 +22,7 @@ from genperf.cli.source import ALL_HOURS, LocalSource, Source, open_source
 from genperf.config import Settings
 from genperf.records import PhaseRecord, TaskStatus, utc_now
 from genperf.storage import SqlStore
-from genperf.testing import FakeCollector, make_task
+from genperf.testing import FakeCollector, make_task, wait_until
 
 from .conftest import HOST_READINGS, NODE, WIDTH
 
@@ -107,11 +106,13 @@ class Server:
 
     def __enter__(self) -> str:
         self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
+        wait_until(
+            lambda: self.server.started,
+            timeout=30,
+            interval=0.02,
+            what="the test server to start",
+            alive=self.thread.is_alive,
+        )
         port = self.server.servers[0].sockets[0].getsockname()[1]
         return f"http://127.0.0.1:{port}"
 

@@ -123,7 +123,11 @@ SAMPLE_FIELDS: tuple[str, ...] = tuple(
 
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
-    """One metric, declared once; drives storage columns, CSV, Prometheus and InfluxDB names."""
+    """One scalar metric of a sample, declared once: its name, unit and help text.
+
+    The Prometheus collector names its gauges after these (``genperf_host_<name>``,
+    ``genperf_gpu_<name>``); storage columns and CSV follow the record fields themselves.
+    """
 
     name: str
     unit: str

@@ -6,27 +6,26 @@ that may be missing; these few helpers are their one definition.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
 N = TypeVar("N", int, float)
 
 
-def highest(a: N | None, b: N | None) -> N | None:
-    """The larger of two values, either of which may be unknown (None only when both are)."""
+def _known(pick: Callable[[N, N], N], a: N | None, b: N | None) -> N | None:
     if a is None:
         return b
-    if b is None:
-        return a
-    return max(a, b)
+    return a if b is None else pick(a, b)
+
+
+def highest(a: N | None, b: N | None) -> N | None:
+    """The larger of two values, either of which may be unknown (None only when both are)."""
+    return _known(max, a, b)
 
 
 def lowest(a: N | None, b: N | None) -> N | None:
     """The smaller of two values, either of which may be unknown (None only when both are)."""
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return min(a, b)
+    return _known(min, a, b)
 
 
 def percent(used: float | None, total: float | None) -> float | None:

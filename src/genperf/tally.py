@@ -176,22 +176,14 @@ class Tally:
         return Tally(**values)  # type: ignore[arg-type]
 
     def resource(self, prefix: Literal["vram", "ram", "cpu"]) -> ResourceCounts:
-        """The counts of one of :data:`RESOURCES`."""
-        if prefix == "vram":
-            return ResourceCounts(
-                self.vram_n,
-                self.vram_sum,
-                self.vram_max,
-                self.vram_ge_acceptable,
-                self.vram_ge_maximum,
-            )
-        if prefix == "ram":
-            return ResourceCounts(
-                self.ram_n, self.ram_sum, self.ram_max, self.ram_ge_acceptable, self.ram_ge_maximum
-            )
-        return ResourceCounts(
-            self.cpu_n, self.cpu_sum, self.cpu_max, self.cpu_ge_acceptable, self.cpu_ge_maximum
-        )
+        """The counts of one of :data:`RESOURCES` (typed, where ``getattr`` would not be)."""
+        t = self
+        counts = {
+            "vram": (t.vram_n, t.vram_sum, t.vram_max, t.vram_ge_acceptable, t.vram_ge_maximum),
+            "ram": (t.ram_n, t.ram_sum, t.ram_max, t.ram_ge_acceptable, t.ram_ge_maximum),
+            "cpu": (t.cpu_n, t.cpu_sum, t.cpu_max, t.cpu_ge_acceptable, t.cpu_ge_maximum),
+        }
+        return ResourceCounts(*counts[prefix])
 
 
 class FailureRow(NamedTuple):

@@ -3,11 +3,12 @@ source parses (``genperf.queries.reads`` builds them, ``api/routers`` declare th
 
 The models of the records (:class:`GpuOut`, :class:`SampleOut`, :class:`PhaseOut`,
 :class:`TaskOut`) are derived from the dataclasses of :mod:`genperf.records` field by field,
-with their types: a new record field is one edit in ``records.py`` and appears here, in the
-OpenAPI document, in the CLI's ``--json`` and in the exports. Tuples become lists, nested
-records their models; the records' computed properties that the API serves
-(``GpuReading.memory_percent``, ``TaskRecord.success``) are added by name. Floats are finite
-or null: pydantic writes a NaN or an infinity as null.
+with their types, and those of the analysis' results (bottlenecks, recommendations, trends,
+benchmarks) from its dataclasses: a new record field is one edit in ``records.py`` and
+appears here, in the OpenAPI document, in the CLI's ``--json`` and in the exports. Tuples
+become lists, nested records their models; the records' computed properties that the API
+serves (``GpuReading.memory_percent``, ``TaskRecord.success``) are added by name. Floats are
+finite or null: pydantic writes a NaN or an infinity as null.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from genperf.analysis import Benchmark, Bottleneck, Recommendation, Trend
 from genperf.records import GpuReading, PhaseRecord, SystemSample, TaskRecord
 
 
@@ -49,10 +51,11 @@ def record_model(
     *,
     computed: Mapping[str, Any] | None = None,
     nested: Mapping[type, type[BaseModel]] | None = None,
+    descriptions: Mapping[str, str] | None = None,
 ) -> type[_Out]:
     """A response model with one field per field of the dataclass ``record``, of its type
     (see the module docstring), then the ``computed`` properties, read from the record by
-    ``from_attributes``."""
+    ``from_attributes``; ``descriptions`` document fields in the OpenAPI document."""
     hints = typing.get_type_hints(record)
     fields: dict[str, Any] = {}
     for f in dataclasses.fields(record):
@@ -62,6 +65,9 @@ def record_model(
             default = f.default_factory()
         else:
             default = ...
+        described = (descriptions or {}).get(f.name)
+        if described is not None:
+            default = Field(default, description=described)
         fields[f.name] = (_api_type(hints[f.name], nested or {}), default)
     for prop, hint in (computed or {}).items():
         fields[prop] = (hint, ...)
@@ -76,6 +82,10 @@ if TYPE_CHECKING:  # mypy sees the base class; the fields are the records'
     SampleOut = _Out
     PhaseOut = _Out
     TaskOut = _Out
+    BottleneckOut = _Out
+    RecommendationOut = _Out
+    TrendOut = _Out
+    BenchmarkOut = _Out
 else:
     GpuOut = record_model(
         GpuReading,
@@ -96,6 +106,20 @@ else:
         "Everything genperf knows about one generation (``_mb`` is MiB, times UTC).",
         computed={"success": bool},
         nested={PhaseRecord: PhaseOut},
+    )
+    # The analysis' results, from its dataclasses.
+    BottleneckOut = record_model(
+        Bottleneck,
+        "BottleneckOut",
+        "One bottleneck found in the window, with its evidence.",
+        descriptions={"resource": "vram, ram, cpu, model_loading, disk, thermal, offload"},
+    )
+    RecommendationOut = record_model(
+        Recommendation, "RecommendationOut", "One thing to change, why, and what it should bring."
+    )
+    TrendOut = record_model(Trend, "TrendOut", "A robust trend of one metric over the window.")
+    BenchmarkOut = record_model(
+        Benchmark, "BenchmarkOut", "One benchmark: its target lines, current value and status."
     )
 
 
@@ -155,16 +179,6 @@ class MetricsPage(_Out):
     metrics: list[TaskOut]
 
 
-class BottleneckOut(_Out):
-    resource: str = Field(description="vram, ram, cpu, model_loading, disk, thermal, offload")
-    severity: str = Field(description="info, warning or critical")
-    summary: str
-    evidence: dict[str, Any] = {}
-    affected_count: int = 0
-    affected_share: float | None = None
-    affected_tasks: list[str] = []
-
-
 class BottleneckAnalysisOut(_Out):
     status: str = Field(description="no_data, ok or bottlenecks_found")
     message: str
@@ -174,51 +188,11 @@ class BottleneckAnalysisOut(_Out):
     task_count: int
 
 
-class RecommendationOut(_Out):
-    id: str
-    category: str = Field(description="hardware, configuration, workflow or targets")
-    priority: str = Field(description="high, medium or low")
-    action: str
-    evidence: str
-    expected_effect: str
-    affected_count: int
-    suggests: list[str] = []
-
-
-class TrendOut(_Out):
-    metric: str
-    resolution_class: str | None = None
-    direction: str = Field(description="improving, degrading, stable or insufficient_data")
-    better: str
-    tasks: int
-    points: int
-    bucketed: bool
-    slope_per_hour: float | None = None
-    start_value: float | None = None
-    end_value: float | None = None
-    change: float | None = None
-    relative_change: float | None = None
-    z: float | None = None
-
-
 class TrendsOut(_Out):
     generation_time: dict[str, TrendOut]
     success_rate: TrendOut
     peak_vram_percent: TrendOut
     model_load_time: TrendOut
-
-
-class BenchmarkOut(_Out):
-    name: str
-    unit: str
-    better: str
-    statistic: str
-    value: float | None
-    target: float
-    acceptable: float
-    limit: float | None
-    status: str = Field(description="target_met, acceptable, marginal, below_minimum or no_data")
-    tasks: int
 
 
 class EfficiencyOut(_Out):

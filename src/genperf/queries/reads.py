@@ -256,12 +256,7 @@ class Queries:
         now = self._now()
         return StatusOut(
             timestamp=now,
-            monitoring=MonitoringOut(
-                running=monitor.running,
-                node=monitor.node,
-                interval_seconds=self.settings.monitoring_interval_seconds,
-                sample_age_seconds=max(0.0, (now - sample.taken_at).total_seconds()),
-            ),
+            monitoring=self._monitoring(monitor.running, monitor.node, now, sample.taken_at),
             system=SampleOut.model_validate(sample),
             active_tasks=[active_task(a.record, a.phase) for a in monitor.active_tasks()],
             monitor=MonitorStatsOut.model_validate(monitor.self_stats()),
@@ -271,12 +266,7 @@ class Queries:
         """The status without a server: this host's ``sample``, and the service as the
         database shows it (its running tasks, and its newest sample's age)."""
         now = self._now()
-        monitoring = MonitoringOut(
-            running=False,
-            node=node,
-            interval_seconds=self.settings.monitoring_interval_seconds,
-            sample_age_seconds=None,
-        )
+        monitoring = self._monitoring(False, node, now, None)
         status = StoredStatusOut(
             timestamp=now,
             monitoring=monitoring,
@@ -293,19 +283,25 @@ class Queries:
             return status.model_copy(update={"database_error": str(exc)})
         if latest:
             age = max(0.0, (now - latest[-1].taken_at).total_seconds())
-            monitoring = monitoring.model_copy(
-                update={
-                    "node": latest[-1].node,
-                    "sample_age_seconds": age,
-                    "running": age <= self._fresh_seconds(),
-                }
-            )
+            fresh = age <= self._fresh_seconds()
+            monitoring = self._monitoring(fresh, latest[-1].node, now, latest[-1].taken_at)
         return status.model_copy(
             update={
                 "database_available": True,
                 "monitoring": monitoring,
                 "active_tasks": [active_task(r) for r in running],
             }
+        )
+
+    def _monitoring(
+        self, running: bool, node: str, now: datetime, sampled_at: datetime | None
+    ) -> MonitoringOut:
+        age = None if sampled_at is None else max(0.0, (now - sampled_at).total_seconds())
+        return MonitoringOut(
+            running=running,
+            node=node,
+            interval_seconds=self.settings.monitoring_interval_seconds,
+            sample_age_seconds=age,
         )
 
     def _fresh_seconds(self) -> float:

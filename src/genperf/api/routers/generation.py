@@ -113,22 +113,11 @@ class GenerationTaskOut(BaseModel):
 
     @classmethod
     def of(cls, task: GenerationTask) -> GenerationTaskOut:
-        r = task.request
-        return cls(
-            task_id=r.task_id,
-            model_type=r.model_type,
-            resolution=r.resolution,
-            steps=r.steps,
-            frames=r.frames,
-            memory_headroom_mib=r.memory_headroom_mib,
-            status=r.status,
-            created_at=r.created_at,
-            started_at=r.started_at,
-            completed_at=r.completed_at,
-            run_id=r.run_id,
-            error_message=r.error_message,
-            metrics=None if task.metrics is None else TaskOut.model_validate(task.metrics),
-        )
+        # The request's own fields by name (never its prompt, which is no field here).
+        out = cls.model_validate(task.request, from_attributes=True)
+        if task.metrics is None:
+            return out
+        return out.model_copy(update={"metrics": TaskOut.model_validate(task.metrics)})
 
 
 class GenerationTaskList(BaseModel):

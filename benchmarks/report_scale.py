@@ -193,6 +193,7 @@ def measure(path: Path, repeats: int) -> dict[str, Any]:
 def stages(path: Path) -> str:
     """CPU seconds of each step of the SQL path, run one after the other on one thread."""
     from genperf.analysis import analyze
+    from genperf.analysis.failures import from_rows
     from genperf.analysis.window import Window
     from genperf.storage import aggregates
     from genperf.storage.base import TaskQuery
@@ -217,7 +218,7 @@ def stages(path: Path) -> str:
         sample = timed(
             "sample", lambda: aggregates.window_sample(store, query, min(1.0, 10_000 / size))
         )
-        window = Window(tally=tally, failures=failures, tasks=sample, method="sql")
+        window = Window(tally=tally, failures=from_rows(failures), tasks=sample, method="sql")
         timed("analyze", lambda: analyze(window, settings, time_window_hours=24, now=NOW))
     finally:
         store.close()

@@ -8,22 +8,39 @@ Every key the spec names exists here with the spec's default; genperf's own keys
 (database_url, retention, benchmark targets ...) sit beside them in the same block.
 Environment variables override the file: ``GENPERF_<KEY>`` for a top-level key and
 ``GENPERF_<SECTION>__<KEY>`` for a nested one, e.g.
-``GENPERF_PERFORMANCE_THRESHOLDS__MAX_VRAM_USAGE_PERCENT=80``.
-A bad value raises :class:`ConfigError` naming the key and its source.
+``GENPERF_PERFORMANCE_THRESHOLDS__MAX_VRAM_USAGE_PERCENT=80``. :func:`load_settings` reads
+them with pydantic-settings' own sources (prefix and ``__`` nesting are its
+``env_prefix`` and ``env_nested_delimiter``); variables that name no setting are not read.
+A bad value raises :class:`ConfigError` naming the key and its source, in one line.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 from genperf.errors import ConfigError
 
@@ -115,6 +132,14 @@ class BenchmarkTargets(_Section):
     resource_efficiency: QualityBand = QualityBand(target=0.85, acceptable=0.70, minimum=0.50)
 
 
+class _FileOnly:
+    """Marks a setting :func:`load_settings` reads from the file only: the API reads its
+    environment variable itself and adds it to the file's list (``genperf.api.settings``)."""
+
+
+FILE_ONLY = _FileOnly()
+
+
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("genperf", appauthor=False))
 
@@ -139,9 +164,10 @@ class Settings(_Section):
     # The HTTP API (genperf serve). Tokens are "role:token" or "role:sha256:<hex digest>"
     # entries, roles read < write < admin; GENPERF_API_TOKENS, GENPERF_ALLOWED_HOSTS and
     # GENPERF_CORS_ORIGINS (comma-separated) add to these.
-    api_tokens: list[str] = Field(default_factory=list, repr=False)
-    allowed_hosts: list[str] = Field(default_factory=list)  # Host names served besides loopback
-    cors_origins: list[str] = Field(default_factory=list)  # empty: CORS off
+    api_tokens: Annotated[list[str], FILE_ONLY] = Field(default_factory=list, repr=False)
+    # Host names served besides loopback
+    allowed_hosts: Annotated[list[str], FILE_ONLY] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], FILE_ONLY] = Field(default_factory=list)  # empty: no CORS
 
     @property
     def resolved_database_url(self) -> str:
@@ -166,6 +192,54 @@ def redact_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source, reading a given mapping (tests pass their own)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if FILE_ONLY in field.metadata:
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        loaded: Mapping[str, str | None] = parse_env_vars(
+            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+        return loaded
+
+
+# The environment load_settings reads (a parameter, so tests need not touch os.environ).
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("genperf_environ", default=None)
+
+
+class _Loaded(BaseSettings, Settings):
+    """Settings as pydantic-settings loads them: the environment over the file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The first source wins: the environment, then the file (passed as init values).
+        environ = _ENVIRON.get()
+        return _Environment(settings_cls, os.environ if environ is None else environ), init_settings
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -178,28 +252,46 @@ def load_settings(
     env = os.environ if environ is None else environ
     source = str(path) if path is not None else env.get(CONFIG_ENV) or None
     data: dict[str, Any] = _read_file(Path(source)) if source else {}
-    overrides = _env_overrides(env)
-    for dotted, value in overrides.items():
-        _set_dotted(data, dotted, value)
     where = source or "defaults"
-    if overrides:
-        where = f"{where} + environment"
+
+    reset = _ENVIRON.set(env)
     try:
-        return Settings.model_validate(data)
+        loaded = _Loaded(**data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in (ROOT_KEY, *err["loc"]))
-        env_name = _env_name(err["loc"])
-        origin = f"environment variable {env_name}" if env_name in env else where
-        got = (
-            f" (got {err['input']!r})"
-            if "input" in err and not isinstance(err["input"], dict)
-            else ""
-        )
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown key"
-        raise ConfigError(f"{message}{got}", key=key, source=origin) from None
+        raise _config_error(exc, env, where) from None
+    except SettingsError as exc:  # a nested value in the environment that is not JSON
+        name = _env_of(str(exc), env)
+        key = f"{ROOT_KEY}.{name[len(ENV_PREFIX) :].lower().replace('__', '.')}"
+        raise ConfigError(
+            "expected a JSON object", key=key, source=f"environment variable {name}"
+        ) from None
+    finally:
+        _ENVIRON.reset(reset)
+    # A plain Settings, as tests build them: the loader's class stays in here.
+    return Settings.model_validate({name: getattr(loaded, name) for name in Settings.model_fields})
+
+
+def _config_error(exc: ValidationError, env: Mapping[str, str], where: str) -> ConfigError:
+    """The first error as one line naming the key and where it came from."""
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in (ROOT_KEY, *err["loc"]))
+    env_name = ENV_PREFIX + "__".join(str(p).upper() for p in err["loc"])
+    origin = f"environment variable {env_name}" if env_name in env else where
+    got = (
+        f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+    )
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown key"
+    return ConfigError(f"{message}{got}", key=key, source=origin)
+
+
+def _env_of(message: str, env: Mapping[str, str]) -> str:
+    """The variable a pydantic-settings error is about ('... for field "x" from source ...')."""
+    match = re.search(r'field "(\w+)"', message)
+    field = match.group(1) if match else ""
+    prefix = f"{ENV_PREFIX}{field.upper()}"
+    return next((n for n in env if n.upper().startswith(prefix)), prefix)
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -220,53 +312,3 @@ def _read_file(path: Path) -> dict[str, Any]:
             f'the file must be a JSON object {{"{ROOT_KEY}": {{...}}}}', source=str(path), key=None
         )
     return dict(doc[ROOT_KEY])
-
-
-_TEXT_KEYS = {"database_url", "data_dir", "model_dir", "node_name"}
-# Variables read elsewhere: the CLI's server and token, and the API's lists, which it reads as
-# comma-separated text (genperf.api.settings).
-_NOT_SETTINGS = {
-    "CONFIG",
-    "URL",
-    "TOKEN",
-    "API_TOKENS",
-    "ALLOWED_HOSTS",
-    "CORS_ORIGINS",
-    "DEBUG",
-}
-
-
-def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
-    """``GENPERF_A__B=v`` -> {"a.b": parsed v}. Values parse as JSON when they can."""
-    out: dict[str, Any] = {}
-    for name, raw in env.items():
-        if not name.startswith(ENV_PREFIX):
-            continue
-        rest = name[len(ENV_PREFIX) :]
-        if rest in _NOT_SETTINGS or rest.startswith("TEST_"):
-            continue
-        dotted = ".".join(part.lower() for part in rest.split("__"))
-        if dotted.split(".")[0] not in Settings.model_fields:
-            continue  # not a setting (another tool's variable); never guess
-        value: Any = raw
-        if dotted not in _TEXT_KEYS:
-            with contextlib.suppress(json.JSONDecodeError):  # plain text: validation judges it
-                value = json.loads(raw)
-        out[dotted] = value
-    return out
-
-
-def _env_name(loc: tuple[int | str, ...]) -> str:
-    return ENV_PREFIX + "__".join(str(p).upper() for p in loc)
-
-
-def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    node = data
-    for part in parents:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[leaf] = value

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from genperf.numbers import percent
+
 MIB = 1024 * 1024
 
 
@@ -121,7 +123,11 @@ SAMPLE_FIELDS: tuple[str, ...] = tuple(
 
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
-    """One metric, declared once; drives storage columns, CSV, Prometheus and InfluxDB names."""
+    """One scalar metric of a sample, declared once: its name, unit and help text.
+
+    The Prometheus collector names its gauges after these (``genperf_host_<name>``,
+    ``genperf_gpu_<name>``); storage columns and CSV follow the record fields themselves.
+    """
 
     name: str
     unit: str
@@ -229,11 +235,11 @@ class TaskRecord:
 
     @property
     def peak_vram_percent(self) -> float | None:
-        return _percent(self.peak_vram_usage_mb, self.vram_total_mb)
+        return percent(self.peak_vram_usage_mb, self.vram_total_mb)
 
     @property
     def peak_ram_percent(self) -> float | None:
-        return _percent(self.peak_ram_usage_mb, self.ram_total_mb)
+        return percent(self.peak_ram_usage_mb, self.ram_total_mb)
 
     def phase(self, name: str) -> PhaseRecord | None:
         """The last phase of that name, or None."""
@@ -244,34 +250,44 @@ class TaskRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: enums as strings, datetimes as ISO 8601, tuples as lists."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            out[f.name] = to_jsonable(getattr(self, f.name))
+        out = fields_jsonable(self)
         out["success"] = self.success
         return out
 
 
-def _percent(used: float | None, total: float | None) -> float | None:
-    if used is None or not total:
-        return None
-    return 100.0 * used / total
-
-
 def to_jsonable(value: Any) -> Any:
-    """Records and values as JSON-ready data: enums as values, datetimes ISO 8601, tuples lists."""
+    """Records and values as JSON-ready data, the one converter of genperf.
+
+    Enums become their values, datetimes ISO 8601, tuples and lists lists (sets sorted),
+    dataclasses dicts (through their ``to_dict`` where they have one), NaN and infinities
+    None (JSON has neither: unknown is null).
+
+    Raises:
+        TypeError: a value JSON cannot carry.
+    """
     if isinstance(value, enum.Enum):
-        return value.value
+        return to_jsonable(value.value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | int):
+        return value
     if isinstance(value, datetime):
         return value.isoformat()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, tuple | list | set | frozenset):
-        return [to_jsonable(v) for v in value]
+        to_dict = getattr(value, "to_dict", None)
+        return to_dict() if callable(to_dict) else fields_jsonable(value)
     if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON has no NaN or infinity; unknown is null
-    return value
+        return {str(to_jsonable(k)): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, set | frozenset):
+        return [to_jsonable(v) for v in sorted(value)]
+    if isinstance(value, tuple | list):
+        return [to_jsonable(v) for v in value]
+    raise TypeError(f"not JSON-safe: {type(value).__name__}")
+
+
+def fields_jsonable(obj: Any) -> dict[str, Any]:
+    """A dataclass's own fields as a JSON-ready dict (what ``to_dict`` methods build on)."""
+    return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
 
 
 # Fields a caller may set through update_task_metrics(task_id, **fields).
@@ -394,6 +410,7 @@ __all__ = [
     "SystemSample",
     "TaskRecord",
     "TaskStatus",
+    "fields_jsonable",
     "resolution_class",
     "resolution_label",
     "to_jsonable",

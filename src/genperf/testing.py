@@ -6,13 +6,50 @@ control of time; everything else in tests is real (psutil, SQLite, PostgreSQL, d
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from genperf.records import TaskRecord, TaskStatus, resolution_class
+
+T = TypeVar("T")
+
+
+def wait_until(
+    condition: Callable[[], T],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "the condition",
+    alive: Callable[[], bool] | None = None,
+    ignore: tuple[type[BaseException], ...] = (),
+) -> T:
+    """Poll ``condition`` until it returns a true value, and return that value.
+
+    For a test that waits on another thread or process which offers nothing to wait on (a
+    server starting, a background refresh). ``ignore`` lists exceptions that mean "not yet"
+    (a connection refused while a server starts).
+
+    Raises:
+        AssertionError: naming ``what``, after ``timeout`` seconds, or at once when
+            ``alive()`` says what we wait on has died.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value: T | None = None
+        with contextlib.suppress(*ignore):  # "not yet"
+            value = condition()
+        if value:
+            return value
+        if alive is not None and not alive():
+            raise AssertionError(f"what we waited on for {what} has stopped")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
 
 
 class ManualClock:

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from genperf.analysis import optimizations as opt
+from genperf import optimizations as opt
 from genperf.analysis.failures import (
     Diagnosis,
     FailureCount,

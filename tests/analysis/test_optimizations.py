@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genperf.analysis import optimizations as opt
+from genperf import optimizations as opt
 
 
 def test_a_family_is_satisfied_by_any_member() -> None:

@@ -39,11 +39,11 @@ ALLOWED_GENPERF = (
     "genperf.config",
     "genperf.errors",
     "genperf.units",
+    "genperf.numbers",
+    "genperf.optimizations",
+    "genperf.tally",
     "genperf.storage.base",
 )
-# The one deliberate lazy import: build_report hands a SqlStore's window to the SQL aggregation
-# (SQLAlchemy is loaded already whenever a SqlStore exists).
-LAZY_EXCEPTIONS = {("report.py", "genperf.storage")}
 
 ANALYSIS = Path(genperf.analysis.__file__).parent
 MODULES = sorted(ANALYSIS.glob("*.py"))
@@ -59,6 +59,8 @@ def imports(tree: ast.AST) -> list[tuple[str, bool]]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: inside genperf.analysis
                 out.append(("genperf.analysis", id(node) in top))
+            elif node.module == "genperf":  # from genperf import optimizations
+                out += [(f"genperf.{a.name}", id(node) in top) for a in node.names]
             else:
                 out.append((node.module or "", id(node) in top))
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "import_module":
@@ -82,16 +84,13 @@ def test_every_module_is_checked() -> None:
 
 @pytest.mark.parametrize("path", MODULES, ids=[p.name for p in MODULES])
 def test_no_banned_import(path: Path) -> None:
-    for module, at_top in imports(ast.parse(path.read_text(), str(path))):
+    for module, _ in imports(ast.parse(path.read_text(), str(path))):
         root = module.split(".")[0]
         assert root not in BANNED, f"{path.name} imports {module}"
         assert module != "<dynamic import>", f"{path.name} imports by name at run time"
         if module.startswith("genperf"):
             allowed = any(module == a or module.startswith(a + ".") for a in ALLOWED_GENPERF)
-            if not allowed:
-                assert not at_top and (path.name, module) in LAZY_EXCEPTIONS, (
-                    f"{path.name} imports {module}"
-                )
+            assert allowed, f"{path.name} imports {module}"
 
 
 def test_importing_analysis_loads_none_of_them() -> None:

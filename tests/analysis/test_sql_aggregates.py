@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from genperf.analysis.failures import count_failures
+from genperf.analysis.failures import count_failures, from_rows
 from genperf.analysis.report import load_window
-from genperf.analysis.window import Tally, tally
+from genperf.analysis.window import tally
 from genperf.config import Settings
 from genperf.records import TaskRecord, TaskStatus
 from genperf.storage.base import TaskQuery
+from genperf.tally import Tally
 from genperf.testing import make_task
 
 from .conftest import T0
@@ -179,7 +180,7 @@ def test_time_slices_add_up_to_the_whole(
 
 def test_failure_counts_are_the_same(stored: tuple[SqlStore, list[TaskRecord]]) -> None:
     store, tasks = stored
-    assert aggregates.window_failures(store, everything()) == count_failures(tasks)
+    assert from_rows(aggregates.window_failures(store, everything())) == count_failures(tasks)
 
 
 def test_filters_apply(stored: tuple[SqlStore, list[TaskRecord]], settings: Settings) -> None:

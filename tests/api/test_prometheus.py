@@ -7,6 +7,9 @@ import dataclasses
 
 import prometheus_client
 from api_support import P
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from genperf.exporters.prometheus import (
@@ -157,3 +160,15 @@ def test_no_task_id_or_prompt_in_labels(client):
     text = client.get("/metrics").text
     assert "secret-job-7" not in text
     assert "purple" not in text
+
+
+def test_openmetrics_when_the_scraper_asks_for_it(client):
+    asked = client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
+    assert asked.headers["content-type"].startswith("application/openmetrics-text")
+    assert asked.text.endswith("# EOF\n")
+    assert "# TYPE genperf info" in asked.text  # an info metric, not a gauge
+    families = {f.name: f for f in openmetrics_families(asked.text)}
+    assert families["genperf"].type == "info"
+    plain = client.get("/metrics", headers={"Accept": "text/plain"})
+    assert plain.headers["content-type"] == CONTENT_TYPE
+    assert "# EOF" not in plain.text

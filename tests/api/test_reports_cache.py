@@ -9,7 +9,7 @@ import time
 import pytest
 
 from genperf.api.reports import ReportCache
-from genperf.testing import ManualClock
+from genperf.testing import ManualClock, wait_until
 
 
 class Builder:
@@ -23,13 +23,6 @@ class Builder:
         with self.lock:
             self.calls += 1
             return self.calls
-
-
-def wait_for(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
 
 
 def test_fresh_entries_are_served_from_the_cache():
@@ -53,7 +46,7 @@ def test_a_stale_entry_is_served_while_one_rebuild_runs():
     slow.calls = 1
     assert cache.get("k", slow) == 1  # stale, at once
     assert cache.get("k", slow) == 1  # still stale; no second rebuild
-    wait_for(lambda: cache.get("k", slow) == 2)
+    wait_until(lambda: cache.get("k", slow) == 2)
     assert slow.calls == 2
 
 
@@ -103,5 +96,5 @@ def test_a_failed_background_rebuild_keeps_the_stale_entry(caplog):
         raise RuntimeError("database down")
 
     assert cache.get("k", fail) == 1
-    wait_for(lambda: "refreshing a cached report failed" in caplog.text)
+    wait_until(lambda: "refreshing a cached report failed" in caplog.text)
     assert cache.get("k", Builder()) == 1

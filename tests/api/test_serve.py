@@ -13,9 +13,9 @@ import httpx
 import pytest
 from api_support import P
 
-from genperf.api.serve import check_bind, is_loopback_address
 from genperf.api.settings import ApiSettings
 from genperf.errors import ConfigError
+from genperf.server import check_bind, is_loopback_address
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"])

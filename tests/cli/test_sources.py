@@ -48,7 +48,17 @@ def test_requests_carry_the_token_and_the_apis_parameters() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(200, json={"metrics": [], "total": 0})
+        page = {
+            "time_window_hours": 8760.0,
+            "model_type": "t2v-A14B",
+            "success_only": True,
+            "total": 0,
+            "limit": 5,
+            "offset": 0,
+            "next_offset": None,
+            "metrics": [],
+        }
+        return httpx.Response(200, json=page)
 
     source(handler, token="s3cret").tasks(5, model_type="t2v-A14B", success_only=True)
     (request,) = seen
@@ -69,6 +79,11 @@ def test_requests_carry_the_token_and_the_apis_parameters() -> None:
         (httpx.Response(404, text="Not Found"), SourceError, "is not a genperf server"),
         (httpx.Response(200, text="<html>hello</html>"), SourceError, "did not answer a JSON"),
         (httpx.Response(200, json=[1, 2]), SourceError, "did not answer a JSON object"),
+        (
+            httpx.Response(200, json={"timestamp": "now"}),
+            SourceError,
+            "answered GET /api/v1/performance/status with what is not a StatusOut",
+        ),
         (
             httpx.Response(
                 503, json={"error": {"code": "unavailable", "message": "database down"}}

@@ -205,3 +205,32 @@ def test_api_keys_load_from_the_file_and_tokens_never_show(tmp_path):
     assert s.allowed_hosts == ["genperf.lan"]
     assert "s3cret" not in repr(s)
     assert "s3cret" not in json.dumps(s.safe_dict())
+
+
+def test_variables_that_name_no_setting_are_not_read():
+    """pydantic-settings reads only the settings' own names: no list of other tools' (or
+    tests') variables is needed."""
+    env = {
+        "GENPERF_URL": "http://elsewhere:8000",
+        "GENPERF_TOKEN": "t",
+        "GENPERF_TEST_PG_URL": "postgresql://x",
+        "GENPERF_NOT_A_SETTING": "{oops",
+        "GENPERF_NODE_NAME": "n1",
+    }
+    assert load_settings(environ=env).node_name == "n1"
+
+
+def test_nested_variables_and_errors_that_name_them():
+    name = "GENPERF_BENCHMARK_TARGETS__GENERATION_TIME_ACCEPTABLE_FACTOR"
+    assert (
+        load_settings(environ={name: "2"}).benchmark_targets.generation_time_acceptable_factor == 2
+    )
+    band = '{"optimal": 50, "acceptable": 60, "maximum": 70}'
+    loaded = load_settings(environ={"GENPERF_BENCHMARK_TARGETS__RAM_USAGE_PERCENT": band})
+    assert loaded.benchmark_targets.ram_usage_percent.maximum == 70
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={name: "0.5"})
+    line = str(caught.value)
+    assert "\n" not in line
+    assert "benchmark_targets.generation_time_acceptable_factor" in line
+    assert f"environment variable {name}" in line

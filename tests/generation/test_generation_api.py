@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from genperf.api import ApiSettings, create_app
+from genperf.api.routers.generation import make_router
 from genperf.generation import TINY_WAN, queue_demo_batch
-from genperf.generation.api import make_router
 
 pytestmark = pytest.mark.filterwarnings("ignore:unclosed file.*safetensors:ResourceWarning")
 

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -17,6 +16,7 @@ import pytest
 pytest.importorskip("diffusers", reason="the main job runs real diffusers pipelines")
 
 from genperf.generation.demo import DEMO_JOBS
+from genperf.testing import wait_until
 
 API = "/api/v1"
 
@@ -28,17 +28,15 @@ def _free_port() -> int:
 
 
 def _wait_for(predicate, timeout: float, proc: subprocess.Popen, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None, f"server exited while waiting for {what}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
+    alive = lambda: proc.poll() is None  # noqa: E731
+    return wait_until(
+        predicate,
+        timeout=timeout,
+        interval=0.5,
+        what=what,
+        alive=alive,
+        ignore=(httpx.TransportError,),
+    )
 
 
 @pytest.mark.slow

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from diffusers_support import CALL, torch
 
-from genperf.analysis.optimizations import KNOWN_TOKENS
 from genperf.integrations.diffusers import detect_optimizations, monitor_pipeline
 from genperf.integrations.pipeline_inspect import (
     OFFLOAD_GROUP,
@@ -13,6 +12,7 @@ from genperf.integrations.pipeline_inspect import (
     _processor_token,
     quantization_token,
 )
+from genperf.optimizations import KNOWN_TOKENS
 
 pytestmark = pytest.mark.filterwarnings("ignore:unclosed file.*safetensors:ResourceWarning")
 

@@ -17,7 +17,7 @@ from genperf.monitor import PerformanceMonitor
 from genperf.records import TaskStatus
 from genperf.storage import SqlStore
 from genperf.storage.base import TaskQuery
-from genperf.testing import FakeCollector
+from genperf.testing import FakeCollector, wait_until
 
 CHILD = textwrap.dedent(
     """
@@ -131,10 +131,7 @@ def test_a_locked_database_never_fails_the_caller_and_nothing_is_lost(tmp_path, 
     finally:
         locker.execute("ROLLBACK")
         locker.close()
-    deadline = time.monotonic() + 10
-    while monitor.self_stats()["tasks_pending"] and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert monitor.self_stats()["tasks_pending"] == 0
+    wait_until(lambda: monitor.self_stats()["tasks_pending"] == 0, what="the queue to drain")
     for i in range(5):
         assert store.get_task(f"l{i}").status is TaskStatus.COMPLETED
     monitor.close()

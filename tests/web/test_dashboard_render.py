@@ -249,3 +249,16 @@ def test_a_loopback_user_without_tokens_is_admin_and_sees_export(service, open_p
     page.wait_for_selector("body[data-role='admin']")
     assert page.is_visible("#export-json") and page.is_visible("#export-csv")
     assert not page.is_visible("#sign-out")  # no token to forget
+
+
+def test_the_status_bars_use_the_servers_bands(service, open_page):
+    """The CPU and RAM bands come from the server's targets (GET /benchmarks), not from a
+    copy of the config defaults in the page."""
+    page = open_page()
+    open_dashboard(page, service.url)
+    targets = _api(service, "benchmarks")["targets"]
+    for metric, key in (("cpu", "cpu_usage_percent"), ("ram", "ram_usage_percent")):
+        b = targets[key]
+        title = page.get_attribute(f'.tile[data-metric="{metric}"] .bar', "title")
+        expected = f"optimal < {b['optimal']:g}%, acceptable < {b['acceptable']:g}%, "
+        assert title == expected + f"limit {b['maximum']:g}%"

@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,7 +27,7 @@ from genperf.config import Settings
 from genperf.monitor import PerformanceMonitor
 from genperf.records import MIB, GpuReading, PhaseRecord, TaskRecord, TaskStatus, utc_now
 from genperf.storage import SqlStore
-from genperf.testing import FakeCollector, make_task
+from genperf.testing import FakeCollector, make_task, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Debian's Chromium as this machine runs it: no sandbox (root), no GPU, and none of the
@@ -355,11 +354,13 @@ class LiveServer:
 
     def start(self) -> LiveServer:
         self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
+        wait_until(
+            lambda: self.server.started,
+            timeout=15,
+            interval=0.02,
+            what="uvicorn to start",
+            alive=self.thread.is_alive,
+        )
         return self
 
     def stop(self) -> None:
@@ -457,14 +458,6 @@ def new_page(browser: Any, *, width: int = 1440, height: int = 1000, **options: 
         **options,
     )
     return context.new_page()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 # --- reading the page --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from genperf.analysis import optimizations as opt
+from genperf import optimizations as opt
 from genperf.records import ErrorCategory
 
 _C = ErrorCategory

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from genperf.analysis.efficiency import Efficiency, resource_efficiency
-from genperf.analysis.jsonsafe import fields_dict
 from genperf.analysis.stats import finite, median, quantile, ratio
-from genperf.analysis.window import TaskSource, Window, as_window, generation_targets, percent
+from genperf.analysis.window import TaskSource, Window, as_window, generation_targets
 from genperf.config import Band, QualityBand, Settings
-from genperf.records import TaskStatus
+from genperf.numbers import percent
+from genperf.records import TaskStatus, fields_jsonable
 
 
 class BenchmarkStatus(enum.StrEnum):
@@ -64,7 +64,7 @@ class Benchmark:
     tasks: int
 
     def to_dict(self) -> dict[str, Any]:
-        return fields_dict(self)
+        return fields_jsonable(self)
 
 
 def _status(

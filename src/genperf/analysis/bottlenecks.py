@@ -16,28 +16,24 @@ import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
-from genperf.analysis import optimizations as opt
-from genperf.analysis.jsonsafe import fields_dict
+from genperf import optimizations as opt
 from genperf.analysis.stats import finite, median, ratio
-from genperf.analysis.window import (
+from genperf.analysis.window import TaskSource, Window, as_window, failure_category
+from genperf.config import Settings
+from genperf.numbers import percent
+from genperf.records import ErrorCategory, SystemSample, TaskRecord, fields_jsonable
+from genperf.tally import (
     GPU_CRITICAL_CELSIUS,
     GPU_HOT_CELSIUS,
     LOAD_MIN_SECONDS,
     LOAD_SHARE,
     LOAD_SLOW_SECONDS,
     LOW_GPU_UTILIZATION_PERCENT,
-    TaskSource,
-    Window,
-    as_window,
-    failure_category,
     load_dominates,
-    percent,
     thermal_throttled,
 )
-from genperf.config import Settings
-from genperf.records import ErrorCategory, SystemSample, TaskRecord
 from genperf.units import count_of
 
 GIB = 1024**3
@@ -102,7 +98,7 @@ class Bottleneck:
     affected_tasks: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return fields_dict(self)
+        return fields_jsonable(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +113,7 @@ class BottleneckAnalysis:
     task_count: int
 
     def to_dict(self) -> dict[str, Any]:
-        return fields_dict(self)
+        return fields_jsonable(self)
 
     def get(self, resource: str) -> Bottleneck | None:
         return next((b for b in self.bottlenecks if b.resource == resource), None)
@@ -161,11 +157,11 @@ def _memory(
     w: Window, settings: Settings, resource: str, oom: ErrorCategory, label: str
 ) -> _Result:
     t = w.tally
-    prefix = "vram" if resource == "vram" else "ram"
-    band = getattr(settings.benchmark_targets, f"{prefix}_usage_percent")
-    n = getattr(t, f"{prefix}_n")
-    ge_acc = getattr(t, f"{prefix}_ge_acceptable")
-    ge_max = getattr(t, f"{prefix}_ge_maximum")
+    prefix: Literal["vram", "ram"] = "vram" if resource == "vram" else "ram"
+    bt = settings.benchmark_targets
+    band = bt.vram_usage_percent if prefix == "vram" else bt.ram_usage_percent
+    counts = t.resource(prefix)
+    n, ge_acc, ge_max = counts.n, counts.ge_acceptable, counts.ge_maximum
     ooms = _failures(w, oom)
     if n == 0 and ooms == 0:
         return CheckStatus.NO_DATA, None
@@ -199,8 +195,8 @@ def _memory(
         "tasks_at_or_above_maximum": ge_max,
         "acceptable_percent": band.acceptable,
         "maximum_percent": band.maximum,
-        "mean_peak_percent": finite(ratio(getattr(t, f"{prefix}_sum"), n)),
-        "max_peak_percent": finite(getattr(t, f"{prefix}_max")),
+        "mean_peak_percent": finite(ratio(counts.total, n)),
+        "max_peak_percent": finite(counts.max),
         "out_of_memory_failures": ooms,
     }
     if prefix == "ram":

@@ -23,10 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from genperf.analysis.jsonsafe import fields_dict
 from genperf.analysis.stats import finite, ratio
 from genperf.analysis.window import TaskSource, as_window
 from genperf.config import Settings
+from genperf.records import fields_jsonable
 
 WEIGHTS = {"on_time": 0.5, "gpu_utilization": 0.3, "memory_headroom": 0.2}
 FORMULA = "success * (0.5*on_time + 0.3*gpu_utilization + 0.2*memory_headroom) / known weights"
@@ -44,7 +44,7 @@ class Efficiency:
     formula: str = FORMULA
 
     def to_dict(self) -> dict[str, Any]:
-        return fields_dict(self)
+        return fields_jsonable(self)
 
 
 def _clamp(x: float | None) -> float | None:

@@ -19,10 +19,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from genperf.analysis import optimizations as opt
+from genperf import optimizations as opt
 from genperf.analysis.advice import suggestions_for
-from genperf.analysis.jsonsafe import fields_dict
-from genperf.records import ErrorCategory, TaskRecord, TaskStatus
+from genperf.records import ErrorCategory, TaskRecord, TaskStatus, fields_jsonable
+from genperf.tally import FailureRow
 
 _MAX_MESSAGE = 4000
 _MAX_CHAIN = 16
@@ -418,6 +418,17 @@ def from_counts(counts: Mapping[FailureKey, int]) -> tuple[FailureCount, ...]:
     return merge_failures(FailureCount(c, p, o, n) for (c, p, o), n in counts.items())
 
 
+def from_rows(rows: Iterable[FailureRow]) -> tuple[FailureCount, ...]:
+    """FailureCounts from the rows a store groups (``AggregatingStore``), most first: the
+    same names as :func:`failure_key` gives a record."""
+    counts: Counter[FailureKey] = Counter()
+    for row in rows:
+        tokens = tuple(sorted(opt.normalize(row.optimizations)))
+        key = (category_of(row.error_category, row.status), normalize_phase(row.failed_phase))
+        counts[(*key, tokens)] += row.runs
+    return from_counts(counts)
+
+
 def merge_failures(rows: Iterable[FailureCount]) -> tuple[FailureCount, ...]:
     """Rows with the same key added up, ordered by count (most first), then by key."""
     counts: Counter[FailureKey] = Counter()
@@ -438,7 +449,7 @@ class FailureGroup:
     suggestions: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return fields_dict(self)
+        return fields_jsonable(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,7 +462,7 @@ class FailureSummary:
     groups: tuple[FailureGroup, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return fields_dict(self)
+        return fields_jsonable(self)
 
 
 def summarize_failures(failures: Iterable[FailureCount], task_count: int) -> FailureSummary:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from genperf.analysis import optimizations as opt
+from genperf import optimizations as opt
 from genperf.analysis.benchmarks import Benchmark, BenchmarkStatus, evaluate_benchmarks
 from genperf.analysis.bottlenecks import (
     Bottleneck,
@@ -27,21 +27,19 @@ from genperf.analysis.bottlenecks import (
     detect_bottlenecks,
 )
 from genperf.analysis.efficiency import Efficiency, resource_efficiency
-from genperf.analysis.jsonsafe import fields_dict
 from genperf.analysis.stats import ratio
 from genperf.analysis.window import (
-    LOAD_SHARE,
-    LOAD_SLOW_SECONDS,
     FailureCount,
     TaskSource,
     Window,
     as_window,
     failure_category,
     generation_targets,
-    percent,
 )
 from genperf.config import Settings
-from genperf.records import ErrorCategory, SystemSample, TaskRecord, TaskStatus
+from genperf.numbers import percent
+from genperf.records import ErrorCategory, SystemSample, TaskRecord, TaskStatus, fields_jsonable
+from genperf.tally import LOAD_SHARE, LOAD_SLOW_SECONDS
 from genperf.units import count_of
 
 
@@ -77,7 +75,7 @@ class Recommendation:
     suggests: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return fields_dict(self)
+        return fields_jsonable(self)
 
 
 @dataclass(frozen=True, slots=True)

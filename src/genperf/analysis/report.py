@@ -1,39 +1,44 @@
 """The report: every analysis of a time window, in the spec's ``performance_analysis`` shape.
 
-:func:`build_report` is the one function of ``analysis`` that reads a store. A window of a SQL
-store with more than ``SQL_MIN_TASKS`` tasks is aggregated by the database
-(``genperf.storage.aggregates``: exact totals and failure counts, and up to ``SAMPLE_SIZE``
-tasks, a pseudo-random sample when there are more, for medians, trends and breakdowns). Any
-other window is streamed once in bounded memory: exact totals, and the same kind of sample
-beyond ``SAMPLE_SIZE`` tasks. Everything after reading is
-:func:`analyze`, a pure function of the window.
+:func:`build_report` is the one function of ``analysis`` that reads a store. A store that can
+total a window itself (an :class:`AggregatingStore`, such as the SQL store) does so for a
+window of more than ``SQL_MIN_TASKS`` tasks: exact totals and failure counts, and up to
+``SAMPLE_SIZE`` tasks, a pseudo-random sample when there are more, for medians, trends and
+breakdowns. Any other window is streamed once in bounded memory: exact totals, and the same
+kind of sample beyond ``SAMPLE_SIZE`` tasks. Everything after reading is :func:`analyze`, a
+pure function of the window.
 
-``analysis`` never imports SQLAlchemy itself: the SQL module is imported lazily, and only for
-a store whose class is ``genperf.storage.sql.SqlStore``, i.e. when SQLAlchemy is loaded already.
+``analysis`` imports no store: it says what it needs (:class:`AggregatingStore`), and the
+store says it in ``genperf.tally``'s words.
 """
 
 from __future__ import annotations
 
-import sys
 import zlib
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from genperf.analysis.benchmarks import Benchmark, evaluate_benchmarks
 from genperf.analysis.bottlenecks import BottleneckAnalysis, detect_bottlenecks
 from genperf.analysis.efficiency import Efficiency, resource_efficiency
-from genperf.analysis.failures import FailureKey, FailureSummary, failure_key, from_counts
+from genperf.analysis.failures import (
+    FailureKey,
+    FailureSummary,
+    failure_key,
+    from_counts,
+    from_rows,
+)
 from genperf.analysis.failures import summarize_failures as _summarize_failures
-from genperf.analysis.jsonsafe import jsonable
 from genperf.analysis.recommendations import Recommendation, recommend
 from genperf.analysis.summary import Summary, summarize
 from genperf.analysis.trends import Trends, compute_trends
 from genperf.analysis.window import Tallier, Window
 from genperf.config import Settings
-from genperf.records import SystemSample, TaskRecord, utc_now
+from genperf.records import SystemSample, TaskRecord, to_jsonable, utc_now
 from genperf.storage.base import Store, TaskQuery
+from genperf.tally import Aggregate
 
 SAMPLE_SIZE = 10_000  # task records read one by one at most
 SQL_MIN_TASKS = 2_000  # a SQL store's window larger than this is aggregated by the database
@@ -115,7 +120,7 @@ class Report:
             "failures": self.failures,
             "method": self.method,
         }
-        out: dict[str, Any] = jsonable({**spec, **extra})
+        out: dict[str, Any] = to_jsonable({**spec, **extra})
         return out
 
 
@@ -196,9 +201,20 @@ def _stream_window(
     )
 
 
-def _is_sql_store(store: Store) -> bool:
-    module = sys.modules.get("genperf.storage.sql")
-    return module is not None and isinstance(store, module.SqlStore)
+@runtime_checkable
+class AggregatingStore(Protocol):
+    """What analysis asks of a store that can total a window itself (the SQL store)."""
+
+    def window_size(self, query: TaskQuery) -> int:
+        """About how many tasks the window holds: an upper bound, cheap to find."""
+        ...
+
+    def aggregate_window(
+        self, settings: Settings, query: TaskQuery, *, fraction: float
+    ) -> Aggregate:
+        """The exact tally and failure rows of the query's finished tasks, and about
+        ``fraction`` of those tasks, oldest first."""
+        ...
 
 
 def load_window(
@@ -229,14 +245,19 @@ def load_window(
         newest_first=False,
     )
     samples = tuple(store.query_samples(query.since, query.until, limit=max_samples))
-    if _is_sql_store(store):
-        from genperf.storage import aggregates  # SQLAlchemy is loaded already: see above
-
-        sql_store: Any = store
-        size = aggregates.window_size(sql_store, query)  # an upper bound, from an index
+    if isinstance(store, AggregatingStore):
+        size = store.window_size(query)  # an upper bound, from an index
         if size > sql_min_tasks:
-            return aggregates.load_window(
-                sql_store, settings, query, count=size, sample_size=sample_size, samples=samples
+            fraction = min(1.0, sample_size / size) if size else 1.0
+            totals = store.aggregate_window(settings, query, fraction=fraction)
+            return Window(
+                tally=totals.tally,
+                failures=from_rows(totals.failures),
+                tasks=totals.tasks,
+                samples=samples,
+                start=query.since,
+                end=query.until,
+                method="sql",
             )
     count = store.count_tasks(query)
     return _stream_window(

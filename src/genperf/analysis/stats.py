@@ -3,12 +3,14 @@
 Generation times on a shared box carry outliers of up to 20x, so trends use the Theil–Sen
 estimator (the median of all pairwise slopes; up to ~29 % of the points can be arbitrary
 without moving it far) and the Mann–Kendall test (signs of pairwise differences only) to say
-whether a trend is there at all.
+whether a trend is there at all. Medians and means are the standard library's
+(:mod:`statistics`); quantiles interpolate linearly, as numpy does.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -43,16 +45,15 @@ def quantile(values: Iterable[float], q: float) -> float | None:
 
 
 def median(values: Iterable[float]) -> float | None:
-    return quantile(values, 0.5)
+    """The median, None when empty."""
+    data = list(values)
+    return float(statistics.median(data)) if data else None
 
 
 def mean(values: Iterable[float]) -> float | None:
-    total = 0.0
-    n = 0
-    for v in values:
-        total += v
-        n += 1
-    return total / n if n else None
+    """The mean (as a float), None when empty."""
+    data = list(values)
+    return statistics.fmean(data) if data else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,16 +104,9 @@ def robust_fit(xs: Sequence[float], ys: Sequence[float]) -> Fit | None:
                 s += (dy > 0) - (dy < 0)
     if not slopes:
         return None
-    slope = _median_sorted(sorted(slopes))
-    intercept = _median_sorted(sorted(y - slope * x for x, y in pts))
+    slope = statistics.median(slopes)
+    intercept = statistics.median([y - slope * x for x, y in pts])
     return Fit(slope=slope, intercept=intercept, z=_mk_z(s, [y for _, y in pts]), n=n)
-
-
-def _median_sorted(data: Sequence[float]) -> float:
-    mid = len(data) // 2
-    if len(data) % 2:
-        return data[mid]
-    return (data[mid - 1] + data[mid]) / 2.0
 
 
 def _mk_z(s: int, ys: Sequence[float]) -> float:

@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from genperf.analysis import optimizations as opt
-from genperf.analysis.jsonsafe import fields_dict
+from genperf import optimizations as opt
 from genperf.analysis.stats import finite, mean, quantile, ratio
 from genperf.analysis.window import TaskSource, as_window
 from genperf.config import Settings
-from genperf.records import TaskRecord, TaskStatus
+from genperf.records import TaskRecord, TaskStatus, fields_jsonable
 
 ALL = "*"
 
@@ -37,7 +36,7 @@ class GroupSummary:
     average_model_load_time: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        return fields_dict(self)
+        return fields_jsonable(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +61,7 @@ class Summary:
     estimated: bool  # quantiles and breakdown from a sample of the window
 
     def to_dict(self) -> dict[str, Any]:
-        return fields_dict(self)
+        return fields_jsonable(self)
 
 
 def _group(tasks: Sequence[TaskRecord], key: tuple[str, str, str], scale: float) -> GroupSummary:

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from genperf.analysis.jsonsafe import fields_dict
 from genperf.analysis.stats import Fit, finite, median, robust_fit
-from genperf.analysis.window import Window, percent
-from genperf.records import TaskRecord, TaskStatus
+from genperf.analysis.window import Window
+from genperf.numbers import percent
+from genperf.records import TaskRecord, TaskStatus, fields_jsonable
 
 MIN_POINTS = 4
 MIN_RELATIVE_CHANGE = 0.10
@@ -77,7 +77,7 @@ class Trend:
     z: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return fields_dict(self)
+        return fields_jsonable(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +90,7 @@ class Trends:
     model_load_time: Trend
 
     def to_dict(self) -> dict[str, Any]:
-        return fields_dict(self)
+        return fields_jsonable(self)
 
     def all(self) -> tuple[Trend, ...]:
         return (

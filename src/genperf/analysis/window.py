@@ -6,8 +6,9 @@ failure counts are still exact (computed by the database), while ``tasks`` is a 
 sample of the window's tasks (``sample_fraction`` < 1) that feeds what needs individual tasks:
 medians and p95s, trends, breakdowns, examples of affected tasks.
 
-The tally's definitions are written twice, here in Python and in ``storage/aggregates.py`` in
-SQL; tests/analysis/test_sql_aggregates.py checks both give the same numbers.
+The tally (:class:`genperf.tally.Tally`) is counted twice, here in Python and in
+``storage/aggregates.py`` in SQL, from the same declared thresholds and bands
+(``genperf.tally``); tests/analysis/test_sql_aggregates.py checks both give the same numbers.
 """
 
 from __future__ import annotations
@@ -19,142 +20,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from genperf.analysis import optimizations as opt
+from genperf import optimizations as opt
 from genperf.analysis.failures import FailureCount, count_failures, failure_category
-from genperf.config import Band, Settings
+from genperf.config import Settings
+from genperf.numbers import highest, lowest, percent
 from genperf.records import SystemSample, TaskRecord, TaskStatus
-
-# Thresholds of the tally. Settings carry the spec's bands and targets; these are genperf's.
-LOAD_SLOW_SECONDS = 60.0  # a model load this long is slow on any storage
-LOAD_SHARE = 0.25  # a load taking this share of the task's generation time dominates it
-LOAD_MIN_SECONDS = 5.0  # ... if it takes this long at all: a 0.1 s load is never a bottleneck
-LOW_GPU_UTILIZATION_PERCENT = 50.0  # a GPU busy less than this while generating waits on something
-GPU_HOT_CELSIUS = 85.0  # most data-centre GPUs start to slow down around here
-GPU_CRITICAL_CELSIUS = 90.0
-THERMAL_THROTTLE_MARKERS = ("thermal", "hw_slowdown")  # NVML reasons: sw_thermal, hw_thermal ...
-POWER_THROTTLE_MARKERS = ("power",)  # sw_power_cap, hw_power_brake
-
-
-def load_dominates(load: float, generation: float | None) -> bool:
-    """Does a model load of ``load`` seconds dominate a task of ``generation`` seconds?"""
-    return (
-        load >= LOAD_MIN_SECONDS and bool(generation) and load >= LOAD_SHARE * (generation or 0.0)
-    )
-
-
-def percent(used: float | None, total: float | None) -> float | None:
-    """used as a percentage of total, or None when either is unknown or total is 0."""
-    if used is None or not total:
-        return None
-    return 100.0 * used / total
-
-
-def thermal_throttled(reasons: Iterable[str]) -> bool:
-    return any(m in r.lower() for r in reasons for m in THERMAL_THROTTLE_MARKERS)
-
-
-def power_throttled(reasons: Iterable[str]) -> bool:
-    return any(m in r.lower() for r in reasons for m in POWER_THROTTLE_MARKERS)
+from genperf.tally import (
+    BANDS,
+    LOW_GPU_UTILIZATION_PERCENT,
+    RESOURCES,
+    Tally,
+    Value,
+    load_dominates,
+    power_throttled,
+    thermal_throttled,
+)
 
 
 def generation_targets(settings: Settings) -> dict[str, float]:
     """Target generation time (seconds) per resolution class, from the thresholds."""
     return settings.performance_thresholds.generation_time_targets()
-
-
-@dataclass(frozen=True, slots=True)
-class Tally:
-    """Exact counts and sums over the finished tasks of a window. All fields add up.
-
-    Resource fields count every finished task that reports the value (failed runs peak too);
-    generation-time fields count completed tasks only. ``*_ge_*`` count tasks at or above a
-    band of ``settings.benchmark_targets`` (VRAM and RAM: peak percent; CPU: mean percent).
-    """
-
-    tasks: int = 0
-    completed: int = 0
-    failed: int = 0
-    interrupted: int = 0
-    gpu_tasks: int = 0  # tasks that ran with a known GPU (vram_total_mb)
-    # generation time, completed tasks
-    gen_n: int = 0
-    gen_sum: float = 0.0
-    gen_min: float | None = None
-    gen_max: float | None = None
-    target_n: int = 0  # ... of a class with a generation-time target
-    over_target: int = 0
-    over_acceptable: int = 0
-    time_score_sum: float = 0.0  # sum of min(1, target / generation time)
-    # model loading, all tasks that report a load time
-    load_n: int = 0
-    load_sum: float = 0.0
-    load_max: float | None = None
-    load_slow: int = 0  # >= LOAD_SLOW_SECONDS
-    load_dominant: int = 0  # >= LOAD_SHARE of the task's generation time
-    # peak VRAM, percent of the device
-    vram_n: int = 0
-    vram_sum: float = 0.0
-    vram_max: float | None = None
-    vram_ge_acceptable: int = 0
-    vram_ge_maximum: int = 0
-    # peak host RAM, percent
-    ram_n: int = 0
-    ram_sum: float = 0.0
-    ram_max: float | None = None
-    ram_ge_acceptable: int = 0
-    ram_ge_maximum: int = 0
-    # mean CPU percent
-    cpu_n: int = 0
-    cpu_sum: float = 0.0
-    cpu_max: float | None = None
-    cpu_ge_acceptable: int = 0
-    cpu_ge_maximum: int = 0
-    cpu_busy_gpu_idle: int = 0  # CPU >= acceptable while the GPU is under LOW_GPU_UTILIZATION
-    # mean GPU utilisation
-    util_n: int = 0
-    util_sum: float = 0.0
-    # memory over the maximum band (VRAM or RAM), for efficiency
-    memory_n: int = 0
-    memory_over: int = 0
-    # temperature and throttling
-    temp_n: int = 0
-    temp_max: float | None = None
-    temp_hot: int = 0
-    temp_critical: int = 0
-    throttle_thermal: int = 0
-    throttle_power: int = 0
-    # offloading
-    offload_n: int = 0
-    offload_sequential: int = 0
-    offload_util_n: int = 0
-    offload_util_sum: float = 0.0
-    offload_util_low: int = 0
-
-    def __add__(self, other: Tally) -> Tally:
-        values: dict[str, float | int | None] = {}
-        for f in dataclasses.fields(self):
-            a, b = getattr(self, f.name), getattr(other, f.name)
-            if f.name.endswith(("_max", "_min")):
-                values[f.name] = _extreme(a, b, highest=f.name.endswith("_max"))
-            else:
-                values[f.name] = a + b
-        return Tally(**values)  # type: ignore[arg-type]
-
-
-def _extreme(a: float | None, b: float | None, *, highest: bool) -> float | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return max(a, b) if highest else min(a, b)
-
-
-def _band_counts(prefix: str, value: float | None, band: Band, out: Counter[str]) -> None:
-    if value is None:
-        return
-    out[f"{prefix}_n"] += 1
-    out[f"{prefix}_ge_acceptable"] += value >= band.acceptable
-    out[f"{prefix}_ge_maximum"] += value >= band.maximum
 
 
 _SUMS = tuple(f.name for f in dataclasses.fields(Tally) if f.name.endswith("_sum"))
@@ -167,15 +52,13 @@ class Tallier:
     def __init__(self, settings: Settings) -> None:
         self._bt = settings.benchmark_targets
         self._targets = generation_targets(settings)
+        self._bands = [(rule, rule.bound(settings)) for rule in BANDS]
         self._c: Counter[str] = Counter()
         self._sums: dict[str, float] = dict.fromkeys(_SUMS, 0.0)
         self._extremes: dict[str, float | None] = dict.fromkeys(_EXTREMES)
 
     def _peak(self, key: str, value: float, low: bool = False) -> None:
-        cur = self._extremes[key]
-        self._extremes[key] = (
-            value if cur is None else (min(cur, value) if low else max(cur, value))
-        )
+        self._extremes[key] = (lowest if low else highest)(self._extremes[key], value)
 
     def add(self, t: TaskRecord) -> None:
         """Count one task; a running one is skipped."""
@@ -204,19 +87,26 @@ class Tallier:
             c["load_n"] += 1
             sums["load_sum"] += load
             peak("load_max", load)
-            c["load_slow"] += load >= LOAD_SLOW_SECONDS
             c["load_dominant"] += load_dominates(load, gen)
         vram = percent(t.peak_vram_usage_mb, t.vram_total_mb)
         ram = percent(t.peak_ram_usage_mb, t.ram_total_mb)
-        for key, value, band in (
-            ("vram", vram, bt.vram_usage_percent),
-            ("ram", ram, bt.ram_usage_percent),
-            ("cpu", t.avg_cpu_percent, bt.cpu_usage_percent),
-        ):
+        temp = t.peak_gpu_temperature_celsius
+        values: dict[Value, float | None] = {
+            "load_seconds": load,
+            "vram_percent": vram,
+            "ram_percent": ram,
+            "cpu_percent": t.avg_cpu_percent,
+            "temperature_celsius": temp,
+        }
+        for prefix, name in RESOURCES:
+            value = values[name]
             if value is not None:
-                sums[f"{key}_sum"] += value
-                peak(f"{key}_max", value)
-            _band_counts(key, value, band, c)
+                c[f"{prefix}_n"] += 1
+                sums[f"{prefix}_sum"] += value
+                peak(f"{prefix}_max", value)
+        for rule, bound in self._bands:
+            value = values[rule.value]
+            c[rule.field] += value is not None and value >= bound
         util = t.avg_gpu_utilization_percent
         if util is not None:
             c["util_n"] += 1
@@ -230,12 +120,9 @@ class Tallier:
             over_v = vram is not None and vram >= bt.vram_usage_percent.maximum
             over_r = ram is not None and ram >= bt.ram_usage_percent.maximum
             c["memory_over"] += over_v or over_r
-        temp = t.peak_gpu_temperature_celsius
         if temp is not None:
             c["temp_n"] += 1
             peak("temp_max", temp)
-            c["temp_hot"] += temp >= GPU_HOT_CELSIUS
-            c["temp_critical"] += temp >= GPU_CRITICAL_CELSIUS
         c["throttle_thermal"] += thermal_throttled(t.gpu_throttle_reasons)
         c["throttle_power"] += power_throttled(t.gpu_throttle_reasons)
         if opt.is_applied(t.optimizations_applied, (opt.OFFLOAD,)):
@@ -331,7 +218,6 @@ __all__ = [
     "count_failures",
     "failure_category",
     "generation_targets",
-    "percent",
     "tally",
 ]
 

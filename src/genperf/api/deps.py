@@ -17,6 +17,7 @@ from genperf.api.settings import MAX_WINDOW_HOURS, ApiSettings
 from genperf.config import Settings
 from genperf.errors import StoreUnavailableError
 from genperf.monitor import PerformanceMonitor
+from genperf.queries import Queries
 from genperf.storage.base import Store
 
 if TYPE_CHECKING:
@@ -79,10 +80,18 @@ async def get_settings(request: Request) -> Settings:
     return context_of(request).settings
 
 
+async def get_queries(request: Request) -> Queries:
+    """The query layer over the app's store and report cache (the store opens on first read,
+    in the route's own thread)."""
+    context = context_of(request)
+    return Queries(context.settings, context.read_store, cache=context.reports)
+
+
 Context = Annotated[AppContext, Depends(get_context)]
 MonitorDep = Annotated[PerformanceMonitor, Depends(get_monitor)]
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+QueriesDep = Annotated[Queries, Depends(get_queries)]
 
 TimeWindowHours = Annotated[
     float,

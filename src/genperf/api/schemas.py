@@ -1,18 +1,34 @@
-"""Request and response bodies: the API's contract, as it appears in the OpenAPI document.
+"""Request bodies and the API's own small answers; the response models of reads are
+:mod:`genperf.queries.models` (derived from the records), imported here for the routers.
 
-Response models mirror the records of :mod:`genperf.records` (tests check they keep in step)
-and are built from them with ``from_attributes``. Floats are finite or null: pydantic writes a
-NaN or an infinity as null, and inputs refuse them.
+Inputs refuse NaN and infinities, unknown fields and lax coercion.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+import dataclasses
+import typing
+from types import NoneType, UnionType
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from genperf.records import TEXT_LIMITS, ErrorCategory, TaskStatus
+from genperf.queries.models import (
+    ActiveTaskOut,
+    AnalysisOut,
+    BenchmarksOut,
+    ExportDocument,
+    GpuOut,
+    MetricsPage,
+    MonitoringOut,
+    MonitorStatsOut,
+    PhaseOut,
+    RecommendationsOut,
+    SampleOut,
+    StatusOut,
+    TaskOut,
+)
+from genperf.records import TEXT_LIMITS, UPDATABLE_FIELDS, ErrorCategory, TaskRecord
 
 
 def _json_integer(value: Any) -> Any:
@@ -36,124 +52,9 @@ TaskId = Annotated[
 
 # Short text fields, as long as their database columns allow (records.TEXT_LIMITS).
 ModelType = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["model_type"])]
-ModelUsed = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["model_used"])]
 ResolutionText = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["resolution"])]
-ErrorCategoryText = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["error_category"])]
 PhaseName = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["phase"])]
 FailedPhase = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["failed_phase"])]
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(from_attributes=True, ser_json_inf_nan="null")
-
-
-# --- samples -------------------------------------------------------------------------------
-
-
-class GpuOut(_Out):
-    index: int
-    name: str | None = None
-    uuid: str | None = None
-    memory_used_bytes: int | None = None
-    memory_total_bytes: int | None = None
-    memory_percent: float | None = None
-    utilization_percent: float | None = None
-    memory_utilization_percent: float | None = None
-    temperature_celsius: float | None = None
-    power_watts: float | None = None
-    power_limit_watts: float | None = None
-    sm_clock_mhz: int | None = None
-    memory_clock_mhz: int | None = None
-    throttle_reasons: list[str] | None = None
-    process_memory_bytes: int | None = None
-
-
-class SampleOut(_Out):
-    """One system sample: host CPU, RAM, swap, disk and every GPU. Unknown values are null."""
-
-    taken_at: datetime
-    node: str
-    cpu_percent: float | None = None
-    cpu_per_core_percent: list[float] | None = None
-    cpu_count: int | None = None
-    ram_used_bytes: int | None = None
-    ram_total_bytes: int | None = None
-    ram_percent: float | None = None
-    swap_used_bytes: int | None = None
-    swap_percent: float | None = None
-    disk_path: str | None = None
-    disk_used_bytes: int | None = None
-    disk_total_bytes: int | None = None
-    disk_free_bytes: int | None = None
-    disk_percent: float | None = None
-    disk_read_bytes_per_second: float | None = None
-    disk_write_bytes_per_second: float | None = None
-    cpu_temperature_celsius: float | None = None
-    process_rss_bytes: int | None = None
-    gpus: list[GpuOut] = []
-
-
-# --- tasks ---------------------------------------------------------------------------------
-
-
-class PhaseOut(_Out):
-    name: str
-    started_offset_seconds: float
-    duration_seconds: float
-    peak_vram_allocated_mb: float | None = None
-    peak_vram_mb: float | None = None
-    peak_ram_mb: float | None = None
-    failed: bool = False
-
-
-class TaskOut(_Out):
-    """Everything genperf knows about one generation (``_mb`` is MiB, times UTC)."""
-
-    run_id: str
-    task_id: str
-    node: str
-    model_type: str
-    resolution: str
-    resolution_class: str
-    steps: int | None = None
-    status: TaskStatus
-    success: bool
-    started_at: datetime
-    completed_at: datetime | None = None
-    model_used: str | None = None
-    frames: int | None = None
-    generation_time_seconds: float | None = None
-    model_load_time_seconds: float | None = None
-    weights_memory_mapped: bool | None = None
-    phases: list[PhaseOut] = []
-    step_times_seconds: list[float] = []
-    peak_vram_usage_mb: float | None = None
-    avg_vram_usage_mb: float | None = None
-    vram_total_mb: float | None = None
-    peak_vram_reserved_mb: float | None = None
-    peak_ram_usage_mb: float | None = None
-    avg_ram_usage_mb: float | None = None
-    ram_total_mb: float | None = None
-    peak_process_rss_mb: float | None = None
-    peak_cpu_percent: float | None = None
-    avg_cpu_percent: float | None = None
-    peak_gpu_utilization_percent: float | None = None
-    avg_gpu_utilization_percent: float | None = None
-    peak_gpu_temperature_celsius: float | None = None
-    avg_gpu_temperature_celsius: float | None = None
-    gpu_throttle_reasons: list[str] = []
-    samples_count: int = 0
-    optimizations_applied: list[str] = []
-    error_category: str | None = None
-    error_message: str | None = None
-    failed_phase: str | None = None
-    recovery_suggestions: list[str] = []
-    monitor_instance: str | None = None
-    current_phase: str | None = None
-
-
-class ActiveTaskOut(TaskOut):
-    pass
 
 
 class _In(BaseModel):
@@ -173,39 +74,38 @@ class PhaseIn(_In):
     failed: bool = False
 
 
-class TaskMetricsIn(_In):
-    """Metrics of a running task, by name; any subset. Unknown names are refused (422).
-    null sets a metric back to unknown (a list to empty)."""
+# Input types of record fields whose bounds are not those of their type's convention.
+_INPUT_TYPES: dict[str, Any] = {
+    "phases": Annotated[list[PhaseIn], Field(max_length=1000)],
+    "error_message": Annotated[str, Field(max_length=2000)],
+    "recovery_suggestions": Annotated[list[ShortText], Field(max_length=64)],
+}
 
-    steps: Count | None = None
-    model_used: ModelUsed | None = None
-    frames: Count | None = None
-    generation_time_seconds: NonNegative | None = None
-    model_load_time_seconds: NonNegative | None = None
-    weights_memory_mapped: bool | None = None
-    phases: Annotated[list[PhaseIn], Field(max_length=1000)] | None = None
-    step_times_seconds: Annotated[list[NonNegative], Field(max_length=100_000)] | None = None
-    peak_vram_usage_mb: NonNegative | None = None
-    avg_vram_usage_mb: NonNegative | None = None
-    vram_total_mb: NonNegative | None = None
-    peak_vram_reserved_mb: NonNegative | None = None
-    peak_ram_usage_mb: NonNegative | None = None
-    avg_ram_usage_mb: NonNegative | None = None
-    ram_total_mb: NonNegative | None = None
-    peak_process_rss_mb: NonNegative | None = None
-    peak_cpu_percent: Percent | None = None
-    avg_cpu_percent: Percent | None = None
-    peak_gpu_utilization_percent: Percent | None = None
-    avg_gpu_utilization_percent: Percent | None = None
-    peak_gpu_temperature_celsius: NonNegative | None = None
-    avg_gpu_temperature_celsius: NonNegative | None = None
-    gpu_throttle_reasons: Annotated[list[Label], Field(max_length=64)] | None = None
-    optimizations_applied: Annotated[list[Label], Field(max_length=64)] | None = None
-    error_category: ErrorCategoryText | None = None
-    error_message: Annotated[str, Field(max_length=2000)] | None = None
-    failed_phase: FailedPhase | None = None
-    recovery_suggestions: Annotated[list[ShortText], Field(max_length=64)] | None = None
 
+def _input_type(name: str, hint: Any) -> Any:
+    """What a caller may send for a record field, by its type: counts and finite non-negative
+    numbers (``*_percent`` up to 1000), text as long as its column, bounded lists."""
+    if name in _INPUT_TYPES:
+        return _INPUT_TYPES[name]
+    args = [a for a in typing.get_args(hint) if a is not NoneType]
+    base = args[0] if len(args) == 1 and typing.get_origin(hint) in (Union, UnionType) else hint
+    item = typing.get_args(base)[0] if typing.get_origin(base) is tuple else None
+    if base is bool:
+        return bool
+    if base is int:
+        return Count
+    if base is float:
+        return Percent if name.endswith("_percent") else NonNegative
+    if base is str:
+        return Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS.get(name, 2000))]
+    if item is str:
+        return Annotated[list[Label], Field(max_length=64)]
+    if item is float:
+        return Annotated[list[NonNegative], Field(max_length=100_000)]
+    raise TypeError(f"TaskMetricsIn: no input type for TaskRecord.{name} ({hint})")
+
+
+class _MetricsIn(_In):
     def fields(self) -> dict[str, Any]:
         """The fields the caller sent, ready for ``update_task_metrics(**fields)``."""
         sent = self.model_dump(exclude_unset=True)
@@ -215,15 +115,25 @@ class TaskMetricsIn(_In):
         return sent
 
 
-_LIST_FIELDS = frozenset(
-    {
-        "phases",
-        "step_times_seconds",
-        "gpu_throttle_reasons",
-        "optimizations_applied",
-        "recovery_suggestions",
-    }
-)
+_HINTS = typing.get_type_hints(TaskRecord)
+_UPDATABLE = [f.name for f in dataclasses.fields(TaskRecord) if f.name in UPDATABLE_FIELDS]
+_LIST_FIELDS = frozenset(n for n in _UPDATABLE if typing.get_origin(_HINTS[n]) is tuple)
+
+if TYPE_CHECKING:
+    TaskMetricsIn = _MetricsIn
+else:
+    # One optional field per field a caller may update (records.UPDATABLE_FIELDS), derived
+    # from the record: a new metric is accepted here with no edit.
+    TaskMetricsIn = create_model(
+        "TaskMetricsIn",
+        __base__=_MetricsIn,
+        __module__=__name__,
+        __doc__=(
+            "Metrics of a running task, by name; any subset. Unknown names are refused (422).\n"
+            "null sets a metric back to unknown (a list to empty)."
+        ),
+        **{name: (_input_type(name, _HINTS[name]) | None, None) for name in _UPDATABLE},
+    )
 
 
 class TaskStartIn(TaskMetricsIn):
@@ -232,6 +142,7 @@ class TaskStartIn(TaskMetricsIn):
     task_id: TaskId
     model_type: ModelType
     resolution: ResolutionText = "720p"
+    steps: Count | None = None
 
     def fields(self) -> dict[str, Any]:
         out = super().fields()
@@ -251,186 +162,6 @@ class TaskCompleteIn(_In):
     failed_phase: FailedPhase | None = None
 
 
-# --- status --------------------------------------------------------------------------------
-
-
-class MonitorStatsOut(_Out):
-    """The monitor's own health and cost (``PerformanceMonitor.self_stats``)."""
-
-    samples_taken: int
-    collector_errors: int
-    sampling_seconds: float
-    task_api_seconds: float
-    tasks_running: int
-    tasks_written: int
-    tasks_pending: int
-    tasks_dropped: int
-    samples_written: int
-    samples_dropped: int
-    store_errors: int
-
-
-class MonitoringOut(_Out):
-    running: bool
-    node: str
-    interval_seconds: float
-    sample_age_seconds: float | None
-
-
-class StatusOut(_Out):
-    """Current system performance: CPU, RAM, disk and GPUs, running tasks, the monitor."""
-
-    timestamp: datetime
-    monitoring: MonitoringOut
-    system: SampleOut
-    active_tasks: list[ActiveTaskOut]
-    monitor: MonitorStatsOut
-
-
-# --- metrics and export --------------------------------------------------------------------
-
-
-class MetricsPage(_Out):
-    """Task records of the window, newest first, one page at a time."""
-
-    time_window_hours: float
-    model_type: str | None
-    success_only: bool
-    total: int = Field(description="Tasks matching the filters, all pages.")
-    limit: int
-    offset: int
-    next_offset: int | None = Field(description="Offset of the next page, null on the last.")
-    metrics: list[TaskOut]
-
-
-class BottleneckOut(_Out):
-    resource: str = Field(description="vram, ram, cpu, model_loading, disk, thermal, offload")
-    severity: str = Field(description="info, warning or critical")
-    summary: str
-    evidence: dict[str, Any] = {}
-    affected_count: int = 0
-    affected_share: float | None = None
-    affected_tasks: list[str] = []
-
-
-class BottleneckAnalysisOut(_Out):
-    status: str = Field(description="no_data, ok or bottlenecks_found")
-    message: str
-    bottlenecks: list[BottleneckOut]
-    checks: dict[str, str]
-    primary_bottleneck: str | None
-    task_count: int
-
-
-class RecommendationOut(_Out):
-    id: str
-    category: str = Field(description="hardware, configuration, workflow or targets")
-    priority: str = Field(description="high, medium or low")
-    action: str
-    evidence: str
-    expected_effect: str
-    affected_count: int
-    suggests: list[str] = []
-
-
-class TrendOut(_Out):
-    metric: str
-    resolution_class: str | None = None
-    direction: str = Field(description="improving, degrading, stable or insufficient_data")
-    better: str
-    tasks: int
-    points: int
-    bucketed: bool
-    slope_per_hour: float | None = None
-    start_value: float | None = None
-    end_value: float | None = None
-    change: float | None = None
-    relative_change: float | None = None
-    z: float | None = None
-
-
-class TrendsOut(_Out):
-    generation_time: dict[str, TrendOut]
-    success_rate: TrendOut
-    peak_vram_percent: TrendOut
-    model_load_time: TrendOut
-
-
-class BenchmarkOut(_Out):
-    name: str
-    unit: str
-    better: str
-    statistic: str
-    value: float | None
-    target: float
-    acceptable: float
-    limit: float | None
-    status: str = Field(description="target_met, acceptable, marginal, below_minimum or no_data")
-    tasks: int
-
-
-class EfficiencyOut(_Out):
-    score: float | None
-    success: float | None
-    on_time: float | None
-    gpu_utilization: float | None
-    memory_headroom: float | None
-    formula: str
-
-
-class WindowOut(_Out):
-    start: datetime | None
-    end: datetime | None
-
-
-class PerformanceAnalysisOut(_Out):
-    """The spec's ``performance_analysis`` block first, then genperf's extras."""
-
-    average_generation_time: float | None = Field(description="Seconds, completed tasks")
-    success_rate: float | None = Field(description="Completed / finished tasks, 0..1")
-    resource_efficiency: float | None = Field(description="0..1; see efficiency.formula")
-    bottleneck_analysis: BottleneckAnalysisOut
-    optimization_recommendations: list[RecommendationOut]
-    performance_trends: TrendsOut
-    time_window_hours: float
-    task_count: int
-    generated_at: datetime
-    window: WindowOut
-    filters: dict[str, Any]
-    summary: dict[str, Any]
-    efficiency: EfficiencyOut
-    benchmarks: list[BenchmarkOut]
-    failures: dict[str, Any]
-    method: dict[str, Any]
-
-
-class AnalysisOut(PerformanceAnalysisOut):
-    """The performance analysis of a window (``genperf.analysis.build_report``)."""
-
-
-class RecommendationsOut(_Out):
-    time_window_hours: float
-    total: int
-    recommendations: list[RecommendationOut] = Field(description="Most important first")
-    by_category: dict[str, list[RecommendationOut]]
-
-
-class BenchmarksOut(_Out):
-    time_window_hours: float
-    targets: dict[str, Any] = Field(description="The configured targets and bands")
-    benchmarks: list[BenchmarkOut]
-
-
-class ExportDocument(BaseModel):
-    """The JSON export (the spec's shape). CSV exports have one row per task instead."""
-
-    export_timestamp: datetime
-    time_window_hours: float
-    metrics_count: int
-    performance_analysis: PerformanceAnalysisOut
-    metrics: list[TaskOut]
-
-
 # --- health --------------------------------------------------------------------------------
 
 
@@ -445,3 +176,27 @@ class HealthOut(BaseModel):
 class ReadyOut(BaseModel):
     status: Literal["ready"] = "ready"
     database: Literal["ok"] = "ok"
+
+
+__all__ = [
+    "ActiveTaskOut",
+    "AnalysisOut",
+    "BenchmarksOut",
+    "ExportDocument",
+    "GpuOut",
+    "HealthOut",
+    "MetricsPage",
+    "MonitorStatsOut",
+    "MonitoringOut",
+    "PhaseIn",
+    "PhaseOut",
+    "ReadyOut",
+    "RecommendationsOut",
+    "SampleOut",
+    "StatusOut",
+    "TaskCompleteIn",
+    "TaskMetricsIn",
+    "TaskOut",
+    "TaskStartIn",
+    "WhoAmIOut",
+]

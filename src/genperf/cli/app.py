@@ -80,6 +80,6 @@ def serve(
 
     The host is monitored meanwhile. Without API tokens (GENPERF_API_TOKENS) it listens on
     loopback only."""
-    from genperf.api.serve import serve as run_server
+    from genperf.server import serve as run_server
 
     run_server(settings(), host=host, port=port, demo=demo)

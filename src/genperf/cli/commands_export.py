@@ -30,7 +30,9 @@ from rich.progress import (
 )
 
 from genperf.cli.context import parse_hours, state
-from genperf.cli.source import EXPORT_FORMATS, ExportResult, SourceError
+from genperf.cli.exporting import ExportResult
+from genperf.cli.source import SourceError
+from genperf.queries.reads import EXPORT_FORMATS
 from genperf.records import utc_now
 from genperf.units import human_bytes
 

@@ -1,15 +1,18 @@
 """Where the command line reads from: the local database, or a running genperf server.
 
-Both sources give the same payloads, the JSON the API serves (``genperf.api.schemas``), so every
-command draws the same screen and prints the same ``--json`` either way:
+Both sources give the same payloads, the JSON of the query layer's response models
+(``genperf.queries.models``), so every command draws the same screen and prints the same
+``--json`` either way:
 
 * :class:`LocalSource` reads the store the monitored service writes
-  (``settings.resolved_database_url``), samples this host with the monitor's own collectors, and
-  runs the analysis here. It never creates a database: a SQLite file that does not exist yet is
-  "no data yet", said in one line.
+  (``settings.resolved_database_url``) through :class:`genperf.queries.Queries` (the code the
+  API's routers call), and samples this host with the monitor's own collectors. It never
+  creates a database: a SQLite file that does not exist yet is "no data yet", said in one
+  line.
 * :class:`HttpSource` asks a server (``--url`` / ``GENPERF_URL``) with a Bearer token
-  (``--token`` / ``GENPERF_TOKEN``), through httpx. An unreachable server, a refused token or an
-  answer that is not genperf's becomes one :class:`SourceError` line.
+  (``--token`` / ``GENPERF_TOKEN``), through httpx, and parses each answer as the same model.
+  An unreachable server, a refused token or an answer that is not genperf's becomes one
+  :class:`SourceError` line.
 
 Payloads (each is also what ``--json`` prints), by endpoint of the API:
 
@@ -32,15 +35,26 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from pydantic import BaseModel, ValidationError
+
+from genperf.cli.exporting import ExportProgress, ExportResult, export_local
 from genperf.config import Settings, redact_url
 from genperf.errors import GenperfError
-from genperf.records import SystemSample, TaskRecord, TaskStatus, to_jsonable, utc_now
-from genperf.storage.base import Store, TaskQuery
+from genperf.queries import Queries
+from genperf.queries.models import (
+    AnalysisOut,
+    BenchmarksOut,
+    MetricsPage,
+    SampleOut,
+    StatusOut,
+)
+from genperf.queries.reads import active_task as queries_active_task
+from genperf.records import SystemSample, TaskRecord, TaskStatus, utc_now
+from genperf.storage.base import Store
 
 if TYPE_CHECKING:
     import httpx
@@ -49,7 +63,6 @@ if TYPE_CHECKING:
     from genperf.monitor.sampler import Sampler
 
 API_PREFIX = "/api/v1/performance"
-EXPORT_FORMATS = ("json", "csv")
 RECENT_TASKS = 5
 # `genperf tasks` looks back this far unless told otherwise (the longest window the API takes).
 ALL_HOURS = 24.0 * 365
@@ -69,20 +82,6 @@ class ServerUnreachableError(SourceError):
 
 class AuthError(SourceError):
     """The server refused the token (401) or the token lacks the role (403)."""
-
-
-class ExportProgress(Protocol):
-    """Told how an export advances: ``start`` once, then ``advance`` as units are written."""
-
-    def start(self, total: int | None, unit: str) -> None: ...
-
-    def advance(self, amount: int) -> None: ...
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    tasks: int | None  # None when the server does not say
-    bytes_written: int
 
 
 class Source(Protocol):
@@ -180,47 +179,24 @@ class LocalSource:
     def where(self) -> str:
         return f"local database {redact_url(self.settings.resolved_database_url)}"
 
-    # -- payloads --------------------------------------------------------------------------
+    # -- payloads: the query layer's models, as JSON ----------------------------------------
+
+    def queries(self) -> Queries:
+        """The query layer over this source's store: the API answers with the same code."""
+        return Queries(self.settings, self.store, now=self._now)
 
     def status(self) -> dict[str, Any]:
-        sample = self._sample()
-        now = self._now()
-        payload: dict[str, Any] = {
-            "timestamp": now.isoformat(),
-            "monitoring": {
-                "running": False,
-                "node": self.node,
-                "interval_seconds": self.settings.monitoring_interval_seconds,
-                "sample_age_seconds": None,
-            },
-            "system": sample_json(sample),
-            "active_tasks": [],
-            "monitor": None,
-            "database_available": False,
-        }
-        try:
-            store = self.store()
-            running = store.running_tasks(self.node)
-            latest = store.query_samples(limit=1)
-        except GenperfError as exc:
-            payload["database_error"] = str(exc)
-        else:
-            payload["database_available"] = True
-            payload["active_tasks"] = [active_task(r) for r in running]
-            if latest:
-                age = max(0.0, (now - latest[-1].taken_at).total_seconds())
-                payload["monitoring"].update(
-                    node=latest[-1].node,
-                    sample_age_seconds=age,
-                    running=age <= self._fresh_seconds(),
-                )
-        payload["settings"] = self.settings.safe_dict()
+        payload = _json(self.queries().stored_status(self._sample(), self.node))
+        if payload["database_error"] is None:
+            del payload["database_error"]
         return payload
 
     def analysis(
         self, hours: float, *, model_type: str | None = None, success_only: bool = False
     ) -> dict[str, Any]:
-        return self._report(hours, model_type=model_type, success_only=success_only)
+        return _json(
+            self.queries().analysis(hours, model_type=model_type, success_only=success_only)
+        )
 
     def tasks(
         self,
@@ -230,67 +206,29 @@ class LocalSource:
         model_type: str | None = None,
         success_only: bool = False,
     ) -> dict[str, Any]:
-        window = ALL_HOURS if hours is None else hours
-        now = self._now()
-        query = TaskQuery(
-            since=now - timedelta(hours=window),
-            until=now,
+        page = self.queries().metrics_page(
+            ALL_HOURS if hours is None else hours,
+            limit=limit,
             model_type=model_type,
             success_only=success_only,
-            newest_first=True,
-            limit=limit,
         )
-        store = self.store()
-        total = store.count_tasks(query)
-        records = store.query_tasks(query)
-        return {
-            "time_window_hours": window,
-            "model_type": model_type,
-            "success_only": success_only,
-            "total": total,
-            "limit": limit,
-            "offset": 0,
-            "next_offset": len(records) if len(records) < total and records else None,
-            "metrics": [r.to_dict() for r in records],
-        }
+        return _json(page)
 
     def benchmarks(self, hours: float) -> dict[str, Any]:
-        report = self._report(hours)
-        thresholds = self.settings.performance_thresholds
-        return {
-            "time_window_hours": hours,
-            "targets": {
-                "generation_time_seconds": thresholds.generation_time_targets(),
-                **self.settings.benchmark_targets.model_dump(mode="json"),
-            },
-            "benchmarks": report.get("benchmarks") or [],
-        }
+        return _json(self.queries().benchmarks(hours))
 
     def live(self, recent: int = RECENT_TASKS) -> dict[str, Any]:
         payload = self.status()
         payload.pop("settings", None)
         payload["recent"] = []
         if payload["database_available"]:
-            finished = self.store().query_tasks(
-                TaskQuery(finished_only=True, newest_first=True, limit=recent)
-            )
-            payload["recent"] = [r.to_dict() for r in finished]
+            payload["recent"] = [_json(t) for t in self.queries().recent(recent)]
         return payload
 
     def export(
         self, fmt: str, hours: float, out: IO[bytes], progress: ExportProgress
     ) -> ExportResult:
-        from genperf.cli.exporting import export_local
-
-        return export_local(
-            self.store(),
-            self.settings,
-            fmt,
-            hours=hours,
-            out=out,
-            progress=progress,
-            now=self._now(),
-        )
+        return export_local(self.queries(), fmt, hours=hours, out=out, progress=progress)
 
     def close(self) -> None:
         if self._owns_store and self._store is not None:
@@ -315,27 +253,6 @@ class LocalSource:
             self._store = open_store(url)
         return self._store
 
-    def _report(
-        self, hours: float, *, model_type: str | None = None, success_only: bool = False
-    ) -> dict[str, Any]:
-        from genperf.analysis import build_report
-
-        report = build_report(
-            self.store(),
-            self.settings,
-            time_window_hours=hours,
-            model_type=model_type,
-            success_only=success_only,
-            now=self._now(),
-        )
-        return report.to_dict()
-
-    def _fresh_seconds(self) -> float:
-        """How old the newest stored sample may be while its monitor still counts as running:
-        a few intervals, plus the writer's flush period."""
-        s = self.settings
-        return 3 * s.monitoring_interval_seconds + s.sample_flush_seconds + 5.0
-
     def _sample(self) -> SystemSample:
         if self._sampler is None:
             from genperf.collectors import default_collectors
@@ -356,23 +273,20 @@ class LocalSource:
         return self._sampler.sample_once()
 
 
+def _json(model: BaseModel) -> dict[str, Any]:
+    """A response model as the JSON the API sends (what ``--json`` prints)."""
+    data: dict[str, Any] = model.model_dump(mode="json")
+    return data
+
+
 def sample_json(sample: SystemSample) -> dict[str, Any]:
     """A sample as the API serves it (``SampleOut``): each GPU with its memory_percent."""
-    data: dict[str, Any] = to_jsonable(sample)
-    for gpu, reading in zip(data["gpus"], sample.gpus, strict=True):
-        gpu["memory_percent"] = reading.memory_percent
-    return data
+    return _json(SampleOut.model_validate(sample))
 
 
 def active_task(record: TaskRecord, phase: str | None = None) -> dict[str, Any]:
-    """A running task as the API serves it (``ActiveTaskOut``): the record and its phase.
-
-    The live phase comes from the monitor that runs the task; a stored running record carries
-    the phase it was in when last written.
-    """
-    data = record.to_dict()
-    data["current_phase"] = phase or record.current_phase
-    return data
+    """A running task as the API serves it (``ActiveTaskOut``): the record and its phase."""
+    return _json(queries_active_task(record, phase))
 
 
 # --- remote ------------------------------------------------------------------------------
@@ -420,7 +334,7 @@ class HttpSource:
         return f"server {self.url}"
 
     def status(self) -> dict[str, Any]:
-        return self._json("GET", "/status")
+        return self._parsed(StatusOut, "GET", "/status")
 
     def analysis(
         self, hours: float, *, model_type: str | None = None, success_only: bool = False
@@ -430,7 +344,7 @@ class HttpSource:
             params["model_type"] = model_type
         if success_only:
             params["success_only"] = "true"
-        return self._json("GET", "/analysis", params=params)
+        return self._parsed(AnalysisOut, "GET", "/analysis", params=params)
 
     def tasks(
         self,
@@ -449,16 +363,19 @@ class HttpSource:
             params["model_type"] = model_type
         if success_only:
             params["success_only"] = "true"
-        return self._json("GET", "/metrics", params=params)
+        return self._parsed(MetricsPage, "GET", "/metrics", params=params)
 
     def benchmarks(self, hours: float) -> dict[str, Any]:
-        return self._json("GET", "/benchmarks", params={"time_window_hours": hours})
+        return self._parsed(
+            BenchmarksOut, "GET", "/benchmarks", params={"time_window_hours": hours}
+        )
 
     def live(self, recent: int = RECENT_TASKS) -> dict[str, Any]:
         payload = self.status()
         # Running tasks are in the page too (the status lists them): ask for enough to fill
         # ``recent`` with finished ones while a few run.
-        page = self._json(
+        page = self._parsed(
+            MetricsPage,
             "GET",
             "/metrics",
             params={
@@ -512,6 +429,25 @@ class HttpSource:
                 "did not answer a JSON object"
             )
         return body
+
+    def _parsed(
+        self,
+        model: type[BaseModel],
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The answer read as the response model the API declares (so local and remote
+        payloads are the same JSON), or a SourceError saying the server is not genperf's."""
+        body = self._json(method, path, params=params)
+        try:
+            return _json(model.model_validate(body))
+        except ValidationError as exc:
+            raise SourceError(
+                f"{self.url} is not a genperf server of this version: it answered {method} "
+                f"{API_PREFIX}{path} with what is not a {model.__name__} "
+                f"({exc.error_count()} field(s) missing or wrong)"
+            ) from None
 
     def _errors(self, method: str, path: str) -> AbstractContextManager[None]:
         return _translate_http_errors(self._httpx, self.url, f"{method} {API_PREFIX}{path}")

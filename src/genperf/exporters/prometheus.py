@@ -8,7 +8,11 @@ scrapes, so values are never stale copies and nothing runs between scrapes:
   model name: ``genperf_gpu_<name>{gpu="0",name="NVIDIA H200"}``;
 * task duration histograms by model type and resolution class, and finished-task counters by
   status and error category, from :class:`TaskOutcomes`;
-* the monitor's own overhead and health (``PerformanceMonitor.self_stats``).
+* the monitor's own overhead and health (``PerformanceMonitor.self_stats``);
+* ``genperf_info{node, version}``, an info metric.
+
+:func:`negotiate` answers in OpenMetrics when the scraper asks for it (``Accept:
+application/openmetrics-text``), else in the Prometheus text format.
 
 No label carries an unbounded value: no task ids, no prompts, no error messages. Model types
 come from callers, so only the first :data:`MAX_MODEL_TYPES` distinct ones get a series of
@@ -30,8 +34,10 @@ from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
+    InfoMetricFamily,
     Metric,
 )
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from genperf.records import (
@@ -43,7 +49,7 @@ from genperf.records import (
     TaskStatus,
 )
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # without an Accept header
 
 # From seconds (tiny test models) to half an hour (1080p video), with the spec's lines:
 # 300 s (720p target), 450 s (acceptable), 900 s (1080p target), 1350 s (acceptable).
@@ -211,11 +217,11 @@ class MonitorCollector(Collector):
         self._wall_time = wall_time
 
     def collect(self) -> Iterator[Metric]:
-        info = GaugeMetricFamily(
-            "genperf_info", "genperf's version and node", labels=("node", "version")
+        yield InfoMetricFamily(
+            "genperf",
+            "genperf's version and node",
+            value={"node": _label(self.monitor.node, 255), "version": self.version or "unknown"},
         )
-        info.add_metric([_label(self.monitor.node, 255), self.version or "unknown"], 1)
-        yield info
         sample = self.monitor.current_sample()
         yield from _sample_metrics(sample, self._wall_time())
         yield from self.outcomes.metrics()
@@ -273,11 +279,20 @@ def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
 
 
+def negotiate(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:
+    """The registry in the format the scraper's ``Accept`` header asks for, and its content
+    type: OpenMetrics when asked for it, else the Prometheus text format (prometheus_client's
+    own negotiation, so the two stay in step with the library)."""
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type
+
+
 __all__ = [
     "CONTENT_TYPE",
     "DURATION_BUCKETS",
     "MonitorCollector",
     "TaskOutcomes",
+    "negotiate",
     "registry_for",
     "render",
 ]

@@ -5,7 +5,8 @@
 - :class:`ModelRegistry`: model_type -> local diffusers directory; the built-in ``tiny-wan-t2v``
   (Wan2.2 T2V-A14B layout, tiny random weights) is built offline on first use.
 - :func:`queue_demo_batch`: tiny-wan generations and one real out-of-memory failure.
-- ``genperf.generation.api.make_router(service)``: the REST routes (needs FastAPI).
+- its REST routes are ``genperf.api.routers.generation.make_router(service)``, mounted by
+  the wiring (``genperf.server``); nothing here imports the API.
 
 torch and diffusers are imported only when a generation runs.
 """

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from os import PathLike
 from typing import Any
 
-from genperf.analysis import optimizations as opt
+from genperf import optimizations as opt
 from genperf.integrations.call_recorder import CallRecorder, CallSummary
 from genperf.integrations.pipeline_hooks import PipelineHooks
 from genperf.integrations.pipeline_inspect import denoisers, detect_optimizations

@@ -4,7 +4,7 @@ The caller does not have to say: the dtype of the denoiser, a quantisation confi
 component, accelerate's CPU-offload hooks (model or sequential) and diffusers' group offloading,
 VAE tiling and slicing, the attention backend or processor class, ``torch.compile`` (whole
 module or regional), and ``PYTORCH_CUDA_ALLOC_CONF=expandable_segments``. Each maps to a
-canonical token of :mod:`genperf.analysis.optimizations`.
+canonical token of :mod:`genperf.optimizations`.
 
 Nothing here imports torch or diffusers: components are recognised by their attributes and
 class names, so inspecting costs one walk over the modules and never fails a generation.
@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from genperf.analysis import optimizations as opt
+from genperf import optimizations as opt
 
 logger = logging.getLogger("genperf.integrations")
 

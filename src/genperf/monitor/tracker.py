@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from genperf.errors import TaskStateError, UnknownTaskError
 from genperf.monitor.stats import RunningStats
+from genperf.numbers import highest
 from genperf.records import MIB, PhaseRecord, SystemSample, TaskRecord, TaskStatus
 
 # Metrics every open task follows, and how to read each from a sample.
@@ -222,9 +223,9 @@ class Tracker:
             if task is None:
                 return
             for phase in task.open_phases:
-                phase.allocated_mb = _max(phase.allocated_mb, allocated_mb)
-                phase.reserved_mb = _max(phase.reserved_mb, reserved_mb)
-                phase.ram_mb = _max(phase.ram_mb, ram_mb)
+                phase.allocated_mb = highest(phase.allocated_mb, allocated_mb)
+                phase.reserved_mb = highest(phase.reserved_mb, reserved_mb)
+                phase.ram_mb = highest(phase.ram_mb, ram_mb)
             fields = task.fields
             for key, value in (
                 ("peak_vram_usage_mb", reserved_mb),
@@ -232,7 +233,7 @@ class Tracker:
                 ("peak_process_rss_mb", ram_mb),
             ):
                 if value is not None:
-                    fields[key] = _max(fields.get(key), value)
+                    fields[key] = highest(fields.get(key), value)
 
     def end_phase(self, task_id: str, t: float, *, failed: bool = False) -> PhaseRecord | None:
         """Close the innermost open phase; exact peaks join the sampled ones."""
@@ -246,8 +247,8 @@ class Tracker:
                 started_offset_seconds=phase.started_offset_seconds,
                 duration_seconds=max(0.0, t - phase.start_t),
                 peak_vram_allocated_mb=phase.allocated_mb,
-                peak_vram_mb=_max(phase.reserved_mb, phase.vram_mb.peak),
-                peak_ram_mb=_max(phase.ram_mb, phase.rss_mb.peak),
+                peak_vram_mb=highest(phase.reserved_mb, phase.vram_mb.peak),
+                peak_ram_mb=highest(phase.ram_mb, phase.rss_mb.peak),
                 failed=failed,
             )
             task.phases.append(record)
@@ -285,14 +286,6 @@ class Tracker:
                 raise TaskStateError(f"task {task_id!r} is already complete")
             raise UnknownTaskError(task_id)
         return task
-
-
-def _max(a: float | None, b: float | None) -> float | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return max(a, b)
 
 
 def started_record(

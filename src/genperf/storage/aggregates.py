@@ -1,18 +1,22 @@
 """SQL aggregation for analysis: a large window's exact totals, computed by the database.
 
-``genperf.analysis.build_report`` calls :func:`load_window` when the store is a
-:class:`~genperf.storage.sql.SqlStore` and the window holds more tasks than it reads one by
-one. No statement sorts the whole window (SQLite's GROUP BY sorts every row it groups, which
-alone costs more than a second per million tasks):
+:class:`~genperf.storage.sql.SqlStore` offers it to analysis as ``window_size`` and
+``aggregate_window`` (the ``AggregatingStore`` capability ``genperf.analysis.report`` asks
+for), which ``build_report`` uses when a window holds more tasks than it reads one by one.
+This module imports nothing of ``analysis``: the tally, its thresholds and bands are
+``genperf.tally``'s, shared with the Python tally. No statement sorts the whole window
+(SQLite's GROUP BY sorts every row it groups, which alone costs more than a second per
+million tasks):
 
-1. the tally: conditional aggregates with no GROUP BY, with the same definitions as
-   ``genperf.analysis.window.Tallier`` (tests/analysis/test_sql_aggregates.py checks that they
-   agree, field by field). Derived values (percentages, the time target of the row's class,
-   flags read from JSON text) are computed once per row in a subquery that SQLite keeps as a
-   co-routine.
+1. the tally: conditional aggregates with no GROUP BY, from the same :data:`~genperf.tally.BANDS`
+   as ``genperf.analysis.window.Tallier`` (tests/analysis/test_sql_aggregates.py checks that
+   they agree, field by field). Per-row values (percentages, the time target of the row's
+   class, flags read from JSON text) are computed once per row in a subquery that SQLite
+   keeps as a co-routine; its columns carry the names the bands compare.
    The window is cut into equal time slices, one statement each, run in parallel on their
    own pooled connections (sqlite3 releases the GIL while a statement runs); tallies add up.
-2. failure counts: GROUP BY over failed and interrupted runs only (a few percent of rows);
+2. failure rows: GROUP BY over failed and interrupted runs only (a few percent of rows),
+   returned as stored (analysis names their categories and phases);
 3. a pseudo-random sample of about ``sample_size`` tasks, chosen by a multiplicative hash of
    the row id (no periodic pattern in the ids can bias it), read as narrow rows into
    TaskRecords for what needs individual tasks (medians, p95, trends, breakdowns, examples).
@@ -24,9 +28,9 @@ tally lower-cases them first.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -48,28 +52,25 @@ from sqlalchemy import (
     select,
 )
 
-from genperf.analysis import optimizations as opt
-from genperf.analysis.failures import FailureKey, category_of, from_counts, normalize_phase
-from genperf.analysis.window import (
-    GPU_CRITICAL_CELSIUS,
-    GPU_HOT_CELSIUS,
-    LOAD_MIN_SECONDS,
-    LOAD_SHARE,
-    LOAD_SLOW_SECONDS,
-    LOW_GPU_UTILIZATION_PERCENT,
-    POWER_THROTTLE_MARKERS,
-    THERMAL_THROTTLE_MARKERS,
-    FailureCount,
-    Tally,
-    Window,
-    generation_targets,
-)
+from genperf import optimizations as opt
 from genperf.config import Settings
-from genperf.records import SystemSample, TaskRecord, TaskStatus
+from genperf.records import TaskRecord, TaskStatus
 from genperf.storage.base import TaskQuery
 from genperf.storage.engine import is_memory_sqlite
 from genperf.storage.schema import generation_tasks as tasks
-from genperf.storage.sql import SqlStore, _filters
+from genperf.storage.sql import SqlStore, task_filters
+from genperf.tally import (
+    BANDS,
+    LOAD_MIN_SECONDS,
+    LOAD_SHARE,
+    LOW_GPU_UTILIZATION_PERCENT,
+    POWER_THROTTLE_MARKERS,
+    RESOURCES,
+    THERMAL_THROTTLE_MARKERS,
+    Aggregate,
+    FailureRow,
+    Tally,
+)
 
 _HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash, modulo 2**32
 _HASH_SPACE = 2**32
@@ -110,33 +111,40 @@ class _Sql:
 
 
 def _target(settings: Settings) -> ColumnElement[Any]:
-    targets = generation_targets(settings)
+    targets = settings.performance_thresholds.generation_time_targets()
     if not targets:
         return cast(null(), Float)  # typed: PostgreSQL must know what a NULL divides
     return case(*((_C.resolution_class == cls, literal(t)) for cls, t in targets.items()))
 
 
-def _derived(sql: _Sql, settings: Settings) -> list[ColumnElement[Any]]:
-    """Per-row values the tally aggregates, each computed once per row."""
+def _per_row(sql: _Sql, settings: Settings) -> list[ColumnElement[Any]]:
+    """Per-row values the tally aggregates, each computed once per row. The names of those
+    the bands compare are :data:`genperf.tally.Value`'s."""
     off = _C.optimizations_applied
     return [
-        sql.flag(_C.status == TaskStatus.COMPLETED.value).label("ok"),
-        sql.flag(_C.status == TaskStatus.FAILED.value).label("bad"),
-        sql.flag(_C.status == TaskStatus.INTERRUPTED.value).label("intr"),
-        sql.flag(_C.vram_total_mb != 0).label("gpu"),
-        case((_C.status == TaskStatus.COMPLETED.value, _C.generation_time_seconds)).label("g"),
-        _C.generation_time_seconds.label("ag"),
-        _target(settings).label("tg"),
-        _C.model_load_time_seconds.label("ld"),
-        (_C.peak_vram_usage_mb * 100.0 / func.nullif(_C.vram_total_mb, 0)).label("v"),
-        (_C.peak_ram_usage_mb * 100.0 / func.nullif(_C.ram_total_mb, 0)).label("r"),
-        _C.avg_cpu_percent.label("c"),
-        _C.avg_gpu_utilization_percent.label("u"),
-        _C.peak_gpu_temperature_celsius.label("tp"),
-        sql.flag(sql.contains_any(_C.gpu_throttle_reasons, THERMAL_THROTTLE_MARKERS)).label("th"),
-        sql.flag(sql.contains_any(_C.gpu_throttle_reasons, POWER_THROTTLE_MARKERS)).label("pw"),
-        sql.flag(sql.contains(off, f'"{opt.OFFLOAD}')).label("off"),
-        sql.flag(sql.contains(off, f'"{opt.OFFLOAD_SEQUENTIAL}"')).label("seq"),
+        sql.flag(_C.status == TaskStatus.COMPLETED.value).label("completed"),
+        sql.flag(_C.status == TaskStatus.FAILED.value).label("failed"),
+        sql.flag(_C.status == TaskStatus.INTERRUPTED.value).label("interrupted"),
+        sql.flag(_C.vram_total_mb != 0).label("has_gpu"),
+        case((_C.status == TaskStatus.COMPLETED.value, _C.generation_time_seconds)).label(
+            "completed_seconds"
+        ),
+        _C.generation_time_seconds.label("generation_seconds"),
+        _target(settings).label("target_seconds"),
+        _C.model_load_time_seconds.label("load_seconds"),
+        (_C.peak_vram_usage_mb * 100.0 / func.nullif(_C.vram_total_mb, 0)).label("vram_percent"),
+        (_C.peak_ram_usage_mb * 100.0 / func.nullif(_C.ram_total_mb, 0)).label("ram_percent"),
+        _C.avg_cpu_percent.label("cpu_percent"),
+        _C.avg_gpu_utilization_percent.label("gpu_utilization_percent"),
+        _C.peak_gpu_temperature_celsius.label("temperature_celsius"),
+        sql.flag(sql.contains_any(_C.gpu_throttle_reasons, THERMAL_THROTTLE_MARKERS)).label(
+            "thermal_throttled"
+        ),
+        sql.flag(sql.contains_any(_C.gpu_throttle_reasons, POWER_THROTTLE_MARKERS)).label(
+            "power_throttled"
+        ),
+        sql.flag(sql.contains(off, f'"{opt.OFFLOAD}')).label("offloaded"),
+        sql.flag(sql.contains(off, f'"{opt.OFFLOAD_SEQUENTIAL}"')).label("offloaded_sequentially"),
     ]
 
 
@@ -144,69 +152,84 @@ def tally_statement(
     dialect: str, settings: Settings, where: Sequence[ColumnElement[bool]]
 ) -> Select[Any]:
     """One statement whose single row has a column per field of
-    :class:`~genperf.analysis.window.Tally`, over the rows matching ``where``."""
+    :class:`~genperf.tally.Tally`, over the rows matching ``where``."""
     sql = _Sql(dialect)
-    inner_stmt = select(*_derived(sql, settings)).where(*where)
+    per_row = select(*_per_row(sql, settings)).where(*where)
     if sql.sqlite:
-        inner_stmt = inner_stmt.limit(-1)  # keeps SQLite from flattening: derived values once
-    d = inner_stmt.subquery("d").c
+        per_row = per_row.limit(-1)  # keeps SQLite from flattening: per-row values once
+    row = per_row.subquery("per_row").c
     bt = settings.benchmark_targets
     low = LOW_GPU_UTILIZATION_PERCENT
-    f, n, s = sql.flag, sql.count, sql.total
-    offload_u = case((d.off == 1, d.u))
+    flag, count, total = sql.flag, sql.count, sql.total
+    done = row.completed_seconds  # generation time of completed tasks, else NULL
+    target = row.target_seconds
+    offload_util = case((row.offloaded == 1, row.gpu_utilization_percent))
     cols: dict[str, ColumnElement[Any]] = {
         "tasks": func.count(),
-        "completed": n(d.ok),
-        "failed": n(d.bad),
-        "interrupted": n(d.intr),
-        "gpu_tasks": n(d.gpu),
-        "gen_n": func.count(d.g),
-        "gen_sum": s(d.g),
-        "gen_min": func.min(d.g),
-        "gen_max": func.max(d.g),
-        "target_n": n(f(and_(d.g.is_not(None), d.tg.is_not(None)))),
-        "over_target": n(f(d.g > d.tg)),
-        "over_acceptable": n(f(d.g > d.tg * bt.generation_time_acceptable_factor)),
-        "time_score_sum": s(case((d.g <= d.tg, 1.0), (d.g > d.tg, d.tg / d.g))),
-        "load_n": func.count(d.ld),
-        "load_sum": s(d.ld),
-        "load_max": func.max(d.ld),
-        "load_slow": n(f(d.ld >= LOAD_SLOW_SECONDS)),
-        "load_dominant": n(f(and_(d.ag != 0, d.ld >= LOAD_MIN_SECONDS, d.ld >= LOAD_SHARE * d.ag))),
-        "util_n": func.count(d.u),
-        "util_sum": s(d.u),
-        "cpu_busy_gpu_idle": n(f(and_(d.c >= bt.cpu_usage_percent.acceptable, d.u < low))),
-        "memory_n": n(f(or_(d.v.is_not(None), d.r.is_not(None)))),
-        "memory_over": n(
-            f(or_(d.v >= bt.vram_usage_percent.maximum, d.r >= bt.ram_usage_percent.maximum))
+        "completed": count(row.completed),
+        "failed": count(row.failed),
+        "interrupted": count(row.interrupted),
+        "gpu_tasks": count(row.has_gpu),
+        "gen_n": func.count(done),
+        "gen_sum": total(done),
+        "gen_min": func.min(done),
+        "gen_max": func.max(done),
+        "target_n": count(flag(and_(done.is_not(None), target.is_not(None)))),
+        "over_target": count(flag(done > target)),
+        "over_acceptable": count(flag(done > target * bt.generation_time_acceptable_factor)),
+        "time_score_sum": total(case((done <= target, 1.0), (done > target, target / done))),
+        "load_n": func.count(row.load_seconds),
+        "load_sum": total(row.load_seconds),
+        "load_max": func.max(row.load_seconds),
+        "load_dominant": count(
+            flag(
+                and_(
+                    row.generation_seconds != 0,
+                    row.load_seconds >= LOAD_MIN_SECONDS,
+                    row.load_seconds >= LOAD_SHARE * row.generation_seconds,
+                )
+            )
         ),
-        "temp_n": func.count(d.tp),
-        "temp_max": func.max(d.tp),
-        "temp_hot": n(f(d.tp >= GPU_HOT_CELSIUS)),
-        "temp_critical": n(f(d.tp >= GPU_CRITICAL_CELSIUS)),
-        "throttle_thermal": n(d.th),
-        "throttle_power": n(d.pw),
-        "offload_n": n(d.off),
-        "offload_sequential": n(d.seq),
-        "offload_util_n": func.count(offload_u),
-        "offload_util_sum": s(offload_u),
-        "offload_util_low": n(f(offload_u < low)),
+        "util_n": func.count(row.gpu_utilization_percent),
+        "util_sum": total(row.gpu_utilization_percent),
+        "cpu_busy_gpu_idle": count(
+            flag(
+                and_(
+                    row.cpu_percent >= bt.cpu_usage_percent.acceptable,
+                    row.gpu_utilization_percent < low,
+                )
+            )
+        ),
+        "memory_n": count(flag(or_(row.vram_percent.is_not(None), row.ram_percent.is_not(None)))),
+        "memory_over": count(
+            flag(
+                or_(
+                    row.vram_percent >= bt.vram_usage_percent.maximum,
+                    row.ram_percent >= bt.ram_usage_percent.maximum,
+                )
+            )
+        ),
+        "temp_n": func.count(row.temperature_celsius),
+        "temp_max": func.max(row.temperature_celsius),
+        "throttle_thermal": count(row.thermal_throttled),
+        "throttle_power": count(row.power_throttled),
+        "offload_n": count(row.offloaded),
+        "offload_sequential": count(row.offloaded_sequentially),
+        "offload_util_n": func.count(offload_util),
+        "offload_util_sum": total(offload_util),
+        "offload_util_low": count(flag(offload_util < low)),
     }
-    for key, value, band in (
-        ("vram", d.v, bt.vram_usage_percent),
-        ("ram", d.r, bt.ram_usage_percent),
-        ("cpu", d.c, bt.cpu_usage_percent),
-    ):
-        cols[f"{key}_n"] = func.count(value)
-        cols[f"{key}_sum"] = s(value)
-        cols[f"{key}_max"] = func.max(value)
-        cols[f"{key}_ge_acceptable"] = n(f(value >= band.acceptable))
-        cols[f"{key}_ge_maximum"] = n(f(value >= band.maximum))
-    return select(*(expr.label(name) for name, expr in cols.items()))
+    for prefix, name in RESOURCES:
+        cols[f"{prefix}_n"] = func.count(row[name])
+        cols[f"{prefix}_sum"] = total(row[name])
+        cols[f"{prefix}_max"] = func.max(row[name])
+    for rule in BANDS:  # the same bands as the Python tally
+        cols[rule.field] = count(flag(row[rule.value] >= rule.bound(settings)))
+    return select(*(cols[f.name].label(f.name) for f in dataclasses.fields(Tally)))
 
 
 def _finished(query: TaskQuery) -> list[ColumnElement[bool]]:
-    where = _filters(query)
+    where = task_filters(query)
     if not query.finished_only:
         where.append(_C.status != TaskStatus.RUNNING.value)
     return where
@@ -304,8 +327,9 @@ def _tokens(text: str | None) -> tuple[str, ...]:
     return cached
 
 
-def window_failures(store: SqlStore, query: TaskQuery) -> tuple[FailureCount, ...]:
-    """Exact failure counts by (category, phase, optimisation set)."""
+def window_failures(store: SqlStore, query: TaskQuery) -> tuple[FailureRow, ...]:
+    """Failed and interrupted runs, counted by (error category, failed phase, optimisations,
+    status) as stored."""
     stmt = (
         select(
             _C.error_category,
@@ -315,18 +339,17 @@ def window_failures(store: SqlStore, query: TaskQuery) -> tuple[FailureCount, ..
             func.count().label("n"),
         )
         .where(
-            *_filters(query),
+            *task_filters(query),
             _C.status.in_([TaskStatus.FAILED.value, TaskStatus.INTERRUPTED.value]),
         )
         .group_by(_C.error_category, _C.failed_phase, _C.optimizations_applied, _C.status)
     )
     with store._read("aggregate failures") as conn:
         rows = conn.execute(stmt).all()
-    counts: Counter[FailureKey] = Counter()
-    for category, phase, opts, status, n in rows:
-        tokens = tuple(sorted(opt.normalize(_tokens(opts))))
-        counts[(category_of(category, status), normalize_phase(phase), tokens)] += int(n)
-    return from_counts(counts)
+    return tuple(
+        FailureRow(category, phase, _tokens(opts), status, int(n))
+        for category, phase, opts, status, n in rows
+    )
 
 
 def window_sample(store: SqlStore, query: TaskQuery, fraction: float) -> tuple[TaskRecord, ...]:
@@ -357,7 +380,7 @@ def window_size(store: SqlStore, query: TaskQuery) -> int:
     """About how many tasks the window holds, read from the started_at (or model_type,
     started_at) index alone: an upper bound (running tasks and other rows count too), cheap
     enough to decide how to read the window and how large a sample to draw."""
-    where = []
+    where: list[ColumnElement[bool]] = []
     if query.since is not None:
         where.append(_C.started_at >= query.since)
     if query.until is not None:
@@ -376,26 +399,21 @@ def default_workers(store: SqlStore) -> int:
     return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
 
 
-def load_window(
+def aggregate(
     store: SqlStore,
     settings: Settings,
     query: TaskQuery,
     *,
-    count: int,
-    sample_size: int,
-    samples: Sequence[SystemSample] = (),
+    fraction: float,
     workers: int | None = None,
-) -> Window:
-    """The analysis window of ``query`` aggregated by the database (see the module docstring).
+) -> Aggregate:
+    """The window of ``query`` aggregated by the database (see the module docstring).
 
     Args:
-        count: how many tasks the query matches, or an upper bound (to size the sample).
-        sample_size: about how many tasks to read individually.
-        samples: the window's system samples, passed through.
+        fraction: about which share of the tasks to read individually (1.0: all).
         workers: parallel statements (default: :func:`default_workers`).
     """
     workers = default_workers(store) if workers is None else max(1, workers)
-    fraction = min(1.0, sample_size / count) if count else 1.0
     if workers == 1:
         tally = window_tally(store, query, settings)
         failures = window_failures(store, query)
@@ -406,12 +424,4 @@ def load_window(
             sample_f = pool.submit(window_sample, store, query, fraction)
             tally = window_tally(store, query, settings, workers=workers)
             failures, sample = failures_f.result(), sample_f.result()
-    return Window(
-        tally=tally,
-        failures=failures,
-        tasks=sample,
-        samples=tuple(samples),
-        start=query.since,
-        end=query.until,
-        method="sql",
-    )
+    return Aggregate(tally=tally, failures=failures, tasks=sample)

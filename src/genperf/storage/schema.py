@@ -3,12 +3,18 @@
 Columns carry the record fields' own names. Tuple fields are JSON text in Text columns, so
 the schema is the same on SQLite and PostgreSQL and a service table can be adopted in place
 (see ``migrations/versions/0001_initial.py``). The spec's six columns keep the spec's types
-and defaults. A test checks that the migrations build exactly this schema.
+and defaults. A field of ``TaskRecord`` not written out below gets a column of its type
+(:func:`record_columns`), so a new record field needs only its migration here. A test checks
+that the migrations build exactly this schema.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from types import NoneType, UnionType
 from typing import Any
 
 from sqlalchemy import (
@@ -27,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from genperf.records import TEXT_LIMITS, TaskRecord
 from genperf.storage.utc import as_utc_or_none
 
 TASKS_TABLE = "generation_tasks"
@@ -60,9 +67,51 @@ def _float(name: str, **kw: Any) -> Column[float]:
     return Column(name, Float, **kw)
 
 
-generation_tasks = Table(
-    TASKS_TABLE,
-    metadata,
+def _field_types(record: type[Any]) -> dict[str, Any]:
+    """Each field's type, ``None`` taken out of an optional one."""
+    out: dict[str, Any] = {}
+    for name, hint in typing.get_type_hints(record).items():
+        out[name] = hint
+        if isinstance(hint, UnionType) or typing.get_origin(hint) is typing.Union:
+            args = [a for a in typing.get_args(hint) if a is not NoneType]
+            if len(args) == 1:
+                out[name] = args[0]
+    return out
+
+
+_TASK_TYPES = _field_types(TaskRecord)
+
+# Tuple fields of TaskRecord, stored as JSON text.
+TASK_JSON_COLUMNS = frozenset(
+    name for name, hint in _TASK_TYPES.items() if typing.get_origin(hint) is tuple
+)
+
+
+def _column_type(name: str, hint: Any) -> Any:
+    if name in TASK_JSON_COLUMNS:
+        return Text
+    if hint is bool:
+        return Boolean
+    if hint is int:
+        return Integer
+    if hint is float:
+        return Float
+    if hint is datetime:
+        return UtcDateTime
+    if name in TEXT_LIMITS:
+        return String(TEXT_LIMITS[name])
+    return Text
+
+
+def record_columns(written: Iterable[str]) -> Iterator[Column[Any]]:
+    """A column, typed from the record, for each TaskRecord field not in ``written``."""
+    skip = set(written)
+    for f in dataclasses.fields(TaskRecord):
+        if f.name not in skip:
+            yield Column(f.name, _column_type(f.name, _TASK_TYPES[f.name]))
+
+
+_TASK_COLUMNS: list[Any] = [
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", String(64), nullable=False),
     Column("task_id", String(200), index=True),
@@ -104,6 +153,12 @@ generation_tasks = Table(
     Column("current_phase", String(100)),
     Column("recovery_suggestions", Text),  # JSON list of strings
     Column("monitor_instance", String(255)),
+]
+generation_tasks = Table(
+    TASKS_TABLE,
+    metadata,
+    *_TASK_COLUMNS,
+    *record_columns(c.name for c in _TASK_COLUMNS),
     # A unique index, not a constraint: SQLite cannot add a constraint to an existing table,
     # and ON CONFLICT (run_id) works with either.
     Index("uq_generation_tasks_run_id", "run_id", unique=True),
@@ -135,15 +190,4 @@ system_samples = Table(
     _float("cpu_temperature_celsius"),
     Column("process_rss_bytes", BigInteger),
     Column("gpus", Text),  # JSON list of GpuReading objects
-)
-
-# Tuple fields of TaskRecord stored as JSON text.
-TASK_JSON_COLUMNS = frozenset(
-    {
-        "phases",
-        "step_times_seconds",
-        "optimizations_applied",
-        "recovery_suggestions",
-        "gpu_throttle_reasons",
-    }
 )

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from genperf.config import redact_url
+from genperf.config import Settings, redact_url
 from genperf.errors import StoreError
 from genperf.records import TASK_FIELDS, ErrorCategory, SystemSample, TaskRecord, TaskStatus
 from genperf.storage.base import TaskQuery
@@ -36,6 +36,7 @@ from genperf.storage.engine import SQLITE_BEGIN, make_engine, store_errors
 from genperf.storage.migrate import upgrade_database
 from genperf.storage.schema import generation_tasks as tasks
 from genperf.storage.schema import system_samples as samples
+from genperf.tally import Aggregate
 
 logger = logging.getLogger("genperf.storage")
 
@@ -133,7 +134,7 @@ class SqlStore:
         return self._one_task(select(*_TASK_COLUMNS).where(tasks.c.run_id == run_id))
 
     def query_tasks(self, query: TaskQuery) -> list[TaskRecord]:
-        stmt = _ordered(select(*_TASK_COLUMNS).where(*_filters(query)), query)
+        stmt = _ordered(select(*_TASK_COLUMNS).where(*task_filters(query)), query)
         stmt = stmt.offset(query.offset or None).limit(query.limit)
         with self._read("query tasks") as conn:
             rows = conn.execute(stmt).mappings().all()
@@ -149,7 +150,7 @@ class SqlStore:
     def _iter_tasks(self, query: TaskQuery, batch_size: int) -> Iterator[TaskRecord]:
         remaining = query.limit
         last: tuple[datetime, Any] | None = None
-        base = _ordered(select(tasks.c.id, *_TASK_COLUMNS).where(*_filters(query)), query)
+        base = _ordered(select(tasks.c.id, *_TASK_COLUMNS).where(*task_filters(query)), query)
         while remaining is None or remaining > 0:
             size = batch_size if remaining is None else min(batch_size, remaining)
             if last is None:
@@ -167,7 +168,7 @@ class SqlStore:
                 remaining -= len(rows)
 
     def count_tasks(self, query: TaskQuery) -> int:
-        stmt = select(func.count()).select_from(tasks).where(*_filters(query))
+        stmt = select(func.count()).select_from(tasks).where(*task_filters(query))
         with self._read("count tasks") as conn:
             return int(conn.execute(stmt).scalar_one())
 
@@ -199,6 +200,23 @@ class SqlStore:
         with self._read("read running tasks") as conn:
             rows = conn.execute(stmt).mappings().all()
         return [row_to_task(row) for row in rows]
+
+    # --- a large window totalled by the database (analysis' AggregatingStore) -----------
+    # aggregates.py imports this module, hence the imports inside the methods.
+
+    def window_size(self, query: TaskQuery) -> int:
+        """About how many tasks the window holds, from an index alone (an upper bound)."""
+        from genperf.storage import aggregates
+
+        return aggregates.window_size(self, query)
+
+    def aggregate_window(
+        self, settings: Settings, query: TaskQuery, *, fraction: float
+    ) -> Aggregate:
+        """The window's exact tally and failure rows, and about ``fraction`` of its tasks."""
+        from genperf.storage import aggregates
+
+        return aggregates.aggregate(self, settings, query, fraction=fraction)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -241,7 +259,8 @@ class SqlStore:
                 conn.commit()
 
 
-def _filters(query: TaskQuery) -> list[ColumnElement[bool]]:
+def task_filters(query: TaskQuery) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of a query (also used by ``aggregates``)."""
     # Rows without a run_id belong to a service that shares an adopted table: never ours.
     where: list[ColumnElement[bool]] = [tasks.c.run_id.is_not(None)]
     if query.since is not None:

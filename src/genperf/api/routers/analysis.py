@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from genperf.api.auth import RequireRead
-from genperf.api.deps import Context, ModelTypeFilter, StoreDep, SuccessOnly, TimeWindowHours
-from genperf.api.report_view import report_dict
+from genperf.api.deps import ModelTypeFilter, QueriesDep, SuccessOnly, TimeWindowHours
 from genperf.api.schemas import AnalysisOut
 
 router = APIRouter(tags=["performance"], dependencies=[RequireRead])
@@ -14,8 +13,7 @@ router = APIRouter(tags=["performance"], dependencies=[RequireRead])
 
 @router.get("/analysis", response_model=AnalysisOut, summary="Performance analysis")
 def analysis(
-    context: Context,
-    store: StoreDep,
+    queries: QueriesDep,
     time_window_hours: TimeWindowHours = 24.0,
     model_type: ModelTypeFilter = None,
     success_only: SuccessOnly = False,
@@ -23,7 +21,4 @@ def analysis(
     """Average generation time, success rate, resource efficiency, bottlenecks, optimisation
     recommendations and trends of the tasks finished in the window, with genperf's extras
     (benchmarks, summary). Reports are cached for a few seconds per window and filters."""
-    report = report_dict(
-        context, store, time_window_hours, model_type=model_type, success_only=success_only
-    )
-    return AnalysisOut.model_validate(report)
+    return queries.analysis(time_window_hours, model_type=model_type, success_only=success_only)

@@ -9,26 +9,16 @@ tasks are being ingested.
 from __future__ import annotations
 
 import enum
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from genperf.api.auth import RequireAdmin
-from genperf.api.deps import Context, StoreDep, TimeWindowHours
-from genperf.api.report_view import report_dict
+from genperf.api.deps import QueriesDep, TimeWindowHours
 from genperf.api.schemas import ExportDocument
-from genperf.exporters import csv as csv_exporter
-from genperf.exporters import json as json_exporter
-from genperf.records import utc_now
-from genperf.storage.base import TaskQuery
 
 router = APIRouter(tags=["export"], dependencies=[RequireAdmin])
-
-CSV_TYPE = "text/csv; charset=utf-8"
-JSON_TYPE = "application/json"
-BATCH = 1000
 
 
 class ExportFormat(enum.StrEnum):
@@ -48,28 +38,12 @@ class ExportFormat(enum.StrEnum):
     },
 )
 def export(
-    context: Context,
-    store: StoreDep,
+    queries: QueriesDep,
     time_window_hours: TimeWindowHours = 24.0,
     export_format: Annotated[
         ExportFormat, Query(alias="format", description="json (the spec's shape) or csv")
     ] = ExportFormat.JSON,
 ) -> StreamingResponse:
-    now = utc_now()
-    query = TaskQuery(since=now - timedelta(hours=time_window_hours), until=now, newest_first=False)
-    stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    filename = f"genperf-export-{stamp}.{export_format.value}"
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
-    if export_format is ExportFormat.CSV:
-        body = csv_exporter.render(store.iter_tasks(query, batch_size=BATCH))
-        return StreamingResponse(body, media_type=CSV_TYPE, headers=headers)
-    analysis = report_dict(context, store, time_window_hours, now=now)
-    count = store.count_tasks(query)
-    document = json_exporter.render(
-        export_timestamp=now,
-        time_window_hours=time_window_hours,
-        metrics_count=count,
-        performance_analysis=analysis,
-        metrics=store.iter_tasks(query, batch_size=BATCH),
-    )
-    return StreamingResponse(document, media_type=JSON_TYPE, headers=headers)
+    document = queries.export(export_format.value, time_window_hours)
+    headers = {"Content-Disposition": f'attachment; filename="{document.filename}"'}
+    return StreamingResponse(document.chunks, media_type=document.media_type, headers=headers)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from genperf.api.auth import RequireRead
-from genperf.api.deps import ModelTypeFilter, StoreDep, SuccessOnly, TimeWindowHours
-from genperf.api.schemas import MetricsPage, TaskOut
-from genperf.records import utc_now
-from genperf.storage.base import TaskQuery
+from genperf.api.deps import ModelTypeFilter, QueriesDep, SuccessOnly, TimeWindowHours
+from genperf.api.schemas import MetricsPage
 
 router = APIRouter(tags=["performance"], dependencies=[RequireRead])
 
@@ -22,7 +19,7 @@ MAX_OFFSET = 10_000_000
 @router.get("/metrics", response_model=MetricsPage, summary="Detailed performance metrics")
 def metrics(
     *,
-    store: StoreDep,
+    queries: QueriesDep,
     time_window_hours: TimeWindowHours = 24.0,
     model_type: ModelTypeFilter = None,
     success_only: SuccessOnly = False,
@@ -31,26 +28,10 @@ def metrics(
 ) -> MetricsPage:
     """Every metric of each task started in the window (running ones included), newest
     first. ``total`` counts all pages; follow ``next_offset`` for the next one."""
-    now = utc_now()
-    query = TaskQuery(
-        since=now - timedelta(hours=time_window_hours),
-        until=now,
-        model_type=model_type,
-        success_only=success_only,
-        newest_first=True,
+    return queries.metrics_page(
+        time_window_hours,
         limit=limit,
         offset=offset,
-    )
-    total = store.count_tasks(query)
-    records = store.query_tasks(query)
-    following = offset + len(records)
-    return MetricsPage(
-        time_window_hours=time_window_hours,
         model_type=model_type,
         success_only=success_only,
-        total=total,
-        limit=limit,
-        offset=offset,
-        next_offset=following if following < total and records else None,
-        metrics=[TaskOut.model_validate(r) for r in records],
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from genperf.api.auth import RequireRead
 from genperf.api.deps import Context
-from genperf.exporters.prometheus import CONTENT_TYPE, render
+from genperf.exporters.prometheus import CONTENT_TYPE, negotiate
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 router = APIRouter(tags=["prometheus"], dependencies=[RequireRead])
 
@@ -16,10 +18,19 @@ router = APIRouter(tags=["prometheus"], dependencies=[RequireRead])
     response_class=Response,
     response_model=str,
     summary="Prometheus metrics",
-    responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
+    responses={
+        200: {
+            "content": {
+                CONTENT_TYPE: {"schema": {"type": "string"}},
+                OPENMETRICS: {"schema": {"type": "string"}},
+            }
+        }
+    },
 )
-async def prometheus_metrics(context: Context) -> Response:
+async def prometheus_metrics(context: Context, request: Request) -> Response:
     """Host and per-GPU gauges, task duration histograms by model type and resolution class,
-    finished tasks by status and error category, and the monitor's own overhead."""
+    finished tasks by status and error category, the monitor's own overhead and
+    ``genperf_info``. OpenMetrics when the ``Accept`` header asks for it."""
     # async: the collector reads memory only (a fraction of a millisecond of CPU).
-    return Response(render(context.registry), media_type=CONTENT_TYPE)
+    body, content_type = negotiate(context.registry, request.headers.get("accept"))
+    return Response(body, media_type=content_type)

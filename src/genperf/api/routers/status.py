@@ -5,42 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from genperf.api.auth import RequireRead
-from genperf.api.deps import Context
-from genperf.api.schemas import (
-    ActiveTaskOut,
-    MonitoringOut,
-    MonitorStatsOut,
-    SampleOut,
-    StatusOut,
-)
-from genperf.records import utc_now
+from genperf.api.deps import Context, QueriesDep
+from genperf.api.schemas import StatusOut
 
 router = APIRouter(tags=["performance"], dependencies=[RequireRead])
 
 
 @router.get("/status", response_model=StatusOut, summary="Current system performance status")
-async def status(context: Context) -> StatusOut:
+async def status(context: Context, queries: QueriesDep) -> StatusOut:
     """The latest sample (taken by the sampler, so this reads memory only), the tasks being
     monitored now with the phase each is in, and the monitor's own statistics."""
     # async: it reads memory only (the sampler thread took the sample), so it runs on the
     # event loop without a thread-pool hop.
-    monitor = context.monitor
-    sample = monitor.current_sample()
-    now = utc_now()
-    return StatusOut(
-        timestamp=now,
-        monitoring=MonitoringOut(
-            running=monitor.running,
-            node=monitor.node,
-            interval_seconds=context.settings.monitoring_interval_seconds,
-            sample_age_seconds=max(0.0, (now - sample.taken_at).total_seconds()),
-        ),
-        system=SampleOut.model_validate(sample),
-        active_tasks=[
-            ActiveTaskOut.model_validate(active.record).model_copy(
-                update={"current_phase": active.phase}
-            )
-            for active in monitor.active_tasks()
-        ],
-        monitor=MonitorStatsOut.model_validate(monitor.self_stats()),
-    )
+    return queries.live_status(context.monitor)

@@ -6,6 +6,8 @@ completing (or updating) a finished task 409, starting a task id that is running
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -33,11 +35,17 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _finished_elsewhere(context: Context, task_id: str) -> bool:
-    """Whether a task unknown to the monitor is finished in the store (e.g. before a
-    restart): then a second completion is a conflict, not an unknown task."""
-    record = context.read_store().get_task(task_id)
-    return record is not None and record.finished
+@contextmanager
+def _conflict_when_finished_elsewhere(context: Context, task_id: str) -> Iterator[None]:
+    """A task unknown to the monitor but finished in the store (e.g. before a restart) is a
+    conflict (409), not an unknown task (404)."""
+    try:
+        yield
+    except UnknownTaskError:
+        record = context.read_store().get_task(task_id)
+        if record is not None and record.finished:
+            raise TaskStateError(f"task {task_id!r} is already complete") from None
+        raise
 
 
 @router.post(
@@ -74,12 +82,8 @@ def start_task(
     responses={**_NOT_FOUND, **_CONFLICT},
 )
 def update_task(context: Context, task_id: TaskIdPath, body: TaskMetricsIn) -> TaskOut:
-    try:
+    with _conflict_when_finished_elsewhere(context, task_id):
         context.monitor.update_task_metrics(task_id, **body.fields())
-    except UnknownTaskError:
-        if _finished_elsewhere(context, task_id):
-            raise TaskStateError(f"task {task_id!r} is already complete") from None
-        raise
     record = context.monitor.get_task_metrics(task_id)
     if record is None:  # completed by another caller in between
         raise UnknownTaskError(task_id)
@@ -99,7 +103,7 @@ def complete_task(
     body: Annotated[TaskCompleteIn | None, Body()] = None,
 ) -> TaskOut:
     done = body if body is not None else TaskCompleteIn()
-    try:
+    with _conflict_when_finished_elsewhere(context, task_id):
         record: TaskRecord = context.monitor.complete_task_monitoring(
             task_id,
             success=done.success,
@@ -107,10 +111,6 @@ def complete_task(
             error_category=done.error_category,
             failed_phase=done.failed_phase,
         )
-    except UnknownTaskError:
-        if _finished_elsewhere(context, task_id):
-            raise TaskStateError(f"task {task_id!r} is already complete") from None
-        raise
     return TaskOut.model_validate(record)
 
 

@@ -27,12 +27,9 @@ const MAX_TASKS = 5000; // most task records the charts read per window
 const WINDOW_REFRESH_MS = 30000;
 const RETRY_MS = 5000;
 const TABLE_STEP = 50;
-const DEFAULT_BANDS = {
-  cpu: { optimal: 70, acceptable: 85, maximum: 95 },
-  ram: { optimal: 60, acceptable: 75, maximum: 90 },
-  vram: { optimal: 70, acceptable: 85, maximum: 95 },
-  disk: { optimal: 80, acceptable: 90, maximum: 95 },
-};
+// The CPU, RAM and VRAM bands are the server's (GET /benchmarks: targets); the disk has no
+// configured band, so the dashboard keeps its own.
+const DISK_BAND = { optimal: 80, acceptable: 90, maximum: 95 };
 
 const state = {
   hours: 24,
@@ -222,7 +219,8 @@ async function refreshStatus() {
 function band(kind) {
   const targets = state.benchmarks && state.benchmarks.targets;
   const key = { cpu: "cpu_usage_percent", ram: "ram_usage_percent", vram: "vram_usage_percent" }[kind];
-  return (targets && key && targets[key]) || DEFAULT_BANDS[kind] || null;
+  if (kind === "disk") return DISK_BAND;
+  return (targets && key && targets[key]) || null; // neutral until the targets arrive
 }
 
 function level(value, b) {
@@ -413,6 +411,7 @@ async function refreshWindow() {
     state.lastDataAt = Date.now();
     setBanner("window", null);
     setBanner("connection", null);
+    if (state.status) renderStatus(state.status); // its bars take the server's bands
     renderWindow();
   } catch (error) {
     if (seq !== state.windowSeq) return;

@@ -1,4 +1,7 @@
-"""``genperf serve``: run the API with uvicorn, refusing an open address without tokens.
+"""The wiring: ``genperf serve`` builds the monitor, the store, the generation service and
+the API, and runs them with uvicorn in one process. Nothing below this module builds them.
+
+It refuses an open address without tokens:
 
 Without API tokens anyone who can reach the port could read and write, so the server then
 listens on loopback only; asking for another address is an error that says how to set
@@ -28,7 +31,7 @@ if TYPE_CHECKING:
     from genperf.generation.service import GenerationService
     from genperf.monitor import PerformanceMonitor
 
-logger = logging.getLogger("genperf.api.serve")
+logger = logging.getLogger("genperf.server")
 
 
 def is_loopback_address(host: str) -> bool:
@@ -94,7 +97,7 @@ def serve(
     service = _generation_service(monitor, required=demo)
     routers = list(extra_routers)
     if service is not None:
-        from genperf.generation.api import make_router
+        from genperf.api.routers.generation import make_router
 
         routers.append(make_router(service))
     try:

@@ -1,4 +1,4 @@
-"""REST routes of the generation service, mounted by ``genperf.api.create_app``::
+"""REST routes of the generation service, mounted by the wiring (``genperf.server``)::
 
     app = create_app(settings, monitor=monitor, extra_routers=[make_router(service)])
 
@@ -24,19 +24,23 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from genperf.api.auth import RequireRead, RequireWrite
 from genperf.api.errors import ApiError, ErrorResponse
 from genperf.api.schemas import TaskOut
-from genperf.generation.errors import ModelNotAvailableError, RequestNotFoundError
-from genperf.generation.registry import DEFAULT_MODEL_TYPE
+from genperf.generation import (
+    DEFAULT_MODEL_TYPE,
+    GenerationService,
+    GenerationTask,
+    ModelNotAvailableError,
+    RequestNotFoundError,
+    RequestStatus,
+    parse_resolution,
+)
 from genperf.generation.request import (
     MAX_FRAMES,
     MAX_HEADROOM_MIB,
     MAX_PROMPT_CHARS,
     MAX_STEPS,
     MIN_HEADROOM_MIB,
-    RequestStatus,
     check_frames,
-    parse_resolution,
 )
-from genperf.generation.service import GenerationService, GenerationTask
 
 PREFIX = "/api/v1/generation/tasks"
 MAX_PAGE = 500
@@ -109,22 +113,11 @@ class GenerationTaskOut(BaseModel):
 
     @classmethod
     def of(cls, task: GenerationTask) -> GenerationTaskOut:
-        r = task.request
-        return cls(
-            task_id=r.task_id,
-            model_type=r.model_type,
-            resolution=r.resolution,
-            steps=r.steps,
-            frames=r.frames,
-            memory_headroom_mib=r.memory_headroom_mib,
-            status=r.status,
-            created_at=r.created_at,
-            started_at=r.started_at,
-            completed_at=r.completed_at,
-            run_id=r.run_id,
-            error_message=r.error_message,
-            metrics=None if task.metrics is None else TaskOut.model_validate(task.metrics),
-        )
+        # The request's own fields by name (never its prompt, which is no field here).
+        out = cls.model_validate(task.request, from_attributes=True)
+        if task.metrics is None:
+            return out
+        return out.model_copy(update={"metrics": TaskOut.model_validate(task.metrics)})
 
 
 class GenerationTaskList(BaseModel):

@@ -1,0 +1,272 @@
+"""The response models of every read: what the API serves, the CLI prints and the remote
+source parses (``genperf.queries.reads`` builds them, ``api/routers`` declare them).
+
+The models of the records (:class:`GpuOut`, :class:`SampleOut`, :class:`PhaseOut`,
+:class:`TaskOut`) are derived from the dataclasses of :mod:`genperf.records` field by field,
+with their types, and those of the analysis' results (bottlenecks, recommendations, trends,
+benchmarks) from its dataclasses: a new record field is one edit in ``records.py`` and
+appears here, in the OpenAPI document, in the CLI's ``--json`` and in the exports. Tuples
+become lists, nested records their models; the records' computed properties that the API
+serves (``GpuReading.memory_percent``, ``TaskRecord.success``) are added by name. Floats are
+finite or null: pydantic writes a NaN or an infinity as null.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from genperf.analysis import Benchmark, Bottleneck, Recommendation, Trend
+from genperf.records import GpuReading, PhaseRecord, SystemSample, TaskRecord
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True, ser_json_inf_nan="null")
+
+
+def _api_type(hint: Any, nested: Mapping[type, type[BaseModel]]) -> Any:
+    """A record field's type as the API writes it: tuples as lists, records as models."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint in nested:
+        return nested[hint]
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return list[_api_type(args[0], nested)]  # type: ignore[misc]
+    if origin in (Union, types.UnionType):
+        mapped = tuple(_api_type(a, nested) for a in args)
+        return Union[mapped]  # noqa: UP007  (built from a tuple of types)
+    return hint
+
+
+def record_model(
+    record: type[Any],
+    name: str,
+    doc: str,
+    *,
+    computed: Mapping[str, Any] | None = None,
+    nested: Mapping[type, type[BaseModel]] | None = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> type[_Out]:
+    """A response model with one field per field of the dataclass ``record``, of its type
+    (see the module docstring), then the ``computed`` properties, read from the record by
+    ``from_attributes``; ``descriptions`` document fields in the OpenAPI document."""
+    hints = typing.get_type_hints(record)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(record):
+        if f.default is not dataclasses.MISSING:
+            default = [] if f.default == () else f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = ...
+        described = (descriptions or {}).get(f.name)
+        if described is not None:
+            default = Field(default, description=described)
+        fields[f.name] = (_api_type(hints[f.name], nested or {}), default)
+    for prop, hint in (computed or {}).items():
+        fields[prop] = (hint, ...)
+    model: type[_Out] = create_model(
+        name, __base__=_Out, __doc__=doc, __module__=__name__, **fields
+    )
+    return model
+
+
+if TYPE_CHECKING:  # mypy sees the base class; the fields are the records'
+    GpuOut = _Out
+    SampleOut = _Out
+    PhaseOut = _Out
+    TaskOut = _Out
+    BottleneckOut = _Out
+    RecommendationOut = _Out
+    TrendOut = _Out
+    BenchmarkOut = _Out
+else:
+    GpuOut = record_model(
+        GpuReading,
+        "GpuOut",
+        "One GPU at one instant. Unknown values are null.",
+        computed={"memory_percent": float | None},
+    )
+    SampleOut = record_model(
+        SystemSample,
+        "SampleOut",
+        "One system sample: host CPU, RAM, swap, disk and every GPU. Unknown values are null.",
+        nested={GpuReading: GpuOut},
+    )
+    PhaseOut = record_model(PhaseRecord, "PhaseOut", "One named phase of a generation.")
+    TaskOut = record_model(
+        TaskRecord,
+        "TaskOut",
+        "Everything genperf knows about one generation (``_mb`` is MiB, times UTC).",
+        computed={"success": bool},
+        nested={PhaseRecord: PhaseOut},
+    )
+    # The analysis' results, from its dataclasses.
+    BottleneckOut = record_model(
+        Bottleneck,
+        "BottleneckOut",
+        "One bottleneck found in the window, with its evidence.",
+        descriptions={"resource": "vram, ram, cpu, model_loading, disk, thermal, offload"},
+    )
+    RecommendationOut = record_model(
+        Recommendation, "RecommendationOut", "One thing to change, why, and what it should bring."
+    )
+    TrendOut = record_model(Trend, "TrendOut", "A robust trend of one metric over the window.")
+    BenchmarkOut = record_model(
+        Benchmark, "BenchmarkOut", "One benchmark: its target lines, current value and status."
+    )
+
+
+class ActiveTaskOut(TaskOut):
+    """A task being monitored now, with the phase it is in."""
+
+
+# --- status --------------------------------------------------------------------------------
+
+
+class MonitorStatsOut(_Out):
+    """The monitor's own health and cost (``PerformanceMonitor.self_stats``)."""
+
+    samples_taken: int
+    collector_errors: int
+    sampling_seconds: float
+    task_api_seconds: float
+    tasks_running: int
+    tasks_written: int
+    tasks_pending: int
+    tasks_dropped: int
+    samples_written: int
+    samples_dropped: int
+    store_errors: int
+
+
+class MonitoringOut(_Out):
+    running: bool
+    node: str
+    interval_seconds: float
+    sample_age_seconds: float | None
+
+
+class StatusOut(_Out):
+    """Current system performance: CPU, RAM, disk and GPUs, running tasks, the monitor."""
+
+    timestamp: datetime
+    monitoring: MonitoringOut
+    system: SampleOut
+    active_tasks: list[ActiveTaskOut]
+    monitor: MonitorStatsOut
+
+
+# --- metrics and export --------------------------------------------------------------------
+
+
+class MetricsPage(_Out):
+    """Task records of the window, newest first, one page at a time."""
+
+    time_window_hours: float
+    model_type: str | None
+    success_only: bool
+    total: int = Field(description="Tasks matching the filters, all pages.")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page, null on the last.")
+    metrics: list[TaskOut]
+
+
+class BottleneckAnalysisOut(_Out):
+    status: str = Field(description="no_data, ok or bottlenecks_found")
+    message: str
+    bottlenecks: list[BottleneckOut]
+    checks: dict[str, str]
+    primary_bottleneck: str | None
+    task_count: int
+
+
+class TrendsOut(_Out):
+    generation_time: dict[str, TrendOut]
+    success_rate: TrendOut
+    peak_vram_percent: TrendOut
+    model_load_time: TrendOut
+
+
+class EfficiencyOut(_Out):
+    score: float | None
+    success: float | None
+    on_time: float | None
+    gpu_utilization: float | None
+    memory_headroom: float | None
+    formula: str
+
+
+class WindowOut(_Out):
+    start: datetime | None
+    end: datetime | None
+
+
+class PerformanceAnalysisOut(_Out):
+    """The spec's ``performance_analysis`` block first, then genperf's extras."""
+
+    average_generation_time: float | None = Field(description="Seconds, completed tasks")
+    success_rate: float | None = Field(description="Completed / finished tasks, 0..1")
+    resource_efficiency: float | None = Field(description="0..1; see efficiency.formula")
+    bottleneck_analysis: BottleneckAnalysisOut
+    optimization_recommendations: list[RecommendationOut]
+    performance_trends: TrendsOut
+    time_window_hours: float
+    task_count: int
+    generated_at: datetime
+    window: WindowOut
+    filters: dict[str, Any]
+    summary: dict[str, Any]
+    efficiency: EfficiencyOut
+    benchmarks: list[BenchmarkOut]
+    failures: dict[str, Any]
+    method: dict[str, Any]
+
+
+class AnalysisOut(PerformanceAnalysisOut):
+    """The performance analysis of a window (``genperf.analysis.build_report``)."""
+
+
+class RecommendationsOut(_Out):
+    time_window_hours: float
+    total: int
+    recommendations: list[RecommendationOut] = Field(description="Most important first")
+    by_category: dict[str, list[RecommendationOut]]
+
+
+class BenchmarksOut(_Out):
+    time_window_hours: float
+    targets: dict[str, Any] = Field(description="The configured targets and bands")
+    benchmarks: list[BenchmarkOut]
+
+
+class ExportDocument(BaseModel):
+    """The JSON export (the spec's shape). CSV exports have one row per task instead."""
+
+    export_timestamp: datetime
+    time_window_hours: float
+    metrics_count: int
+    performance_analysis: PerformanceAnalysisOut
+    metrics: list[TaskOut]
+
+
+class StoredStatusOut(_Out):
+    """The status as the database shows it, read without a server (``genperf status`` on
+    the local database): no monitor runs in the reader, so ``monitor`` is null and
+    ``monitoring`` describes the service by its newest stored sample."""
+
+    timestamp: datetime
+    monitoring: MonitoringOut
+    system: SampleOut
+    active_tasks: list[ActiveTaskOut]
+    monitor: MonitorStatsOut | None = None
+    database_available: bool
+    database_error: str | None = None
+    settings: dict[str, Any] = {}

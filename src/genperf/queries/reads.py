@@ -1,0 +1,319 @@
+"""Every read of genperf, answered as the response models of :mod:`genperf.queries.models`.
+
+The API's routers call :class:`Queries` with the app's store, monitor and report cache; the
+CLI's local source calls it with the local database and no cache. So both answer the same
+question with the same code, and the CLI's remote source parses the same models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from genperf.analysis import build_report
+from genperf.config import Settings
+from genperf.errors import GenperfError
+from genperf.exporters import csv as csv_exporter
+from genperf.exporters import json as json_exporter
+from genperf.queries.models import (
+    ActiveTaskOut,
+    AnalysisOut,
+    BenchmarksOut,
+    MetricsPage,
+    MonitoringOut,
+    MonitorStatsOut,
+    RecommendationsOut,
+    SampleOut,
+    StatusOut,
+    StoredStatusOut,
+    TaskOut,
+)
+from genperf.records import SystemSample, TaskRecord, utc_now
+from genperf.storage.base import Store, TaskQuery
+
+EXPORT_BATCH = 1000  # records read from the store per batch while exporting
+EXPORT_FORMATS = ("json", "csv")
+MEDIA_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8"}
+
+
+class ReportCache(Protocol):
+    """Keeps built reports: ``get(key, build)`` returns a cached value or ``build()``'s."""
+
+    def get(self, key: Hashable, build: Callable[[], dict[str, Any]]) -> dict[str, Any]: ...
+
+
+class ActiveTaskView(Protocol):
+    @property
+    def record(self) -> TaskRecord: ...
+
+    @property
+    def phase(self) -> str | None: ...
+
+
+class LiveMonitor(Protocol):
+    """What the live status reads of a running monitor (a PerformanceMonitor)."""
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def node(self) -> str: ...
+
+    def current_sample(self) -> SystemSample: ...
+
+    def active_tasks(self) -> Iterable[ActiveTaskView]: ...
+
+    def self_stats(self) -> dict[str, float | int]: ...
+
+
+@dataclass(frozen=True)
+class Export:
+    """An export ready to stream: ``chunks`` yields the document's text."""
+
+    fmt: str
+    now: datetime
+    count: int  # tasks in the export
+    chunks: Iterator[str]
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES[self.fmt]
+
+    @property
+    def filename(self) -> str:
+        return f"genperf-export-{self.now.strftime('%Y%m%dT%H%M%SZ')}.{self.fmt}"
+
+
+def active_task(record: TaskRecord, phase: str | None = None) -> ActiveTaskOut:
+    """A running task as served: its record and the phase it is in (the live phase from the
+    monitor that runs it, else the phase its stored record was in when last written)."""
+    out: ActiveTaskOut = ActiveTaskOut.model_validate(record)
+    return out.model_copy(update={"current_phase": phase or record.current_phase})
+
+
+class Queries:
+    """The reads, for one store and one set of settings.
+
+    Args:
+        settings: the targets and bands the analysis uses.
+        store: returns the store to read (called at each read, so it may open lazily and
+            raise a GenperfError when the database cannot be opened).
+        cache: keeps built reports (the API's short-lived cache); None builds every time.
+        now: the wall clock that ends every window.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Callable[[], Store],
+        *,
+        cache: ReportCache | None = None,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._cache = cache
+        self._now = now
+
+    # -- the analysis report and what is read from it -------------------------------------
+
+    def report(
+        self,
+        hours: float,
+        *,
+        model_type: str | None = None,
+        success_only: bool = False,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """``build_report(...).to_dict()``: from the cache unless ``now`` is given (an export
+        reports the exact window it exports)."""
+
+        def build() -> dict[str, Any]:
+            report = build_report(
+                self._store(),
+                self.settings,
+                time_window_hours=hours,
+                model_type=model_type,
+                success_only=success_only,
+                now=now if now is not None else self._now(),
+            )
+            return report.to_dict()
+
+        if now is not None or self._cache is None:
+            return build()
+        return self._cache.get(("report", hours, model_type, success_only), build)
+
+    def analysis(
+        self, hours: float, *, model_type: str | None = None, success_only: bool = False
+    ) -> AnalysisOut:
+        report = self.report(hours, model_type=model_type, success_only=success_only)
+        return AnalysisOut.model_validate(report)
+
+    def recommendations(self, hours: float) -> RecommendationsOut:
+        items = list(self.report(hours).get("optimization_recommendations") or [])
+        by_category: dict[str, list[dict[str, object]]] = {}
+        for item in items:
+            by_category.setdefault(str(item.get("category", "other")), []).append(item)
+        return RecommendationsOut.model_validate(
+            {
+                "time_window_hours": hours,
+                "total": len(items),
+                "recommendations": items,
+                "by_category": by_category,
+            }
+        )
+
+    def benchmarks(self, hours: float) -> BenchmarksOut:
+        report = self.report(hours)
+        thresholds = self.settings.performance_thresholds
+        return BenchmarksOut.model_validate(
+            {
+                "time_window_hours": hours,
+                "targets": {
+                    "generation_time_seconds": thresholds.generation_time_targets(),
+                    **self.settings.benchmark_targets.model_dump(mode="json"),
+                },
+                "benchmarks": report.get("benchmarks") or [],
+            }
+        )
+
+    # -- task records ---------------------------------------------------------------------
+
+    def metrics_page(
+        self,
+        hours: float,
+        *,
+        limit: int,
+        offset: int = 0,
+        model_type: str | None = None,
+        success_only: bool = False,
+    ) -> MetricsPage:
+        """Tasks started in the last ``hours`` (running ones included), newest first."""
+        now = self._now()
+        query = TaskQuery(
+            since=now - timedelta(hours=hours),
+            until=now,
+            model_type=model_type,
+            success_only=success_only,
+            newest_first=True,
+            limit=limit,
+            offset=offset,
+        )
+        store = self._store()
+        total = store.count_tasks(query)
+        records = store.query_tasks(query)
+        following = offset + len(records)
+        return MetricsPage(
+            time_window_hours=hours,
+            model_type=model_type,
+            success_only=success_only,
+            total=total,
+            limit=limit,
+            offset=offset,
+            next_offset=following if following < total and records else None,
+            metrics=[TaskOut.model_validate(r) for r in records],
+        )
+
+    def recent(self, limit: int) -> list[TaskOut]:
+        """The newest finished tasks."""
+        query = TaskQuery(finished_only=True, newest_first=True, limit=limit)
+        return [TaskOut.model_validate(r) for r in self._store().query_tasks(query)]
+
+    def export(
+        self, fmt: str, hours: float, *, each: Callable[[TaskRecord], None] | None = None
+    ) -> Export:
+        """The tasks started in the last ``hours``, oldest first, as a JSON document (the
+        spec's shape, with the analysis of the same window) or CSV, streamed from the store
+        in batches. The window closes now, so the count matches the records even while
+        tasks are ingested. ``each`` hears of every record as it is written."""
+        if fmt not in EXPORT_FORMATS:
+            raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
+        now = self._now()
+        store = self._store()
+        query = TaskQuery(since=now - timedelta(hours=hours), until=now, newest_first=False)
+        count = store.count_tasks(query)
+        records: Iterable[TaskRecord] = store.iter_tasks(query, batch_size=EXPORT_BATCH)
+        if each is not None:
+            records = _told(records, each)
+        if fmt == "csv":
+            return Export(fmt, now, count, csv_exporter.render(records))
+        chunks = json_exporter.render(
+            export_timestamp=now,
+            time_window_hours=hours,
+            metrics_count=count,
+            performance_analysis=self.report(hours, now=now),
+            metrics=records,
+        )
+        return Export(fmt, now, count, chunks)
+
+    # -- status ---------------------------------------------------------------------------
+
+    def live_status(self, monitor: LiveMonitor) -> StatusOut:
+        """The monitor's latest sample (memory only), its running tasks and its statistics."""
+        sample = monitor.current_sample()
+        now = self._now()
+        return StatusOut(
+            timestamp=now,
+            monitoring=self._monitoring(monitor.running, monitor.node, now, sample.taken_at),
+            system=SampleOut.model_validate(sample),
+            active_tasks=[active_task(a.record, a.phase) for a in monitor.active_tasks()],
+            monitor=MonitorStatsOut.model_validate(monitor.self_stats()),
+        )
+
+    def stored_status(self, sample: SystemSample, node: str) -> StoredStatusOut:
+        """The status without a server: this host's ``sample``, and the service as the
+        database shows it (its running tasks, and its newest sample's age)."""
+        now = self._now()
+        monitoring = self._monitoring(False, node, now, None)
+        status = StoredStatusOut(
+            timestamp=now,
+            monitoring=monitoring,
+            system=SampleOut.model_validate(sample),
+            active_tasks=[],
+            database_available=False,
+            settings=self.settings.safe_dict(),
+        )
+        try:
+            store = self._store()
+            running = store.running_tasks(node)
+            latest = store.query_samples(limit=1)
+        except GenperfError as exc:
+            return status.model_copy(update={"database_error": str(exc)})
+        if latest:
+            age = max(0.0, (now - latest[-1].taken_at).total_seconds())
+            fresh = age <= self._fresh_seconds()
+            monitoring = self._monitoring(fresh, latest[-1].node, now, latest[-1].taken_at)
+        return status.model_copy(
+            update={
+                "database_available": True,
+                "monitoring": monitoring,
+                "active_tasks": [active_task(r) for r in running],
+            }
+        )
+
+    def _monitoring(
+        self, running: bool, node: str, now: datetime, sampled_at: datetime | None
+    ) -> MonitoringOut:
+        age = None if sampled_at is None else max(0.0, (now - sampled_at).total_seconds())
+        return MonitoringOut(
+            running=running,
+            node=node,
+            interval_seconds=self.settings.monitoring_interval_seconds,
+            sample_age_seconds=age,
+        )
+
+    def _fresh_seconds(self) -> float:
+        """How old the newest stored sample may be while its monitor still counts as
+        running: a few intervals, plus the writer's flush period."""
+        s = self.settings
+        return 3 * s.monitoring_interval_seconds + s.sample_flush_seconds + 5.0
+
+
+def _told(
+    records: Iterable[TaskRecord], each: Callable[[TaskRecord], None]
+) -> Iterator[TaskRecord]:
+    for record in records:
+        yield record
+        each(record)

@@ -1,5 +1,5 @@
-"""/metrics for dashboards and alert rules: phase, step and peak-memory histograms, throttle
-gauges, outcome counters that start at 0, and duration buckets on the configured lines."""
+"""/metrics for dashboards and alert rules: phase and step sums, the peak VRAM histogram,
+throttle gauges, outcome counters that start at 0, and buckets on the configured lines."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from genperf.config import BenchmarkTargets, PerformanceThresholds, Settings
 from genperf.exporters.prometheus import DURATION_BUCKETS, MAX_MODEL_TYPES, TaskOutcomes, render
-from genperf.exporters.prometheus_details import TaskDetails, ThrottleCollector, duration_buckets
+from genperf.exporters.prometheus_details import (
+    TaskDetails,
+    ThrottleCollector,
+    duration_buckets,
+    vram_buckets,
+)
 from genperf.records import ErrorCategory, GpuReading, PhaseRecord, SystemSample, utc_now
 from genperf.testing import make_task
 
@@ -64,11 +69,16 @@ def render_family(metric):
 
 def _details_text(details: TaskDetails) -> str:
     registry = CollectorRegistry(auto_describe=False)
-    details.register(registry)
+    registry.register(details)
     return render(registry).decode()
 
 
-def test_phase_step_and_peak_histograms_of_completed_tasks():
+def test_vram_buckets_are_genperfs_vram_lines():
+    settings = Settings(performance_thresholds=PerformanceThresholds(max_vram_usage_percent=88))
+    assert vram_buckets(settings) == (50.0, 70.0, 85.0, 88.0, 95.0, 100.0)
+
+
+def test_phase_step_and_peak_vram_of_completed_tasks():
     details = TaskDetails()
     details.observe(
         make_task(
@@ -86,14 +96,17 @@ def test_phase_step_and_peak_histograms_of_completed_tasks():
     values = samples(_details_text(details))
     key = (("model_type", "t2v-A14B"), ("resolution_class", "720p"))
     phase = "genperf_task_phase_duration_seconds"
-    assert values[(f"{phase}_count", (*key[:1], ("phase", "denoise"), *key[1:]))] == 1
-    assert values[(f"{phase}_sum", (*key[:1], ("phase", "denoise"), *key[1:]))] == 200.0
-    assert values[(f"{phase}_sum", (*key[:1], ("phase", "model_load"), *key[1:]))] == 20.0
-    assert values[(f"{phase}_sum", (*key[:1], ("phase", "other"), *key[1:]))] == 3.0
+    model = ("model_type", "t2v-A14B")
+    assert values[(f"{phase}_count", (model, ("phase", "denoise")))] == 1  # not the failed one
+    assert values[(f"{phase}_sum", (model, ("phase", "denoise")))] == 200.0
+    assert values[(f"{phase}_sum", (model, ("phase", "model_load")))] == 20.0
+    assert values[(f"{phase}_sum", (model, ("phase", "other")))] == 3.0
     assert values[("genperf_task_step_seconds_sum", key)] == 10.0  # the mean step
-    assert values[("genperf_task_peak_vram_percent_sum", key)] == 90.0
+    assert values[("genperf_task_step_seconds_count", key)] == 1
     assert values[("genperf_task_peak_vram_percent_bucket", (("le", "85.0"), *key))] == 0
     assert values[("genperf_task_peak_vram_percent_bucket", (("le", "90.0"), *key))] == 1
+    assert values[("genperf_task_peak_vram_percent_count", key)] == 1
+    assert not any(name.endswith("_created") for name, _ in values)  # no extra series
 
 
 def test_series_do_not_grow_with_tasks_or_their_names():
@@ -168,7 +181,7 @@ def test_the_app_exposes_details_and_buckets_from_its_settings(client):
     assert client.post(f"{P}/tasks", json=task).status_code == 201
     assert client.post(f"{P}/tasks/d-1/complete").status_code == 200
     values = samples(client.get("/metrics").text)
-    key = (("model_type", "t2v-A14B"), ("phase", "denoise"), ("resolution_class", "720p"))
+    key = (("model_type", "t2v-A14B"), ("phase", "denoise"))
     assert values[("genperf_task_phase_duration_seconds_count", key)] == 1
     duration = (("le", "450.0"), ("model_type", "t2v-A14B"), ("resolution_class", "720p"))
     assert values[("genperf_task_duration_seconds_bucket", duration)] == 1

@@ -90,14 +90,14 @@ def create_app(
     api = api_settings if api_settings is not None else ApiSettings.load(settings, env)
     tokens = TokenTable.parse(api.api_tokens)
     outcomes = TaskOutcomes(duration_buckets(settings))  # alert rules count within targets
-    details = TaskDetails()
+    details = TaskDetails(settings)
     owns_monitor = monitor is None
     if monitor is None:
         monitor = PerformanceMonitor(settings, store=store)  # store None: the settings' database
     monitor.add_task_listener(outcomes.observe)  # every finished task reaches /metrics
     monitor.add_task_listener(details.observe)
     registry = registry_for(monitor, outcomes, version=__version__)
-    details.register(registry)
+    registry.register(details)
     registry.register(ThrottleCollector(monitor))
     context = AppContext(
         settings=settings,

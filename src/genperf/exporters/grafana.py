@@ -448,10 +448,12 @@ def models() -> dict[str, Any]:
             "Peak VRAM p95 by model and resolution class",
             [_q(_quantile(0.95, "genperf_task_peak_vram_percent", by, NODE_MODEL), legend)],
             unit="percent",
+            thresholds=[(85.0, "orange"), (90.0, "red")],
+            description="genperf's VRAM benchmark is this p95 against its bands.",
         ),
         Panel(
-            "Peak host RAM p95 by model and resolution class",
-            [_q(_quantile(0.95, "genperf_task_peak_ram_percent", by, NODE_MODEL), legend)],
+            "Mean peak VRAM by model and resolution class",
+            [_q(_mean("genperf_task_peak_vram_percent", by, NODE_MODEL), legend)],
             unit="percent",
         ),
     ]
@@ -472,8 +474,8 @@ def phases() -> dict[str, Any]:
             "Mean phase duration", [_q(_mean(phase, "phase", NODE_MODEL), "{{phase}}")], unit="s"
         ),
         Panel(
-            "Phase duration p95",
-            [_q(_quantile(0.95, phase, "phase", NODE_MODEL), "{{phase}}")],
+            "Mean phase duration by model",
+            [_q(_mean(phase, "model_type, phase", NODE_MODEL), "{{model_type}} {{phase}}")],
             unit="s",
         ),
         Panel(
@@ -496,10 +498,10 @@ def phases() -> dict[str, Any]:
             unit="s",
         ),
         Panel(
-            "Denoising step p95 by model and class",
+            "Mean denoising step by model and class",
             [
                 _q(
-                    _quantile(0.95, steps, "model_type, resolution_class", NODE_MODEL),
+                    _mean(steps, "model_type, resolution_class", NODE_MODEL),
                     "{{model_type}} {{resolution_class}}",
                 )
             ],

@@ -1,11 +1,14 @@
 """Prometheus: what the dashboards and alert rules need beyond :mod:`.prometheus`.
 
-Kept apart from the core collector so each can change without the other:
+Kept apart from the core collector so each can change without the other, and lean: a scrape's
+cost grows with its series, so each family has only the labels and buckets its dashboards and
+alerts read, and none grows with the task count.
 
-* :class:`TaskDetails` (a task listener): histograms of completed tasks by model type and
-  resolution class: each phase's duration, the mean denoising step, peak VRAM and RAM in
-  percent of the device. Phase names outside :data:`genperf.records.STANDARD_PHASES` count
-  as ``phase="other"``, so the series count depends on the configuration, never on the tasks.
+* :class:`TaskDetails` (a task listener and collector), for completed tasks: time spent in
+  each phase by model type (count and sum: mean durations and shares), the mean denoising step
+  by model type and resolution class (count and sum), and a histogram of peak VRAM in percent
+  of the GPU by model type and resolution class, with buckets on genperf's VRAM lines. Phase
+  names outside :data:`genperf.records.STANDARD_PHASES` count as ``phase="other"``.
 * :class:`ThrottleCollector`: per GPU, 1 while its clock is cut for heat
   (``genperf_gpu_thermal_throttled``) or for power (``genperf_gpu_power_throttled``), the same
   test genperf's thermal bottleneck check applies to a task's throttle reasons.
@@ -18,9 +21,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 from genperf.analysis.window import power_throttled, thermal_throttled
@@ -30,15 +38,10 @@ from genperf.exporters.prometheus import (
     MAX_MODEL_TYPES,
     OTHER,
     MonitorSource,
+    _bound,
     _label,
 )
 from genperf.records import STANDARD_PHASES, TaskRecord, TaskStatus
-
-# Phases of tiny test models take milliseconds; a real model load or denoise takes minutes.
-PHASE_BUCKETS: tuple[float, ...] = (0.05, 0.25, 1, 5, 15, 30, 60, 120, 300, 600, 1200)
-STEP_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0)
-PERCENT_BUCKETS: tuple[float, ...] = (10.0, 25.0, 50.0, 70.0, 80.0, 85.0, 90.0, 95.0, 100.0)
-_LABELS = ("model_type", "resolution_class")
 
 
 def duration_buckets(settings: Settings) -> tuple[float, ...]:
@@ -52,78 +55,99 @@ def duration_buckets(settings: Settings) -> tuple[float, ...]:
     return tuple(sorted(set(DURATION_BUCKETS) | lines))
 
 
-class TaskDetails:
-    """Histograms of completed tasks, on their own registry-ready collectors (thread-safe)."""
+def vram_buckets(settings: Settings) -> tuple[float, ...]:
+    """Half the GPU, genperf's VRAM band (optimal, acceptable, maximum), the spec's
+    ``max_vram_usage_percent``, and all of it (percent)."""
+    band = settings.benchmark_targets.vram_usage_percent
+    limit = settings.performance_thresholds.max_vram_usage_percent
+    return tuple(sorted({50.0, band.optimal, band.acceptable, band.maximum, limit, 100.0}))
 
-    def __init__(self) -> None:
+
+@dataclass
+class _Sum:
+    count: int = 0
+    total: float = 0.0
+
+
+class TaskDetails(Collector):
+    """Phases, steps and peak VRAM of completed tasks (thread-safe). Register it on the
+    registry and add :meth:`observe` as a task listener."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.vram_buckets = vram_buckets(settings or Settings())
         self._lock = threading.Lock()
         self._model_types: set[str] = set()
-        self.phase_seconds = Histogram(
-            "genperf_task_phase_duration_seconds",
-            "Duration of each phase of completed tasks",
-            (*_LABELS, "phase"),
-            buckets=PHASE_BUCKETS,
-            registry=None,
-        )
-        self.step_seconds = Histogram(
-            "genperf_task_step_seconds",
-            "Mean denoising step time of completed tasks",
-            _LABELS,
-            buckets=STEP_BUCKETS,
-            registry=None,
-        )
-        self.peak_vram_percent = Histogram(
-            "genperf_task_peak_vram_percent",
-            "Peak GPU memory of completed tasks, percent of the GPU",
-            _LABELS,
-            buckets=PERCENT_BUCKETS,
-            registry=None,
-        )
-        self.peak_ram_percent = Histogram(
-            "genperf_task_peak_ram_percent",
-            "Peak host memory of completed tasks, percent of the host",
-            _LABELS,
-            buckets=PERCENT_BUCKETS,
-            registry=None,
-        )
-
-    def register(self, registry: CollectorRegistry) -> None:
-        for metric in (
-            self.phase_seconds,
-            self.step_seconds,
-            self.peak_vram_percent,
-            self.peak_ram_percent,
-        ):
-            registry.register(metric)
+        self._phases: dict[tuple[str, str], _Sum] = {}
+        self._steps: dict[tuple[str, str], _Sum] = {}
+        self._vram: dict[tuple[str, str], tuple[list[int], _Sum]] = {}  # per bucket; count, sum
 
     def observe(self, record: TaskRecord) -> None:
         """A task listener: completed tasks only (a failed task's phases say little)."""
         if record.status is not TaskStatus.COMPLETED:
             return
-        labels = (self._model_type(record.model_type), _label(record.resolution_class))
-        for phase in record.phases:
-            name = phase.name if phase.name in STANDARD_PHASES else OTHER
-            self.phase_seconds.labels(*labels, name).observe(phase.duration_seconds)
-        if record.step_times_seconds:
-            steps = record.step_times_seconds
-            self.step_seconds.labels(*labels).observe(sum(steps) / len(steps))
         vram = _percent(record.peak_vram_usage_mb, record.vram_total_mb)
-        if vram is not None:
-            self.peak_vram_percent.labels(*labels).observe(vram)
-        ram = _percent(record.peak_ram_usage_mb, record.ram_total_mb)
-        if ram is not None:
-            self.peak_ram_percent.labels(*labels).observe(ram)
+        with self._lock:
+            model = self._model_type(record.model_type)
+            key = (model, _label(record.resolution_class))
+            for phase in record.phases:
+                name = phase.name if phase.name in STANDARD_PHASES else OTHER
+                _add(self._phases, (model, name), phase.duration_seconds)
+            if record.step_times_seconds:
+                steps = record.step_times_seconds
+                _add(self._steps, key, sum(steps) / len(steps))
+            if vram is not None:
+                counts, total = self._vram.setdefault(key, ([0] * len(self.vram_buckets), _Sum()))
+                for i, bound in enumerate(self.vram_buckets):
+                    counts[i] += vram <= bound
+                total.count += 1
+                total.total += vram
 
     def _model_type(self, model_type: str) -> str:
         # The same rule as TaskOutcomes: the first MAX_MODEL_TYPES names, then "other".
         label = _label(model_type)
-        with self._lock:
-            if label in self._model_types:
-                return label
-            if len(self._model_types) >= MAX_MODEL_TYPES:
-                return OTHER
+        if label in self._model_types or len(self._model_types) < MAX_MODEL_TYPES:
             self._model_types.add(label)
             return label
+        return OTHER
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            phases = {k: (v.count, v.total) for k, v in self._phases.items()}
+            steps = {k: (v.count, v.total) for k, v in self._steps.items()}
+            vram = {k: (list(c), t.count, t.total) for k, (c, t) in self._vram.items()}
+        phase_family = SummaryMetricFamily(
+            "genperf_task_phase_duration_seconds",
+            "Time completed tasks spent in each phase",
+            labels=("model_type", "phase"),
+        )
+        for labels, (count, total) in sorted(phases.items()):
+            phase_family.add_metric(list(labels), count, total)
+        yield phase_family
+        step_family = SummaryMetricFamily(
+            "genperf_task_step_seconds",
+            "Mean denoising step time of completed tasks",
+            labels=("model_type", "resolution_class"),
+        )
+        for labels, (count, total) in sorted(steps.items()):
+            step_family.add_metric(list(labels), count, total)
+        yield step_family
+        vram_family = HistogramMetricFamily(
+            "genperf_task_peak_vram_percent",
+            "Peak GPU memory of completed tasks, percent of the GPU",
+            labels=("model_type", "resolution_class"),
+        )
+        for labels, (counts, count, total) in sorted(vram.items()):
+            buckets = [(_bound(b), n) for b, n in zip(self.vram_buckets, counts, strict=True)]
+            vram_family.add_metric(list(labels), [*buckets, ("+Inf", count)], sum_value=total)
+        yield vram_family
+
+
+def _add(sums: dict[tuple[str, str], _Sum], key: tuple[str, str], value: float) -> None:
+    entry = sums.get(key)
+    if entry is None:
+        entry = sums[key] = _Sum()
+    entry.count += 1
+    entry.total += value
 
 
 class ThrottleCollector(Collector):
@@ -161,10 +185,8 @@ def _percent(used: float | None, total: float | None) -> float | None:
 
 
 __all__ = [
-    "PERCENT_BUCKETS",
-    "PHASE_BUCKETS",
-    "STEP_BUCKETS",
     "TaskDetails",
     "ThrottleCollector",
     "duration_buckets",
+    "vram_buckets",
 ]

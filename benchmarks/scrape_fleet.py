@@ -20,7 +20,10 @@ Method
 4. Scrapes. After each ingestion, ``--scrapes`` (2000) sequential GET /metrics with the bearer
    token on one keep-alive connection (Prometheus scrapes a target sequentially), after 200
    unmeasured ones. Latency is the client's, from sending the request to the last byte.
-   Reported: p50 / p99 / max in ms, the body size, the series count, and the load average.
+   The same is measured once before any task (the node's baseline exposition). Reported:
+   p50 / p99 / max in ms, the server process's CPU time per scrape (psutil; less moved by
+   other processes' load than the latency), the body size, the series count, and the load
+   average: on a shared 2-core machine other jobs move the latencies.
 
 Run (from the repository root)::
 
@@ -45,6 +48,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import psutil
 from sqlalchemy import create_engine
 
 from genperf.records import (
@@ -181,31 +185,37 @@ def ingest(client: Client, start: int, count: int, models: int) -> None:
             assert client.request("POST", f"{P}/tasks/{task_id}/complete", failure)[0] == 200
 
 
-def scrape(client: Client, n: int) -> tuple[list[float], bytes]:
+def scrape(client: Client, n: int, server: psutil.Process) -> tuple[list[float], float, bytes]:
+    """Latencies (s), the server's CPU seconds per scrape, and the last body."""
     body = b""
     for _ in range(200):
         client.request("GET", "/metrics")
     times = []
+    cpu = server.cpu_times()
     for _ in range(n):
         began = time.perf_counter()
         status, body = client.request("GET", "/metrics")
         times.append(time.perf_counter() - began)
         assert status == 200
-    return times, body
+    after = server.cpu_times()
+    per_scrape = (after.user + after.system - cpu.user - cpu.system) / n
+    return times, per_scrape, body
 
 
 def series(body: bytes) -> int:
     return sum(1 for line in body.decode().splitlines() if line and not line.startswith("#"))
 
 
-def report(label: str, tasks: int, times: list[float], body: bytes) -> int:
+def report(tasks: int, measured: tuple[list[float], float, bytes]) -> int:
+    times, cpu, body = measured
     ms = sorted(t * 1000 for t in times)
     p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
     count = series(body)
     print(
-        f"{label}: {tasks} tasks ingested, {count} series, {len(body) / 1024:.1f} KiB; "
-        f"scrape p50 {statistics.median(ms):.2f} ms, p99 {p99:.2f} ms, max {ms[-1]:.2f} ms "
-        f"(load {os.getloadavg()[0]:.2f})"
+        f"{tasks:>6} tasks: {count} series, {len(body) / 1024:.1f} KiB; scrape p50 "
+        f"{statistics.median(ms):.2f} ms, p99 {p99:.2f} ms, max {ms[-1]:.2f} ms; server CPU "
+        f"{cpu * 1000:.2f} ms/scrape (load {os.getloadavg()[0]:.2f})",
+        flush=True,
     )
     return count
 
@@ -249,12 +259,12 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise SystemExit("the server did not start")
                 time.sleep(0.2)
+            process = psutil.Process(server.pid)
+            report(0, scrape(client, args.scrapes, process))
             ingest(client, 0, args.tasks, args.models)
-            times, body = scrape(client, args.scrapes)
-            first = report("after", args.tasks, times, body)
+            first = report(args.tasks, scrape(client, args.scrapes, process))
             ingest(client, args.tasks, args.more_tasks - args.tasks, args.models)
-            times, body = scrape(client, args.scrapes)
-            second = report("after", args.more_tasks, times, body)
+            second = report(args.more_tasks, scrape(client, args.scrapes, process))
             print(
                 f"series count {'unchanged' if first == second else 'CHANGED'}: {first} -> {second}"
             )

@@ -109,7 +109,7 @@ def _seed(stack: Stack) -> None:
             task = {
                 "task_id": f"grafana-{i}",
                 "model_type": MODEL,
-                "resolution": "1280x720",
+                "resolution": "1920x1080",  # 720p is the end-to-end alert test's class
                 "generation_time_seconds": 252.0,
                 "phases": phases,
                 "step_times_seconds": [9.5, 10.0, 10.5],

@@ -109,6 +109,21 @@ def test_phase_step_and_peak_vram_of_completed_tasks():
     assert not any(name.endswith("_created") for name, _ in values)  # no extra series
 
 
+def test_a_record_saved_twice_is_counted_once():
+    import dataclasses
+
+    details = TaskDetails()
+    record = make_task(phases=(PhaseRecord("denoise", 0.0, 2.0),), step_times_seconds=(1.0,))
+    details.observe(record)
+    details.observe(dataclasses.replace(record))
+    values = samples(_details_text(details))
+    denoise = (("model_type", "t2v-A14B"), ("phase", "denoise"))
+    assert values[("genperf_task_phase_duration_seconds_count", denoise)] == 1
+    key = (("model_type", "t2v-A14B"), ("resolution_class", "720p"))
+    assert values[("genperf_task_step_seconds_count", key)] == 1
+    assert values[("genperf_task_peak_vram_percent_count", key)] == 1
+
+
 def test_series_do_not_grow_with_tasks_or_their_names():
     details = TaskDetails()
 

@@ -1,4 +1,4 @@
-"""One real monitoring stack for the end-to-end tests, shared by the module's tests:
+"""One real monitoring stack for the end-to-end tests, shared by a module's tests:
 
 * genperf's real app (real SQLite store, real psutil host collector) served by uvicorn on a free
   loopback port, with API tokens; its GPUs are :class:`genperf.testing.FakeNvml` behind the
@@ -179,7 +179,7 @@ def alertmanager_config(tmp: Path, webhook: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # gone before other modules run: no monitor thread outlives it
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     prometheus, alertmanager = tool("prometheus"), tool("prometheus-alertmanager")
     tmp = tmp_path_factory.mktemp("stack")

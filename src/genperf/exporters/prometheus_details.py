@@ -20,6 +20,7 @@ alerts read, and none grows with the task count.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ from prometheus_client.registry import Collector
 from genperf.analysis.window import power_throttled, thermal_throttled
 from genperf.config import Settings
 from genperf.exporters.prometheus import (
+    _SEEN_RUNS,
     DURATION_BUCKETS,
     MAX_MODEL_TYPES,
     OTHER,
@@ -77,6 +79,7 @@ class TaskDetails(Collector):
         self.vram_buckets = vram_buckets(settings or Settings())
         self._lock = threading.Lock()
         self._model_types: set[str] = set()
+        self._seen: OrderedDict[str, None] = OrderedDict()  # runs counted, the latest ones
         self._phases: dict[tuple[str, str], _Sum] = {}
         self._steps: dict[tuple[str, str], _Sum] = {}
         self._vram: dict[tuple[str, str], tuple[list[int], _Sum]] = {}  # per bucket; count, sum
@@ -87,6 +90,11 @@ class TaskDetails(Collector):
             return
         vram = _percent(record.peak_vram_usage_mb, record.vram_total_mb)
         with self._lock:
+            if record.run_id in self._seen:
+                return  # a record saved twice counts once, as in TaskOutcomes
+            self._seen[record.run_id] = None
+            if len(self._seen) > _SEEN_RUNS:
+                self._seen.popitem(last=False)
             model = self._model_type(record.model_type)
             key = (model, _label(record.resolution_class))
             for phase in record.phases:

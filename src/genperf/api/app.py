@@ -42,6 +42,7 @@ from genperf.api.routers import (
 from genperf.api.settings import ApiSettings
 from genperf.config import Settings, load_settings
 from genperf.exporters.prometheus import TaskOutcomes, registry_for
+from genperf.exporters.prometheus_details import TaskDetails, ThrottleCollector, duration_buckets
 from genperf.monitor import PerformanceMonitor
 from genperf.storage.base import Store
 
@@ -88,11 +89,16 @@ def create_app(
         settings = monitor.settings if monitor is not None else load_settings(environ=env)
     api = api_settings if api_settings is not None else ApiSettings.load(settings, env)
     tokens = TokenTable.parse(api.api_tokens)
-    outcomes = TaskOutcomes()
+    outcomes = TaskOutcomes(duration_buckets(settings))  # alert rules count within targets
+    details = TaskDetails(settings)
     owns_monitor = monitor is None
     if monitor is None:
         monitor = PerformanceMonitor(settings, store=store)  # store None: the settings' database
     monitor.add_task_listener(outcomes.observe)  # every finished task reaches /metrics
+    monitor.add_task_listener(details.observe)
+    registry = registry_for(monitor, outcomes, version=__version__)
+    registry.register(details)
+    registry.register(ThrottleCollector(monitor))
     context = AppContext(
         settings=settings,
         api=api.model_copy(update={"api_tokens": ()}),  # from here on, only digests
@@ -101,7 +107,7 @@ def create_app(
         tokens=tokens,
         outcomes=outcomes,
         reports=ReportCache(api.report_cache_seconds),
-        registry=registry_for(monitor, outcomes, version=__version__),
+        registry=registry,
         owns_monitor=owns_monitor,
     )
 

@@ -14,6 +14,7 @@ from genperf.cli import (
     commands_interactive,
     commands_monitor,
     commands_read,
+    commands_rules,
 )
 from genperf.cli.context import GenperfGroup, TokenOption, UrlOption, state
 from genperf.config import Settings
@@ -66,6 +67,7 @@ def console() -> Console:
 
 for _commands in (commands_read, commands_export, commands_monitor, commands_interactive):
     _commands.register(app)
+commands_rules.register(app)
 
 
 @app.command()

@@ -163,7 +163,7 @@ class TaskOutcomes:
     def metrics(self) -> Iterator[Metric]:
         with self._lock:
             durations = {k: (list(h.buckets), h.count, h.total) for k, h in self._durations.items()}
-            outcomes = dict(self._outcomes)
+            outcomes = {**_ZERO_OUTCOMES, **self._outcomes}
         hist = HistogramMetricFamily(
             "genperf_task_duration_seconds",
             "Generation time of completed tasks",
@@ -183,6 +183,15 @@ class TaskOutcomes:
         for (status, category), n in sorted(outcomes.items()):
             finished.add_metric([status, category], n)
         yield finished
+
+
+# Every outcome starts at 0, so an alert's increase() sees the first failure of a kind too
+# (a counter series that appears at 1 has no earlier sample to increase from).
+_ZERO_OUTCOMES: Mapping[tuple[str, str], int] = {
+    (TaskStatus.COMPLETED.value, "none"): 0,
+    **{(TaskStatus.FAILED.value, category.value): 0 for category in ErrorCategory},
+    (TaskStatus.INTERRUPTED.value, ErrorCategory.INTERRUPTED.value): 0,
+}
 
 
 def _bound(value: float) -> str:

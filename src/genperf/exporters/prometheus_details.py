@@ -1,0 +1,200 @@
+"""Prometheus: what the dashboards and alert rules need beyond :mod:`.prometheus`.
+
+Kept apart from the core collector so each can change without the other, and lean: a scrape's
+cost grows with its series, so each family has only the labels and buckets its dashboards and
+alerts read, and none grows with the task count.
+
+* :class:`TaskDetails` (a task listener and collector), for completed tasks: time spent in
+  each phase by model type (count and sum: mean durations and shares), the mean denoising step
+  by model type and resolution class (count and sum), and a histogram of peak VRAM in percent
+  of the GPU by model type and resolution class, with buckets on genperf's VRAM lines. Phase
+  names outside :data:`genperf.records.STANDARD_PHASES` count as ``phase="other"``.
+* :class:`ThrottleCollector`: per GPU, 1 while its clock is cut for heat
+  (``genperf_gpu_thermal_throttled``) or for power (``genperf_gpu_power_throttled``), the same
+  test genperf's thermal bottleneck check applies to a task's throttle reasons.
+* :func:`duration_buckets`: the task duration histogram's bucket bounds, with every configured
+  generation-time target and "acceptable" line among them, so that an alert can count exactly
+  how many tasks were within a target (``genperf rules``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from prometheus_client.core import (
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+from prometheus_client.registry import Collector
+
+from genperf.analysis.window import power_throttled, thermal_throttled
+from genperf.config import Settings
+from genperf.exporters.prometheus import (
+    _SEEN_RUNS,
+    DURATION_BUCKETS,
+    MAX_MODEL_TYPES,
+    OTHER,
+    MonitorSource,
+    _bound,
+    _label,
+)
+from genperf.records import STANDARD_PHASES, TaskRecord, TaskStatus
+
+
+def duration_buckets(settings: Settings) -> tuple[float, ...]:
+    """:data:`DURATION_BUCKETS` plus each class's target and acceptable line (seconds)."""
+    factor = settings.benchmark_targets.generation_time_acceptable_factor
+    lines = {
+        bound
+        for target in settings.performance_thresholds.generation_time_targets().values()
+        for bound in (target, target * factor)
+    }
+    return tuple(sorted(set(DURATION_BUCKETS) | lines))
+
+
+def vram_buckets(settings: Settings) -> tuple[float, ...]:
+    """Half the GPU, genperf's VRAM band (optimal, acceptable, maximum), the spec's
+    ``max_vram_usage_percent``, and all of it (percent)."""
+    band = settings.benchmark_targets.vram_usage_percent
+    limit = settings.performance_thresholds.max_vram_usage_percent
+    return tuple(sorted({50.0, band.optimal, band.acceptable, band.maximum, limit, 100.0}))
+
+
+@dataclass
+class _Sum:
+    count: int = 0
+    total: float = 0.0
+
+
+class TaskDetails(Collector):
+    """Phases, steps and peak VRAM of completed tasks (thread-safe). Register it on the
+    registry and add :meth:`observe` as a task listener."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.vram_buckets = vram_buckets(settings or Settings())
+        self._lock = threading.Lock()
+        self._model_types: set[str] = set()
+        self._seen: OrderedDict[str, None] = OrderedDict()  # runs counted, the latest ones
+        self._phases: dict[tuple[str, str], _Sum] = {}
+        self._steps: dict[tuple[str, str], _Sum] = {}
+        self._vram: dict[tuple[str, str], tuple[list[int], _Sum]] = {}  # per bucket; count, sum
+
+    def observe(self, record: TaskRecord) -> None:
+        """A task listener: completed tasks only (a failed task's phases say little)."""
+        if record.status is not TaskStatus.COMPLETED:
+            return
+        vram = _percent(record.peak_vram_usage_mb, record.vram_total_mb)
+        with self._lock:
+            if record.run_id in self._seen:
+                return  # a record saved twice counts once, as in TaskOutcomes
+            self._seen[record.run_id] = None
+            if len(self._seen) > _SEEN_RUNS:
+                self._seen.popitem(last=False)
+            model = self._model_type(record.model_type)
+            key = (model, _label(record.resolution_class))
+            for phase in record.phases:
+                name = phase.name if phase.name in STANDARD_PHASES else OTHER
+                _add(self._phases, (model, name), phase.duration_seconds)
+            if record.step_times_seconds:
+                steps = record.step_times_seconds
+                _add(self._steps, key, sum(steps) / len(steps))
+            if vram is not None:
+                counts, total = self._vram.setdefault(key, ([0] * len(self.vram_buckets), _Sum()))
+                for i, bound in enumerate(self.vram_buckets):
+                    counts[i] += vram <= bound
+                total.count += 1
+                total.total += vram
+
+    def _model_type(self, model_type: str) -> str:
+        # The same rule as TaskOutcomes: the first MAX_MODEL_TYPES names, then "other".
+        label = _label(model_type)
+        if label in self._model_types or len(self._model_types) < MAX_MODEL_TYPES:
+            self._model_types.add(label)
+            return label
+        return OTHER
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            phases = {k: (v.count, v.total) for k, v in self._phases.items()}
+            steps = {k: (v.count, v.total) for k, v in self._steps.items()}
+            vram = {k: (list(c), t.count, t.total) for k, (c, t) in self._vram.items()}
+        phase_family = SummaryMetricFamily(
+            "genperf_task_phase_duration_seconds",
+            "Time completed tasks spent in each phase",
+            labels=("model_type", "phase"),
+        )
+        for labels, (count, total) in sorted(phases.items()):
+            phase_family.add_metric(list(labels), count, total)
+        yield phase_family
+        step_family = SummaryMetricFamily(
+            "genperf_task_step_seconds",
+            "Mean denoising step time of completed tasks",
+            labels=("model_type", "resolution_class"),
+        )
+        for labels, (count, total) in sorted(steps.items()):
+            step_family.add_metric(list(labels), count, total)
+        yield step_family
+        vram_family = HistogramMetricFamily(
+            "genperf_task_peak_vram_percent",
+            "Peak GPU memory of completed tasks, percent of the GPU",
+            labels=("model_type", "resolution_class"),
+        )
+        for labels, (counts, count, total) in sorted(vram.items()):
+            buckets = [(_bound(b), n) for b, n in zip(self.vram_buckets, counts, strict=True)]
+            vram_family.add_metric(list(labels), [*buckets, ("+Inf", count)], sum_value=total)
+        yield vram_family
+
+
+def _add(sums: dict[tuple[str, str], _Sum], key: tuple[str, str], value: float) -> None:
+    entry = sums.get(key)
+    if entry is None:
+        entry = sums[key] = _Sum()
+    entry.count += 1
+    entry.total += value
+
+
+class ThrottleCollector(Collector):
+    """Reads the latest sample's GPU throttle reasons at scrape time."""
+
+    def __init__(self, monitor: MonitorSource) -> None:
+        self.monitor = monitor
+
+    def collect(self) -> Iterator[Metric]:
+        thermal = GaugeMetricFamily(
+            "genperf_gpu_thermal_throttled",
+            "1 while the GPU's clock is cut for heat (NVML clock event reasons)",
+            labels=("gpu", "name"),
+        )
+        power = GaugeMetricFamily(
+            "genperf_gpu_power_throttled",
+            "1 while the GPU's clock is cut for power (NVML clock event reasons)",
+            labels=("gpu", "name"),
+        )
+        for gpu in self.monitor.current_sample().gpus:
+            if gpu.throttle_reasons is None:
+                continue  # unknown on this GPU: no sample rather than a false 0
+            labels = [str(gpu.index), _label(gpu.name or "unknown", 128)]
+            thermal.add_metric(labels, float(thermal_throttled(gpu.throttle_reasons)))
+            power.add_metric(labels, float(power_throttled(gpu.throttle_reasons)))
+        if thermal.samples:
+            yield thermal
+            yield power
+
+
+def _percent(used: float | None, total: float | None) -> float | None:
+    if used is None or not total:
+        return None
+    return 100.0 * used / total
+
+
+__all__ = [
+    "TaskDetails",
+    "ThrottleCollector",
+    "duration_buckets",
+    "vram_buckets",
+]

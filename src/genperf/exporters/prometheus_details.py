@@ -32,7 +32,6 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from genperf.analysis.window import power_throttled, thermal_throttled
 from genperf.config import Settings
 from genperf.exporters.prometheus import (
     _SEEN_RUNS,
@@ -44,6 +43,7 @@ from genperf.exporters.prometheus import (
     _label,
 )
 from genperf.records import STANDARD_PHASES, TaskRecord, TaskStatus
+from genperf.tally import power_throttled, thermal_throttled
 
 
 def duration_buckets(settings: Settings) -> tuple[float, ...]:

@@ -33,9 +33,9 @@ from genperf.analysis.bottlenecks import (
     DISK_CRITICAL_FREE_BYTES,
     DISK_MIN_FREE_BYTES,
 )
-from genperf.analysis.window import GPU_CRITICAL_CELSIUS, GPU_HOT_CELSIUS, LOAD_SHARE
 from genperf.config import Settings
 from genperf.exporters.prometheus import _bound
+from genperf.tally import GPU_CRITICAL_CELSIUS, GPU_HOT_CELSIUS, LOAD_SHARE
 
 RECORDING_FILE = "genperf-recording.rules.yml"
 ALERTING_FILE = "genperf-alerts.rules.yml"

@@ -127,11 +127,16 @@ def _failure_sets(rows: Iterable[FailureCount]) -> OptSets:
 @dataclass(frozen=True, slots=True)
 class Trigger:
     """Why a rule fires: the evidence, and the optimisation sets of the tasks it concerns
-    (None when it is not about particular tasks). ``priority`` overrides the rule's."""
+    (None when it is not about particular tasks). ``priority`` overrides the rule's;
+    ``affected`` is the count of tasks the evidence names when ``concerned`` is None (a
+    bottleneck's affected_count), so the two never disagree; ``effect`` overrides the rule's
+    expected effect where the facts change it (no GPU on the host)."""
 
     evidence: str
     concerned: OptSets | None = None
     priority: Priority | None = None
+    affected: int | None = None
+    effect: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +259,9 @@ def _host_memory(f: Facts) -> Trigger | None:
     if b is None:
         return None
     critical = b.severity is Severity.CRITICAL
-    return Trigger(b.summary, None, Priority.HIGH if critical else Priority.MEDIUM)
+    return Trigger(
+        b.summary, None, Priority.HIGH if critical else Priority.MEDIUM, b.affected_count
+    )
 
 
 def _over_acceptable(f: Facts) -> Trigger | None:
@@ -299,21 +306,30 @@ def _offload_headroom(f: Facts) -> Trigger | None:
 
 def _cpu_bound(f: Facts) -> Trigger | None:
     b = f.bottleneck("cpu", Severity.WARNING)
-    return None if b is None else Trigger(b.summary)
+    if b is None:
+        return None
+    # Without a GPU the generation itself runs on these cores: there is no GPU to feed.
+    effect = None if f.window.tally.gpu_tasks else "Less contention: the generation gets the cores."
+    return Trigger(b.summary, None, None, b.affected_count, effect)
 
 
 def _thermal(f: Facts) -> Trigger | None:
     b = f.bottleneck("thermal", Severity.WARNING)
     if b is None:
         return None
-    return Trigger(b.summary, None, Priority.HIGH if b.severity is Severity.CRITICAL else None)
+    return Trigger(
+        b.summary,
+        None,
+        Priority.HIGH if b.severity is Severity.CRITICAL else None,
+        b.affected_count,
+    )
 
 
 def _slow_disk(f: Facts) -> Trigger | None:
     b = f.bottleneck("disk")
     if b is None or not b.affected_count:
         return None
-    return Trigger(b.summary)
+    return Trigger(b.summary, None, None, b.affected_count)
 
 
 def _low_disk(f: Facts) -> Trigger | None:
@@ -356,9 +372,7 @@ def _failures_of(category: ErrorCategory, what: str) -> Callable[[Facts], Trigge
 
 def _time_targets_missed(f: Facts) -> Trigger | None:
     missed = [
-        b
-        for b in f.benchmarks
-        if b.name.startswith("generation_time_") and b.status is BenchmarkStatus.BELOW_MINIMUM
+        b for b in f.benchmarks if b.name.startswith("generation_time_") and b.status.beyond_limit
     ]
     if not missed:
         return None
@@ -374,10 +388,11 @@ def _time_targets_missed(f: Facts) -> Trigger | None:
 def _quality_missed(name: str, label: str) -> Callable[[Facts], Trigger | None]:
     def trigger(f: Facts) -> Trigger | None:
         b = f.benchmark(name)
-        bad = (BenchmarkStatus.MARGINAL, BenchmarkStatus.BELOW_MINIMUM)
-        if b is None or b.value is None or b.status not in bad:
+        if b is None or b.value is None:
             return None
-        high = b.status is BenchmarkStatus.BELOW_MINIMUM
+        if b.status is not BenchmarkStatus.MARGINAL and not b.status.beyond_limit:
+            return None
+        high = b.status.beyond_limit
         return Trigger(
             f"{label} is {b.value:.1%}: under the acceptable {b.acceptable:.0%}"
             + (f" and the minimum {b.limit:.0%}." if high and b.limit is not None else "."),
@@ -674,6 +689,7 @@ def apply_rules(facts: Facts, rules: Iterable[Rule] = RULES) -> tuple[Recommenda
             continue  # a rule that needs applied optimisations needs tasks to check them on
         else:
             evidence = trigger.evidence
+            affected = trigger.affected or 0
         out.append(
             Recommendation(
                 id=rule.id,
@@ -681,7 +697,7 @@ def apply_rules(facts: Facts, rules: Iterable[Rule] = RULES) -> tuple[Recommenda
                 priority=trigger.priority or rule.priority,
                 action=rule.action,
                 evidence=evidence,
-                expected_effect=rule.expected_effect,
+                expected_effect=trigger.effect or rule.expected_effect,
                 affected_count=affected,
                 suggests=rule.suggests,
             )

@@ -365,7 +365,10 @@ class BenchmarkOut(_Out):
     target: float
     acceptable: float
     limit: float | None
-    status: str = Field(description="target_met, acceptable, marginal, below_minimum or no_data")
+    status: str = Field(
+        description="target_met, acceptable, marginal, below_minimum (higher is better), "
+        "over_limit (lower is better) or no_data"
+    )
     tasks: int
 
 
@@ -376,6 +379,10 @@ class EfficiencyOut(_Out):
     gpu_utilization: float | None
     memory_headroom: float | None
     formula: str
+    known_weight: float = Field(0.0, description="Share of the formula's weights known, 0..1")
+    missing: dict[str, str] = Field(
+        default_factory=dict, description="Terms left out of the score, and why"
+    )
 
 
 class WindowOut(_Out):

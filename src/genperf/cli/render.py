@@ -450,6 +450,9 @@ def _summary_panel(report: Mapping[str, Any], targets: Targets) -> Panel:
         f"target {_fraction(eband.target, 0)} · acceptable {_fraction(eband.acceptable, 0)}"
         f" · minimum {_fraction(eband.minimum, 0)}",
     )
+    missing = (report.get("efficiency") or {}).get("missing") or {}
+    if missing:  # a score without its GPU term is not the full one: say what it lacks
+        grid.add_row("", "", "without " + ", ".join(k.replace("_", " ") for k in missing))
     return Panel(grid, title="Summary", title_align="left")
 
 

@@ -231,6 +231,8 @@ export function benchmarkStatus(status, better) {
       return ["Marginal", "warn"];
     case "below_minimum":
       return [better === "lower" ? "Over the limit" : "Below minimum", "bad"];
+    case "over_limit":
+      return ["Over the limit", "bad"];
     case "no_data":
       return ["No data", "muted"];
     default:

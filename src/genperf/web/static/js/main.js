@@ -29,8 +29,8 @@ const RETRY_MS = 5000;
 const TABLE_STEP = 50;
 const DEFAULT_BANDS = {
   cpu: { optimal: 70, acceptable: 85, maximum: 95 },
-  ram: { optimal: 60, acceptable: 75, maximum: 90 },
-  vram: { optimal: 70, acceptable: 85, maximum: 95 },
+  ram: { optimal: 60, acceptable: 75, maximum: 85 }, // maximum: max_ram_usage_percent
+  vram: { optimal: 70, acceptable: 85, maximum: 90 }, // maximum: max_vram_usage_percent
   disk: { optimal: 80, acceptable: 90, maximum: 95 },
 };
 
@@ -496,7 +496,13 @@ function renderKpis(a) {
     kpi("time", "Median generation time", fmt.duration(s.median_generation_time), [
       `mean ${fmt.duration(a.average_generation_time)} · p95 ${fmt.duration(s.p95_generation_time)}`,
     ]),
-    kpi("efficiency", "Resource efficiency", fmt.fraction(a.resource_efficiency), [eff ? `target ${fmt.fraction(eff.target)}` : null], eff && eff.status),
+    kpi("efficiency", "Resource efficiency", fmt.fraction(a.resource_efficiency), [
+      eff ? `target ${fmt.fraction(eff.target)}` : null,
+      // a score without its GPU term is not the full one: say what it lacks
+      Object.keys((a.efficiency && a.efficiency.missing) || {}).length
+        ? `without ${Object.keys(a.efficiency.missing).map((k) => k.replace(/_/g, " ")).join(", ")}`
+        : null,
+    ], eff && eff.status),
     kpi("load", "Average model load", fmt.duration(s.average_model_load_time), []),
     kpi(
       "bottleneck",

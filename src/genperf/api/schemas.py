@@ -275,6 +275,8 @@ class MonitoringOut(_Out):
     node: str
     interval_seconds: float
     sample_age_seconds: float | None
+    gpu_monitoring: str = Field("on", description="on, off (by the settings) or unavailable")
+    gpu_monitoring_reason: str | None = Field(None, description="Why it is off or unavailable")
 
 
 class StatusOut(_Out):

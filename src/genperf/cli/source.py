@@ -185,6 +185,10 @@ class LocalSource:
     def status(self) -> dict[str, Any]:
         sample = self._sample()
         now = self._now()
+        from genperf.collectors import gpu_monitoring_state
+
+        assert self._sampler is not None  # _sample() made it
+        gpu, gpu_reason = gpu_monitoring_state(self.settings, self._sampler.collectors)
         payload: dict[str, Any] = {
             "timestamp": now.isoformat(),
             "monitoring": {
@@ -192,6 +196,8 @@ class LocalSource:
                 "node": self.node,
                 "interval_seconds": self.settings.monitoring_interval_seconds,
                 "sample_age_seconds": None,
+                "gpu_monitoring": gpu,
+                "gpu_monitoring_reason": gpu_reason,
             },
             "system": sample_json(sample),
             "active_tasks": [],

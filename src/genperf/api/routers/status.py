@@ -27,6 +27,7 @@ async def status(context: Context) -> StatusOut:
     monitor = context.monitor
     sample = monitor.current_sample()
     now = utc_now()
+    gpu, gpu_reason = monitor.gpu_monitoring()
     return StatusOut(
         timestamp=now,
         monitoring=MonitoringOut(
@@ -34,6 +35,8 @@ async def status(context: Context) -> StatusOut:
             node=monitor.node,
             interval_seconds=context.settings.monitoring_interval_seconds,
             sample_age_seconds=max(0.0, (now - sample.taken_at).total_seconds()),
+            gpu_monitoring=gpu,
+            gpu_monitoring_reason=gpu_reason,
         ),
         system=SampleOut.model_validate(sample),
         active_tasks=[

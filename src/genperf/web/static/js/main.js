@@ -299,7 +299,15 @@ function renderStatus(status) {
   const gpus = s.gpus || [];
   if (!gpus.length) {
     replace(byId("gpu-status"), [
-      el("p", { class: "empty", text: "No GPU reported: NVML is not available here, or GPU monitoring is off." }),
+      el("p", {
+        class: "empty",
+        data: { gpuMonitoring: mon.gpu_monitoring || "" },
+        // the server says why: off by the settings, or NVML unavailable (and its reason)
+        text:
+          mon.gpu_monitoring === "off" || mon.gpu_monitoring === "unavailable"
+            ? `No GPU reported: GPU monitoring ${mon.gpu_monitoring}${mon.gpu_monitoring_reason ? ` (${mon.gpu_monitoring_reason})` : ""}.`
+            : "No GPU reported: NVML is not available here, or GPU monitoring is off.",
+      }),
     ]);
     return;
   }

@@ -460,6 +460,10 @@ class HttpSource:
     def benchmarks(self, hours: float) -> dict[str, Any]:
         return self._json("GET", "/benchmarks", params={"time_window_hours": hours})
 
+    def doctor(self) -> dict[str, Any]:
+        """The server's own checks (its sampler and store queue included)."""
+        return self._json("GET", "/doctor")
+
     def live(self, recent: int = RECENT_TASKS) -> dict[str, Any]:
         payload = self.status()
         # Running tasks are in the page too (the status lists them): ask for enough to fill

@@ -177,6 +177,11 @@ const CATEGORIES = {
   invalid_input: "Invalid input",
   timeout: "Timeout",
   interrupted: "Interrupted",
+  storage_error: "Disk or I/O error",
+  network_error: "Network error",
+  numerical_error: "NaN or black output",
+  gpu_fault: "GPU fault",
+  cuda_setup_error: "CUDA setup error",
   unknown: "Unknown error",
 };
 

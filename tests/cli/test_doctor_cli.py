@@ -104,6 +104,8 @@ def test_doctor_url_asks_the_running_server(
     assert checks["store_queue"]["verdict"] == "ok"
     assert checks["database_reachable"]["verdict"] == "ok"
     assert "enable_gpu_monitoring is false" in checks["nvml"]["evidence"]
+    assert checks["clock_peer"]["verdict"] == "ok"  # added here: the two clocks agree
+    assert sum(data["counts"].values()) == len(data["checks"])
 
 
 def test_doctor_url_needs_the_token(cli_env: object, runner: CliRunner, server: str) -> None:

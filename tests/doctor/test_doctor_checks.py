@@ -12,7 +12,7 @@ from genperf.config import Settings
 from genperf.doctor import Check, DoctorReport, Verdict, run_doctor
 from genperf.doctor.core import guarded
 from genperf.doctor.gpu import nvml_checks, torch_checks
-from genperf.doctor.host import clock_check
+from genperf.doctor.host import clock_check, peer_clock_check
 from genperf.doctor.models import model_check
 from genperf.doctor.store import monitor_checks
 from genperf.records import SystemSample, utc_now
@@ -255,6 +255,11 @@ def test_the_servers_monitor_checks() -> None:
     )
     assert by_name(monitor_checks(s, False, healthy, None))["sampler"].verdict is V.FAILURE
     assert by_name(monitor_checks(s, True, healthy, 60.0))["sampler"].verdict is V.WARNING
+    failing = by_name(monitor_checks(s, True, {**healthy, "collector_errors": 2}, 1.0))
+    assert (
+        failing["sampler"].verdict is V.WARNING
+        and "failed 2 time(s)" in failing["sampler"].evidence
+    )
 
 
 def test_clock_sanity() -> None:
@@ -262,6 +267,16 @@ def test_clock_sanity() -> None:
     assert clock_check(now, now - timedelta(seconds=5)).verdict is V.OK
     assert clock_check(now, now + timedelta(minutes=10)).verdict is V.WARNING
     assert clock_check(datetime(2001, 1, 1, tzinfo=UTC), None).verdict is V.FAILURE
+    assert peer_clock_check(now, now + timedelta(seconds=30)).verdict is V.OK
+    behind = peer_clock_check(now, now - timedelta(minutes=5))
+    assert behind.verdict is V.WARNING and "300 s behind" in behind.evidence
+
+
+def test_a_report_survives_its_json() -> None:
+    report = report_of(V.OK, V.WARNING)
+    back = DoctorReport.from_dict(report.to_dict())
+    assert back.to_dict() == report.to_dict()
+    assert back.with_checks(Check("x", "t", V.FAILURE, "e")).exit_code == 2
 
 
 # --- model directories, real tiny-wan ------------------------------------------------------------

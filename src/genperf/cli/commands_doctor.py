@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from genperf.cli.context import JsonOption, TokenOption, UrlOption, state
+from genperf.cli.context import JsonOption, TokenOption, UrlOption, fail, state
 from genperf.cli.render_doctor import doctor_view
 
 
@@ -35,12 +35,21 @@ def doctor(
     (its sampler and store queue included)."""
     if url or state.url:
         from genperf.cli.source import HttpSource
+        from genperf.doctor import DoctorReport
+        from genperf.doctor.host import peer_clock_check
+        from genperf.records import utc_now
 
         source = HttpSource(url or state.url or "", token or state.token)
         try:
-            payload = source.doctor()
+            body = source.doctor()
         finally:
             source.close()
+        try:
+            answer = DoctorReport.from_dict(body)
+        except (KeyError, ValueError, TypeError) as exc:
+            fail(f"{source.url} answered GET /doctor with something that is not a report ({exc})")
+        # the server cannot see this machine's clock: compare the two here
+        payload = answer.with_checks(peer_clock_check(utc_now(), answer.generated_at)).to_dict()
     else:
         from genperf.doctor import run_doctor
 

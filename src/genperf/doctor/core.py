@@ -72,6 +72,31 @@ class DoctorReport:
         """0: all ok; 1: warnings; 2: failures."""
         return self.verdict.rank
 
+    def with_checks(self, *more: Check) -> DoctorReport:
+        """The report with ``more`` checks after its own (what the CLI adds to a server's)."""
+        return DoctorReport((*self.checks, *more), self.generated_at, self.node, self.where)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DoctorReport:
+        """A report back from its JSON (a server's answer)."""
+        checks = tuple(
+            Check(
+                str(c["name"]),
+                str(c["title"]),
+                Verdict(c["verdict"]),
+                str(c["evidence"]),
+                c.get("fix"),
+                dict(c.get("data") or {}),
+            )
+            for c in data.get("checks") or ()
+        )
+        return cls(
+            checks,
+            datetime.fromisoformat(str(data["generated_at"])),
+            str(data.get("node", "?")),
+            str(data.get("where", "server")),
+        )
+
     def counts(self) -> dict[str, int]:
         return {v.value: sum(c.verdict is v for c in self.checks) for v in Verdict}
 

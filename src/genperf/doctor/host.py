@@ -119,6 +119,29 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def peer_clock_check(now: datetime, server_time: datetime) -> Check:
+    """This machine's clock against a server's (``genperf doctor --url``): either way."""
+    skew = (server_time - now).total_seconds()
+    data = {"skew_seconds": skew}
+    if abs(skew) > CLOCK_SKEW.total_seconds():
+        return Check(
+            "clock_peer",
+            "Clock against the server",
+            V.WARNING,
+            f"the server's clock is {abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} "
+            "this machine's: windows such as 'the last hour' differ between them",
+            "Synchronise both clocks (chrony, systemd-timesyncd, or the host's NTP).",
+            data,
+        )
+    return Check(
+        "clock_peer",
+        "Clock against the server",
+        V.OK,
+        f"within {CLOCK_SKEW.total_seconds():.0f} s of this machine's",
+        data=data,
+    )
+
+
 def clock_check(now: datetime, newest_stamp: datetime | None, *, peer: str | None = None) -> Check:
     """The wall clock is plausible and no stored (or peer's) stamp lies in its future.
 

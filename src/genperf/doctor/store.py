@@ -212,6 +212,15 @@ def monitor_checks(
             f"running, but its newest sample is {sample_age:.0f} s old (interval {interval:g} s)",
             "The sampler is stalled: a collector may hang (NVML, a network disk).",
         )
+    elif int(stats.get("collector_errors", 0)):
+        yield Check(
+            "sampler",
+            "Sampler running",
+            V.WARNING,
+            f"running, but its collectors failed {int(stats['collector_errors'])} time(s): "
+            "some readings are missing",
+            "See the service's log for the collector (psutil, NVML) that fails and why.",
+        )
     else:
         age = "" if sample_age is None else f", newest sample {sample_age:.1f} s old"
         yield Check(

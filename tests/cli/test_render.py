@@ -408,3 +408,11 @@ def test_status_styles_are_plain_text_underneath() -> None:
     line = render.monitoring_line(status_payload())
     assert isinstance(line, Text)
     assert line.plain == "Monitor: running on gpu-node-1 · newest sample 1.5 s old · every 5 s"
+
+
+def test_an_efficiency_without_its_gpu_term_says_what_it_lacks() -> None:
+    missing = {"gpu_utilization": "no GPU utilisation readings", "on_time": "no target"}
+    report = {**REPORT, "efficiency": {"score": 1.0, "missing": missing, "known_weight": 0.2}}
+    out = text(render.analysis_view(report, TARGETS))
+    assert "without gpu utilization, on time" in out
+    assert "without" not in text(render.analysis_view(REPORT, TARGETS))

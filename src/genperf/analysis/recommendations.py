@@ -460,6 +460,7 @@ def _quality_missed(name: str, label: str) -> Callable[[Facts], Trigger | None]:
             + (f" and the minimum {b.limit:.0%}." if high and b.limit is not None else "."),
             None,
             Priority.HIGH if high else Priority.MEDIUM,
+            effect=f"{label} back to its {b.target:.0%} target.",  # the configured one
         )
 
     return trigger

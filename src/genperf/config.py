@@ -179,12 +179,66 @@ class Settings(_Section):
     def watched_disk_path(self) -> Path:
         return self.model_dir or self.data_dir
 
+    @model_validator(mode="after")
+    def _thresholds_are_the_limits(self) -> Settings:
+        """The spec's thresholds are the limits of the bands every verdict reads.
+
+        ``performance_thresholds.max_vram_usage_percent`` / ``max_ram_usage_percent`` are the
+        ``maximum`` of ``benchmark_targets.vram_usage_percent`` / ``ram_usage_percent`` and
+        ``min_success_rate`` the ``minimum`` of ``benchmark_targets.success_rate``; the lines
+        inside a band (optimal, acceptable / target, acceptable) keep their values, moved to the
+        limit when they would pass it. A band set explicitly without its threshold sets the
+        threshold instead; both set and disagreeing is an error naming both keys. Done here, once,
+        so every reader of ``benchmark_targets`` (Python tally, SQL tally, benchmarks, CLI,
+        dashboard) sees the same lines.
+        """
+        thresholds, targets = self.performance_thresholds, self.benchmark_targets
+        t_update: dict[str, float] = {}
+        b_update: dict[str, Band | QualityBand] = {}
+        for t_key, b_key, line in _LIMITS:
+            band = getattr(targets, b_key)
+            limit = float(getattr(thresholds, t_key))
+            if b_key in targets.model_fields_set and getattr(band, line) != limit:
+                if t_key in thresholds.model_fields_set:
+                    raise ValueError(
+                        f"benchmark_targets.{b_key}.{line} ({getattr(band, line):g}) differs from "
+                        f"performance_thresholds.{t_key} ({limit:g}): the threshold is that "
+                        "limit, set one of them"
+                    )
+                t_update[t_key] = getattr(band, line)
+                continue
+            b_update[b_key] = _with_limit(band, limit)
+        if t_update:
+            object.__setattr__(
+                self, "performance_thresholds", thresholds.model_copy(update=t_update)
+            )
+        if b_update:
+            object.__setattr__(self, "benchmark_targets", targets.model_copy(update=b_update))
+        return self
+
     def safe_dict(self) -> dict[str, Any]:
         """Settings as shown to people: the database password masked."""
         data = self.model_dump(mode="json", exclude={"api_tokens"})
         data["database_url"] = redact_url(self.resolved_database_url)
         data["api_tokens"] = f"{len(self.api_tokens)} configured"
         return data
+
+
+# (threshold key, benchmark band key, the band's line that the threshold is)
+_LIMITS = (
+    ("max_vram_usage_percent", "vram_usage_percent", "maximum"),
+    ("max_ram_usage_percent", "ram_usage_percent", "maximum"),
+    ("min_success_rate", "success_rate", "minimum"),
+)
+
+
+def _with_limit(band: Band | QualityBand, limit: float) -> Band | QualityBand:
+    """The band with ``limit`` as its last line, the inner lines moved inside it if needed."""
+    if isinstance(band, Band):
+        acceptable = min(band.acceptable, limit)
+        return Band(optimal=min(band.optimal, acceptable), acceptable=acceptable, maximum=limit)
+    acceptable = max(band.acceptable, limit)
+    return QualityBand(target=max(band.target, acceptable), acceptable=acceptable, minimum=limit)
 
 
 def redact_url(url: str) -> str:

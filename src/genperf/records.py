@@ -48,6 +48,11 @@ class ErrorCategory(enum.StrEnum):
     INVALID_INPUT = "invalid_input"
     TIMEOUT = "timeout"
     INTERRUPTED = "interrupted"
+    STORAGE_ERROR = "storage_error"  # disk full, I/O errors: saving outputs, reading weights
+    NETWORK_ERROR = "network_error"  # downloads and remote calls that could not connect
+    NUMERICAL_ERROR = "numerical_error"  # NaN or black output (fp16 overflow, often the VAE)
+    GPU_FAULT = "gpu_fault"  # driver-reported faults: Xid, illegal memory access, ECC
+    CUDA_SETUP_ERROR = "cuda_setup_error"  # torch's CUDA against the driver, no usable GPU
     UNKNOWN = "unknown"
 
 

@@ -224,8 +224,12 @@ class FakeNvml:
         *,
         init_error: int | None = None,
         missing: Iterable[str] = (),
+        driver_version: str = "570.124.06",
+        cuda_driver_version: int = 12080,
     ) -> None:
         self.missing = frozenset(missing)
+        self.driver_version = driver_version
+        self.cuda_driver_version = cuda_driver_version
         import pynvml
 
         self._pynvml = pynvml
@@ -269,6 +273,14 @@ class FakeNvml:
     def nvmlShutdown(self) -> None:
         self._enter("nvmlShutdown")
         self.init_count -= 1
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        self._enter("nvmlSystemGetDriverVersion")
+        return self.driver_version
+
+    def nvmlSystemGetCudaDriverVersion(self) -> int:
+        self._enter("nvmlSystemGetCudaDriverVersion")
+        return self.cuda_driver_version
 
     def nvmlDeviceGetCount(self) -> int:
         self._enter("nvmlDeviceGetCount")
@@ -362,8 +374,16 @@ class FakeTorchCuda:
     (``max_memory_*`` since the last ``reset_peak_memory_stats``). Reserved memory is what the
     allocator holds: it grows with allocations and is not given back on free, as in torch."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, cuda_version: str = "12.8", available: bool = True, name: str = "NVIDIA H200"
+    ) -> None:
+        import types
+
         self.cuda = self
+        self.__version__ = f"2.9.0+cu{cuda_version.replace('.', '')}"  # what torch reports
+        self.version = types.SimpleNamespace(cuda=cuda_version)  # torch.version.cuda
+        self.available = available
+        self.name = name
         self.allocated = 0
         self.reserved = 0
         self.peak_allocated = 0
@@ -381,7 +401,10 @@ class FakeTorchCuda:
 
     # the torch.cuda functions TorchMemoryProbe calls
     def is_available(self) -> bool:
-        return True
+        return self.available
+
+    def get_device_name(self, device: int = 0) -> str:
+        return self.name
 
     def is_initialized(self) -> bool:
         return True

@@ -13,7 +13,7 @@ import pytest
 from genperf.analysis.bottlenecks import Severity, detect_bottlenecks
 from genperf.analysis.recommendations import RULES, Category, Priority, recommend
 from genperf.config import Settings
-from genperf.records import SystemSample, TaskRecord, TaskStatus
+from genperf.records import PhaseRecord, SystemSample, TaskRecord, TaskStatus
 
 from .conftest import T0, history, vary
 
@@ -118,6 +118,46 @@ TABLE: dict[str, tuple[History, History]] = {
                 optimizations_applied=("offload:sequential",),
                 avg_gpu_utilization_percent=90.0,
                 peak_vram_usage_mb=vram(30),
+            )
+        ),
+    ),
+    "drop_sequential_offload": (
+        h(
+            lambda: history(
+                20, optimizations_applied=("offload:sequential",), peak_vram_usage_mb=vram(20)
+            )
+        ),
+        h(
+            lambda: history(
+                20, optimizations_applied=("offload:sequential",), peak_vram_usage_mb=vram(60)
+            )
+        ),
+    ),
+    "drop_quantization": (
+        h(
+            lambda: history(
+                20, optimizations_applied=("quantization:fp8",), peak_vram_usage_mb=vram(20)
+            )
+        ),
+        h(
+            lambda: history(
+                20, optimizations_applied=("quantization:fp8",), peak_vram_usage_mb=vram(60)
+            )
+        ),
+    ),
+    "drop_vae_tiling": (
+        h(
+            lambda: history(
+                20,
+                optimizations_applied=("vae_tiling",),
+                phases=(PhaseRecord("vae_decode", 0.0, 30.0, peak_vram_mb=vram(10)),),
+            )
+        ),
+        h(
+            lambda: history(
+                20,
+                optimizations_applied=("vae_tiling",),
+                phases=(PhaseRecord("vae_decode", 0.0, 30.0, peak_vram_mb=vram(40)),),
             )
         ),
     ),

@@ -153,10 +153,20 @@ SETTINGS = [
             },
         }
     ),
+    # The spec's thresholds move the bands' limits (config.Settings._thresholds_are_the_limits).
+    Settings.model_validate(
+        {
+            "performance_thresholds": {
+                "max_vram_usage_percent": 50,
+                "max_ram_usage_percent": 10,
+                "min_success_rate": 1.0,
+            }
+        }
+    ),
 ]
 
 
-@pytest.mark.parametrize("settings", SETTINGS, ids=["defaults", "custom"])
+@pytest.mark.parametrize("settings", SETTINGS, ids=["defaults", "custom", "thresholds"])
 def test_the_sql_tally_equals_the_python_tally(
     stored: tuple[SqlStore, list[TaskRecord]], settings: Settings
 ) -> None:

@@ -31,9 +31,16 @@ def test_steadily_rising_1080p_times_are_degrading() -> None:
     tasks = with_times(history(48, resolution="1920x1080"), noisy(48, 600, 900))
     t = compute_trends(tasks).generation_time["1080p"]
     assert t.direction is Direction.DEGRADING
-    assert t.relative_change == pytest.approx(0.4, abs=0.1)
+    assert t.relative_change == pytest.approx(0.5, abs=0.05)  # 600 s -> 900 s: +50 %
     assert t.slope_per_hour is not None and t.slope_per_hour > 0
     assert t.z is not None and t.z > 3
+
+
+def test_the_relative_change_is_against_the_start_not_the_median() -> None:
+    tasks = with_times(history(48), noisy(48, 0.237, 1.1, noise=0.0))
+    t = compute_trends(tasks).generation_time["720p"]
+    assert t.start_value == pytest.approx(0.237) and t.end_value == pytest.approx(1.1)
+    assert t.relative_change == pytest.approx(1.1 / 0.237 - 1)  # +364 %, not +164 %
 
 
 def test_falling_times_are_improving() -> None:

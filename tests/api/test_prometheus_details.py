@@ -75,7 +75,7 @@ def _details_text(details: TaskDetails) -> str:
 
 def test_vram_buckets_are_genperfs_vram_lines():
     settings = Settings(performance_thresholds=PerformanceThresholds(max_vram_usage_percent=88))
-    assert vram_buckets(settings) == (50.0, 70.0, 85.0, 88.0, 95.0, 100.0)
+    assert vram_buckets(settings) == (50.0, 70.0, 85.0, 88.0, 100.0)  # 88 is the band's maximum
 
 
 def test_phase_step_and_peak_vram_of_completed_tasks():

@@ -102,7 +102,7 @@ def test_benchmarks_show_targets_and_current_values(client, history):
     assert body["targets"]["vram_usage_percent"] == {
         "optimal": 70.0,
         "acceptable": 85.0,
-        "maximum": 95.0,
+        "maximum": 90.0,  # performance_thresholds.max_vram_usage_percent
     }
     names = {b["name"]: b for b in body["benchmarks"]}
     assert names["success_rate"]["value"] == pytest.approx(21 / 24)

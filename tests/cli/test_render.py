@@ -221,7 +221,7 @@ def test_elapsed_time_is_counted_at_the_payloads_moment() -> None:
 ANALYSIS = """\
 Performance analysis · last 24 h · 20 finished tasks: 18 completed, 2 failed, 0 interrupted
 ╭─ Summary ────────────────────────────────────────────────────────────────────────────────────────╮
-│ success rate      90.0%  target 98% · acceptable 95% · minimum 90%                               │
+│ success rate      90.0%  target 98% · acceptable 95% · minimum 95%                               │
 │ generation time  6m 32s  average · median 4m 10s · p95 16m 40s                                   │
 │ model load       1m 01s  average                                                                 │
 │ efficiency          72%  target 85% · acceptable 70% · minimum 50%                               │
@@ -330,7 +330,7 @@ QUALITY = QualityBand(target=0.98, acceptable=0.95, minimum=0.90)
         (85.0, Grade.ACCEPTABLE),
         (90.0, Grade.MARGINAL),
         (95.0, Grade.MARGINAL),
-        (95.1, Grade.BELOW_MINIMUM),
+        (95.1, Grade.OVER_LIMIT),
     ],
 )
 def test_usage_grades_follow_the_band(percent: float | None, grade: Grade | None) -> None:
@@ -358,7 +358,7 @@ def test_quality_grades_follow_the_band(fraction: float, grade: Grade) -> None:
         (299.0, Grade.TARGET),
         (300.0, Grade.TARGET),
         (450.0, Grade.ACCEPTABLE),
-        (451.0, Grade.BELOW_MINIMUM),
+        (451.0, Grade.OVER_LIMIT),
     ],
 )
 def test_generation_time_grades_use_the_acceptable_factor(seconds: float, grade: Grade) -> None:
@@ -408,3 +408,11 @@ def test_status_styles_are_plain_text_underneath() -> None:
     line = render.monitoring_line(status_payload())
     assert isinstance(line, Text)
     assert line.plain == "Monitor: running on gpu-node-1 · newest sample 1.5 s old · every 5 s"
+
+
+def test_an_efficiency_without_its_gpu_term_says_what_it_lacks() -> None:
+    missing = {"gpu_utilization": "no GPU utilisation readings", "on_time": "no target"}
+    report = {**REPORT, "efficiency": {"score": 1.0, "missing": missing, "known_weight": 0.2}}
+    out = text(render.analysis_view(report, TARGETS))
+    assert "without gpu utilization, on time" in out
+    assert "without" not in text(render.analysis_view(REPORT, TARGETS))

@@ -43,12 +43,12 @@ def test_defaults_are_the_specs():
         b.vram_usage_percent.optimal,
         b.vram_usage_percent.acceptable,
         b.vram_usage_percent.maximum,
-    ) == (70, 85, 95)
+    ) == (70, 85, 90)  # the maximum is max_vram_usage_percent
     assert (
         b.ram_usage_percent.optimal,
         b.ram_usage_percent.acceptable,
         b.ram_usage_percent.maximum,
-    ) == (60, 75, 90)
+    ) == (60, 75, 85)  # the maximum is max_ram_usage_percent
     assert (
         b.cpu_usage_percent.optimal,
         b.cpu_usage_percent.acceptable,
@@ -57,7 +57,7 @@ def test_defaults_are_the_specs():
     assert (b.success_rate.target, b.success_rate.acceptable, b.success_rate.minimum) == (
         0.98,
         0.95,
-        0.90,
+        0.95,  # the minimum is min_success_rate
     )
     assert (
         b.resource_efficiency.target,

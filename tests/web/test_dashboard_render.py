@@ -231,8 +231,11 @@ def test_bottlenecks_recommendations_and_benchmarks_follow_the_analysis(service,
         (b["name"], b["status"]) for b in analysis["benchmarks"]
     ]
     colour = {}
+    # Beyond the limit is one grade whichever way is worse: "over_limit" (usage, time) and
+    # "below_minimum" (success rate, efficiency) share the alarm colour.
+    beyond = {"over_limit": "beyond_limit", "below_minimum": "beyond_limit"}
     for _, status, background in rows:
-        colour.setdefault(status, set()).add(background)
+        colour.setdefault(beyond.get(status, status), set()).add(background)
     assert all(len(c) == 1 for c in colour.values())  # one colour per status ...
     assert len({next(iter(c)) for c in colour.values()}) == len(colour)  # ... each its own
     assert len(colour) >= 3, colour

@@ -163,6 +163,239 @@ ADVICE: dict[tuple[ErrorCategory, str | None, str | None], tuple[_S, ...]] = {
         ("Run fewer generations at once on this host.", ()),
         _FEWER_FRAMES,
     ),
+    # The kernel's OOM killer: no exception, a SIGKILL (exit code 137).
+    (_C.OUT_OF_MEMORY_HOST, None, "oom_killer"): (
+        (
+            "The kernel's OOM killer stopped the process (SIGKILL, exit code 137): confirm with "
+            "dmesg / journalctl -k ('Out of memory: Killed process') or the container's "
+            "OOMKilled status, and raise its memory limit (memory.max, docker --memory).",
+            (),
+        ),
+        _MMAP,
+        ("Run fewer generations (or workers) at once on this host.", ()),
+        _MORE_RAM,
+    ),
+    (_C.OUT_OF_MEMORY_HOST, "model_load", "oom_killer"): (
+        (
+            "Killed while loading: the weights were held twice in RAM or several pipelines "
+            "loaded at once. Load memory-mapped (low_cpu_mem_usage=True, leave disable_mmap "
+            "off) and load one pipeline at a time.",
+            (),
+        ),
+        (
+            "Raise the container/cgroup memory limit (memory.max) to the largest checkpoint "
+            "plus the process's working set.",
+            (),
+        ),
+        _MORE_RAM,
+    ),
+    # Storage: disk full and I/O errors, by phase.
+    (_C.STORAGE_ERROR, "save_output", "disk_full"): (
+        (
+            "The output volume is full: free space (old outputs, temporary frames), move "
+            "outputs to a larger volume, and alert on free space before it runs out.",
+            (),
+        ),
+        (
+            "Write each video to a temporary file on the same volume and rename it when "
+            "complete, so a full disk never leaves a truncated output behind.",
+            (),
+        ),
+    ),
+    (_C.STORAGE_ERROR, "model_load", "disk_full"): (
+        (
+            "The model or cache volume is full (downloads and the Hugging Face cache write "
+            "there): free space (huggingface-cli delete-cache) or point HF_HOME at a larger "
+            "volume, then download the model again: a partial download is corrupt.",
+            (),
+        ),
+    ),
+    (_C.STORAGE_ERROR, None, "disk_full"): (
+        (
+            "A disk is full (or a quota reached): find it with df -h, free space on the data, "
+            "output and cache volumes, and keep 50 GB free for models.",
+            (),
+        ),
+        ("Check /tmp and the torch compile and Triton caches, which grow unattended.", ()),
+    ),
+    (_C.STORAGE_ERROR, "model_load", "io_error"): (
+        (
+            "Reading the weights failed at the device (EIO, a bus error on a memory-mapped "
+            "file, a stale network mount): check the disk's health (dmesg, smartctl) and the "
+            "mount, then copy the model to a healthy local SSD and download it again.",
+            (),
+        ),
+        (
+            "Do not load models straight from a network share: copy them to local storage.",
+            (),
+        ),
+    ),
+    (_C.STORAGE_ERROR, "save_output", "io_error"): (
+        (
+            "Writing the output failed at the device or mount (EIO, read-only file system, "
+            "stale NFS handle): check the output volume's mount and health (dmesg), remount "
+            "read-write, and retry the save without generating again if the frames are kept.",
+            (),
+        ),
+    ),
+    (_C.STORAGE_ERROR, None, None): (
+        (
+            "An I/O error: check the volume's health and mount (dmesg, smartctl, mount), "
+            "free space (df -h) and permissions.",
+            (),
+        ),
+        ("Retry the task once the volume is healthy.", ()),
+    ),
+    # Network: downloads and remote services.
+    (_C.NETWORK_ERROR, "model_load", None): (
+        (
+            "Downloading the model failed on the network: pre-download it "
+            "(huggingface-cli download <repo> --local-dir <dir>) and serve with "
+            "HF_HUB_OFFLINE=1 so a generation never waits on the Hub.",
+            (),
+        ),
+        (
+            "Behind a proxy set HTTPS_PROXY; on a slow link set HF_HUB_DOWNLOAD_TIMEOUT and "
+            "HF_HUB_ENABLE_HF_TRANSFER=1; or use a mirror (HF_ENDPOINT).",
+            (),
+        ),
+    ),
+    (_C.NETWORK_ERROR, "save_output", None): (
+        (
+            "Uploading the output failed: retry the upload with backoff from the saved file "
+            "instead of failing the generation.",
+            (),
+        ),
+        ("Check the storage endpoint's address, credentials and certificates.", ()),
+    ),
+    (_C.NETWORK_ERROR, None, None): (
+        (
+            "A connection failed (refused, reset, DNS, TLS): check the remote service is up "
+            "and reachable from this host (curl it), the proxy settings and certificates.",
+            (),
+        ),
+        ("Retry with backoff; keep models and inputs local so generation needs no network.", ()),
+    ),
+    # NaN or black output: numerical overflow, by phase.
+    (_C.NUMERICAL_ERROR, "vae_decode", None): (
+        (
+            "The VAE overflowed in fp16 (NaN, black frames): run the VAE in float32 "
+            "(AutoencoderKLWan.from_pretrained(..., subfolder='vae', torch_dtype=torch.float32), "
+            "as Wan's reference does) or the whole pipeline in bf16, never fp16.",
+            (opt.DTYPE_FP32,),
+        ),
+        ("With VAE tiling, fp32 decoding costs little memory.", (opt.VAE_TILING,)),
+    ),
+    (_C.NUMERICAL_ERROR, "denoise", None): (
+        (
+            "The transformer's activations overflowed: use bf16 instead of fp16 (same memory, "
+            "fp32's range).",
+            (),
+        ),
+        (
+            "Check the scheduler and guidance scale against the model's defaults; a very high "
+            "guidance scale can diverge.",
+            (),
+        ),
+    ),
+    (_C.NUMERICAL_ERROR, None, None): (
+        (
+            "NaN or black output is almost always fp16 overflow: run in bf16, and the VAE in "
+            "float32.",
+            (opt.DTYPE_FP32,),
+        ),
+        (
+            "Check that quantised or compiled components give the same output as the plain "
+            "model on one seed.",
+            (),
+        ),
+    ),
+    # GPU faults reported by the driver.
+    (_C.GPU_FAULT, None, "ecc_error"): (
+        (
+            "The GPU reported an uncorrectable ECC error: drain this GPU, check "
+            "nvidia-smi -q -d ECC and dmesg for Xid 48/63/64/94/95, reset it "
+            "(nvidia-smi -r) or reboot; replace it if errors recur.",
+            (),
+        ),
+        ("Restart the worker process: its CUDA context cannot be used after the fault.", ()),
+    ),
+    (_C.GPU_FAULT, None, "illegal_memory_access"): (
+        (
+            "An illegal memory access kills the process's CUDA context: restart the worker, "
+            "and check dmesg for Xid 13/31/43 on this GPU.",
+            (),
+        ),
+        (
+            "If it repeats on one model or setting, rerun with CUDA_LAUNCH_BLOCKING=1 to find "
+            "the kernel, and try without torch.compile or custom attention kernels.",
+            (opt.TORCH_COMPILE,),
+        ),
+        ("Update the driver, torch and the attention library together.", ()),
+    ),
+    (_C.GPU_FAULT, None, "launch_failure"): (
+        (
+            "A kernel failed to launch or was killed (a watchdog on a display GPU, a driver "
+            "fault): check dmesg for Xid, run compute on a GPU without a display, and restart "
+            "the worker.",
+            (),
+        ),
+        ("Update the driver; if one GPU repeats it, drain it and test it.", ()),
+    ),
+    (_C.GPU_FAULT, None, None): (
+        (
+            "The driver reported a GPU fault (Xid): read dmesg / journalctl -k for the Xid "
+            "number, drain the GPU, reset it (nvidia-smi -r) or reboot the host.",
+            (),
+        ),
+        (
+            "Xid 79 (fallen off the bus) points at power, cooling or the PCIe slot: check them.",
+            (),
+        ),
+        ("Restart the worker process: its CUDA context cannot be used after the fault.", ()),
+    ),
+    # torch's CUDA against the driver.
+    (_C.CUDA_SETUP_ERROR, None, "driver_mismatch"): (
+        (
+            "torch was built for a newer CUDA than the driver supports (or for another GPU "
+            "architecture): upgrade the NVIDIA driver, or install the torch build for the "
+            "driver's CUDA (nvidia-smi shows it; pip install torch --index-url "
+            "https://download.pytorch.org/whl/cu1XX).",
+            (),
+        ),
+        ("genperf doctor compares torch's CUDA with the driver's.", ()),
+    ),
+    (_C.CUDA_SETUP_ERROR, None, "no_cuda"): (
+        (
+            "No usable CUDA: install the CUDA build of torch (pip's CPU wheel has none), check "
+            "the driver with nvidia-smi, and in a container expose the GPU (--gpus all).",
+            (),
+        ),
+        ("Check CUDA_VISIBLE_DEVICES is not empty or wrong for this worker.", ()),
+    ),
+    (_C.CUDA_SETUP_ERROR, None, None): (
+        (
+            "CUDA cannot start: check nvidia-smi, the driver and torch's CUDA version "
+            "(genperf doctor), and CUDA_VISIBLE_DEVICES.",
+            (),
+        ),
+    ),
+    # Time limits by phase.
+    (_C.TIMEOUT, "save_output", None): (
+        (
+            "Saving the output timed out: write to a local disk first and upload afterwards; "
+            "encode video with a faster preset.",
+            (),
+        ),
+    ),
+    (_C.TIMEOUT, "vae_decode", None): (
+        (
+            "The decode timed out: with VAE tiling on and memory to spare, turn tiling off "
+            "(it trades time for memory); else raise the timeout for this resolution.",
+            (),
+        ),
+        ("Check for contention or throttling: other jobs on the GPU, high temperature.", ()),
+    ),
     # Model loading, by cause.
     (_C.MODEL_LOAD_ERROR, None, "missing_files"): (
         (

@@ -6,12 +6,16 @@ and, mirrored, for a lower-is-better one (usage bands optimal <= acceptable <= m
     target_met     at or better than the target (optimal)
     acceptable     at or better than "acceptable"
     marginal       between acceptable and the limit (minimum / maximum): still inside it
-    below_minimum  beyond the limit
+    below_minimum  under the limit of a higher-is-better value (success rate, efficiency)
+    over_limit     over the limit of a lower-is-better value (usage, generation time)
     no_data        nothing to measure
 
+The limits of VRAM, RAM and success rate are the spec's ``performance_thresholds``
+(``max_vram_usage_percent``, ``max_ram_usage_percent``, ``min_success_rate``): see
+``Settings._thresholds_are_the_limits``.
 Generation time has a target (``max_generation_time_<class>``) and an acceptable bound
 (``generation_time_acceptable_factor`` x target, the spec's 1.5x) and no third line: slower than
-acceptable is below_minimum. Which statistic each benchmark reads is in its ``statistic`` field.
+acceptable is over_limit. Which statistic each benchmark reads is in its ``statistic`` field.
 """
 
 from __future__ import annotations
@@ -33,6 +37,13 @@ class BenchmarkStatus(enum.StrEnum):
     ACCEPTABLE = "acceptable"
     MARGINAL = "marginal"
     BELOW_MINIMUM = "below_minimum"
+    OVER_LIMIT = "over_limit"
+
+    @property
+    def beyond_limit(self) -> bool:
+        """Past the last line, whichever way is worse."""
+        return self in (BenchmarkStatus.BELOW_MINIMUM, BenchmarkStatus.OVER_LIMIT)
+
     NO_DATA = "no_data"
 
 
@@ -83,7 +94,7 @@ def _status(
         return BenchmarkStatus.ACCEPTABLE
     if limit is not None and within(limit):
         return BenchmarkStatus.MARGINAL
-    return BenchmarkStatus.BELOW_MINIMUM
+    return BenchmarkStatus.OVER_LIMIT if better == "lower" else BenchmarkStatus.BELOW_MINIMUM
 
 
 def _usage(name: str, value: float | None, band: Band, statistic: str, n: int) -> Benchmark:

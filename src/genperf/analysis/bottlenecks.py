@@ -122,6 +122,13 @@ class BottleneckAnalysis:
 _Result = tuple[CheckStatus, Bottleneck | None]
 
 
+def _sentence(parts: Iterable[str]) -> str:
+    """Clauses joined into one sentence. Only the first letter is raised: str.capitalize()
+    would lower the rest, printing units and names as "mib/s", "gib" and "gpu"."""
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + "."
+
+
 def _share(n: int, of: int) -> float:
     return n / of if of else 0.0
 
@@ -205,7 +212,7 @@ def _memory(
     return CheckStatus.BOTTLENECK, Bottleneck(
         resource=resource,
         severity=severity,
-        summary="; ".join(parts).capitalize() + ".",
+        summary=_sentence(parts),
         evidence=evidence,
         affected_count=affected,
         affected_share=ratio(affected, t.tasks),
@@ -390,7 +397,7 @@ def _disk(w: Window, settings: Settings) -> _Result:
     return CheckStatus.BOTTLENECK, Bottleneck(
         resource="disk",
         severity=severity,
-        summary="; ".join(parts).capitalize() + ".",
+        summary=_sentence(parts),
         evidence=evidence,
         affected_count=affected,
         affected_share=ratio(affected, w.tally.tasks),
@@ -434,7 +441,7 @@ def _thermal(w: Window, settings: Settings) -> _Result:
     return CheckStatus.BOTTLENECK, Bottleneck(
         resource="thermal",
         severity=severity,
-        summary="; ".join(parts).capitalize() + ".",
+        summary=_sentence(parts),
         evidence={
             "tasks_with_temperature": t.temp_n,
             "max_gpu_temperature_celsius": finite(t.temp_max),

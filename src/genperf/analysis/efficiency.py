@@ -16,11 +16,15 @@ The formula (every component is in [0, 1], so the score is too)::
 
 Unknown terms (no target for the class, no GPU, no memory data) are left out and the weights
 renormalised; with no known term besides S the score is None ("no data"), never a guess.
+``missing`` names each term left out and why, and ``known_weight`` says how much of the formula
+the score rests on (1.0: all of it), so a score on a host without a GPU, where it rests on
+on-time and headroom alone, is never read as the full one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from genperf.analysis.stats import finite, ratio
@@ -42,6 +46,8 @@ class Efficiency:
     gpu_utilization: float | None
     memory_headroom: float | None
     formula: str = FORMULA
+    known_weight: float = 0.0
+    missing: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return fields_jsonable(self)
@@ -67,6 +73,13 @@ def resource_efficiency(tasks: TaskSource, settings: Settings) -> Efficiency:
         "memory_headroom": _clamp(1.0 - t.memory_over / t.memory_n if t.memory_n else None),
     }
     known = {k: v for k, v in parts.items() if v is not None}
+    why = {
+        "on_time": "no completed task of a class with a generation-time target"
+        if t.completed
+        else "no completed task",
+        "gpu_utilization": "no GPU utilisation readings (no GPU, or GPU monitoring off)",
+        "memory_headroom": "no peak memory readings",
+    }
     score = None
     if success is not None and known:
         weight = sum(WEIGHTS[k] for k in known)
@@ -77,4 +90,6 @@ def resource_efficiency(tasks: TaskSource, settings: Settings) -> Efficiency:
         on_time=parts["on_time"],
         gpu_utilization=parts["gpu_utilization"],
         memory_headroom=parts["memory_headroom"],
+        known_weight=round(sum(WEIGHTS[k] for k in known), 6),
+        missing={k: why[k] for k, v in parts.items() if v is None},
     )

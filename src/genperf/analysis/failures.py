@@ -88,6 +88,21 @@ RULES: tuple[_Rule, ...] = (
     ),
     _Rule(
         _C.OUT_OF_MEMORY_HOST,
+        "oom_killer",  # the kernel killed the process: it never saw an exception
+        pattern=_rx(
+            r"Memory cgroup out of memory",
+            r"oom[-_ ]?kill",
+            r"Out of memory: Killed process",
+            r"(exit|return) ?(code|status)[ =:]*(137|-9)\b",
+            r"killed by signal 9\b",
+            r"\bsignal 9 \(SIGKILL\)",
+            r"\bSIGKILL\b",
+            r"died with <Signals\.SIGKILL: 9>",  # subprocess.CalledProcessError
+            r"exitcode[ =:]*-9\b",  # multiprocessing
+        ),
+    ),
+    _Rule(
+        _C.OUT_OF_MEMORY_HOST,
         "host_memory",
         names=frozenset({"MemoryError"}),
         pattern=_rx(
@@ -96,10 +111,66 @@ RULES: tuple[_Rule, ...] = (
             r"\[Errno 12\]",
             r"std::bad_alloc",
             r"Unable to allocate [\d.]+ ?[KMGT]i?B",
-            r"Memory cgroup out of memory",
-            r"oom[-_ ]?kill",
-            r"Out of memory: Killed process",
-            r"(exit|return) ?(code|status)[ =:]*137\b",
+        ),
+    ),
+    # GPU faults the driver reports (dmesg shows an Xid): the process's CUDA context is dead.
+    _Rule(
+        _C.GPU_FAULT,
+        "ecc_error",
+        pattern=_rx(r"uncorrectable ECC error", r"\bECC error", r"cudaErrorECCUncorrectable"),
+    ),
+    _Rule(
+        _C.GPU_FAULT,
+        "illegal_memory_access",
+        pattern=_rx(
+            r"illegal memory access",
+            r"cudaErrorIllegalAddress",
+            r"CUDA_ERROR_ILLEGAL_ADDRESS",
+            r"misaligned address",
+            r"illegal instruction was encountered",
+        ),
+    ),
+    _Rule(
+        _C.GPU_FAULT,
+        "launch_failure",
+        pattern=_rx(
+            r"unspecified launch failure",
+            r"cudaErrorLaunchFailure",
+            r"CUDA_ERROR_LAUNCH_FAILED",
+            r"the launch timed out and was terminated",
+        ),
+    ),
+    _Rule(
+        _C.GPU_FAULT,
+        "xid",
+        pattern=_rx(
+            r"\bNVRM: Xid\b",
+            r"\bXid\b.{0,40}\b\d{2,3}\b",
+            r"GPU has fallen off the bus",
+            r"CUDA error: unknown error",
+        ),
+    ),
+    # torch's CUDA against the driver, or no usable GPU at all.
+    _Rule(
+        _C.CUDA_SETUP_ERROR,
+        "driver_mismatch",
+        pattern=_rx(
+            r"NVIDIA driver on your system is too old",
+            r"CUDA driver version is insufficient for CUDA runtime version",
+            r"no kernel image is available for execution on the device",
+            r"forward compatibility was attempted on non supported HW",
+            r"cudaErrorInsufficientDriver",
+            r"(is|are) not compatible with the current PyTorch installation",
+        ),
+    ),
+    _Rule(
+        _C.CUDA_SETUP_ERROR,
+        "no_cuda",
+        pattern=_rx(
+            r"Found no NVIDIA driver on your system",
+            r"Torch not compiled with CUDA enabled",
+            r"no CUDA-capable device is detected",
+            r"CUDA driver initialization failed",
         ),
     ),
     _Rule(
@@ -109,6 +180,32 @@ RULES: tuple[_Rule, ...] = (
             {"TimeoutError", "TimeoutExpired", "ReadTimeout", "ConnectTimeout", "Timeout"}
         ),
         pattern=_rx(r"\btimed? ?out\b", r"deadline exceeded", r"\btimeout\b"),
+    ),
+    _Rule(
+        _C.STORAGE_ERROR,
+        "disk_full",
+        pattern=_rx(
+            r"No space left on device",
+            r"\[Errno 28\]",
+            r"\bENOSPC\b",
+            r"Disk quota exceeded",
+            r"\[Errno 122\]",
+        ),
+    ),
+    _Rule(
+        _C.STORAGE_ERROR,
+        "io_error",
+        pattern=_rx(
+            r"Input/output error",
+            r"\[Errno 5\]",
+            r"\bEIO\b",
+            r"Read-only file system",
+            r"\[Errno 30\]",
+            r"Stale file handle",
+            r"\[Errno 116\]",
+            r"\bBus error\b",
+            r"\bSIGBUS\b",
+        ),
     ),
     _Rule(
         _C.INTERRUPTED,
@@ -172,11 +269,55 @@ RULES: tuple[_Rule, ...] = (
         ),
     ),
     _Rule(
+        _C.NETWORK_ERROR,
+        "connection",
+        names=frozenset(
+            {
+                "ConnectionError",
+                "ConnectionResetError",
+                "ConnectionRefusedError",
+                "ConnectionAbortedError",
+                "RemoteDisconnected",
+                "ChunkedEncodingError",
+                "IncompleteRead",
+                "ProtocolError",
+                "SSLError",
+                "ProxyError",
+                "gaierror",
+                "NewConnectionError",
+                "ConnectError",
+                "RemoteProtocolError",
+            }
+        ),
+        pattern=_rx(
+            r"Max retries exceeded",
+            r"Connection (reset|refused|aborted)",
+            r"Temporary failure in name resolution",
+            r"Name or service not known",
+            r"Network is unreachable",
+            r"No route to host",
+            r"CERTIFICATE_VERIFY_FAILED",
+            r"IncompleteRead",
+            r"\b(502 Bad Gateway|503 Service Unavailable|504 Gateway Time-?out)\b",
+        ),
+    ),
+    _Rule(
         _C.MODEL_LOAD_ERROR,
         "missing_files",
         names=frozenset({"FileNotFoundError", "NotADirectoryError", "IsADirectoryError"}),
         pattern=_rx(r"No such file or directory"),
         phases=_LOAD,
+    ),
+    _Rule(
+        _C.NUMERICAL_ERROR,
+        "nan_output",
+        pattern=_rx(
+            r"invalid value encountered in cast",
+            r"\bNaNs?\b.{0,60}\b(output|latents?|image|frame|video|decode|produced|detected)",
+            r"\b(output|latents?|image|frames?|video)\b.{0,60}\b(NaN|nan|inf)s?\b",
+            r"\b(all[- ]?)?black (image|frame|video|output)s?\b",
+            r"\boutput is (all )?black\b",
+        ),
     ),
     _Rule(
         _C.INVALID_INPUT,
@@ -234,12 +375,23 @@ _PHASE_ALIASES = {
     "vae": "vae_decode",
     "generate/decode": "vae_decode",
     "decoding": "vae_decode",
+    # writing the result: saving, encoding or uploading the video
+    "save": "save_output",
+    "saving": "save_output",
+    "save_video": "save_output",
+    "export": "save_output",
+    "export_video": "save_output",
+    "write_output": "save_output",
+    "upload": "save_output",
+    "postprocess": "save_output",
 }
 
 _INFERRED_PHASE = {
     "corrupt_weights": "model_load",
     "config_mismatch": "model_load",
     "missing_files": "model_load",
+    "driver_mismatch": "model_load",
+    "no_cuda": "model_load",
 }
 
 

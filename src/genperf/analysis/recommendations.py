@@ -125,11 +125,16 @@ def _failure_sets(rows: Iterable[FailureCount]) -> OptSets:
 @dataclass(frozen=True, slots=True)
 class Trigger:
     """Why a rule fires: the evidence, and the optimisation sets of the tasks it concerns
-    (None when it is not about particular tasks). ``priority`` overrides the rule's."""
+    (None when it is not about particular tasks). ``priority`` overrides the rule's;
+    ``affected`` is the count of tasks the evidence names when ``concerned`` is None (a
+    bottleneck's affected_count), so the two never disagree; ``effect`` overrides the rule's
+    expected effect where the facts change it (no GPU on the host)."""
 
     evidence: str
     concerned: OptSets | None = None
     priority: Priority | None = None
+    affected: int | None = None
+    effect: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +257,9 @@ def _host_memory(f: Facts) -> Trigger | None:
     if b is None:
         return None
     critical = b.severity is Severity.CRITICAL
-    return Trigger(b.summary, None, Priority.HIGH if critical else Priority.MEDIUM)
+    return Trigger(
+        b.summary, None, Priority.HIGH if critical else Priority.MEDIUM, b.affected_count
+    )
 
 
 def _over_acceptable(f: Facts) -> Trigger | None:
@@ -295,23 +302,94 @@ def _offload_headroom(f: Facts) -> Trigger | None:
     return Trigger(f"{b.summary} Median peak VRAM of those runs: {vram:.0f}%.")
 
 
+# --- over-optimisation: memory savings paid for in time on a GPU that does not need them ----
+
+# Tiling cuts the decode's peak "several-fold"; undone, the decode is assumed to need this
+# many times its tiled peak (conservative: Wan's VAE saves 3-4x at 720p).
+VAE_TILING_SAVING = 4.0
+
+
+def _mostly_free(f: Facts, t: TaskRecord) -> bool:
+    """Peak VRAM so low that even twice it stays under the optimal band."""
+    optimal = f.settings.benchmark_targets.vram_usage_percent.optimal
+    pct = percent(t.peak_vram_usage_mb, t.vram_total_mb)
+    return pct is not None and 2 * pct <= optimal and failure_category(t) not in _GPU_OOM
+
+
+def _over_saving(token: str, what: str) -> Callable[[Facts], Trigger | None]:
+    def trigger(f: Facts) -> Trigger | None:
+        if f.failures(_GPU_OOM):
+            return None  # memory did run out somewhere: keep every saving
+        if token.startswith(opt.OFFLOAD) and f.bottleneck("offload") is not None:
+            return None  # relax_offload already says it, with the GPU's idle time
+        tasks = f.tasks(lambda t: opt.is_applied(t.optimizations_applied, (token,)))
+        free = [t for t in tasks if _mostly_free(f, t)]
+        if not tasks or len(free) < 0.5 * len(tasks):
+            return None
+        top = max(_vram_pct(t) for t in free)
+        return Trigger(
+            f"{f.window.scale(len(free))} of {f.window.scale(len(tasks))} tasks with {what} "
+            f"peaked at {top:.0f}% of GPU memory or less: twice that is still under the "
+            f"{f.settings.benchmark_targets.vram_usage_percent.optimal:g}% optimal line.",
+            f.opt_sets(free),
+        )
+
+    return trigger
+
+
+def _needless_vae_tiling(f: Facts) -> Trigger | None:
+    if f.failures(_ANY_OOM, ("vae_decode",)):
+        return None
+    acceptable = f.settings.benchmark_targets.vram_usage_percent.acceptable
+
+    def decode_pct(t: TaskRecord) -> float | None:
+        phase = t.phase("vae_decode")
+        return None if phase is None else percent(phase.peak_vram_mb, t.vram_total_mb)
+
+    tiled = f.tasks(
+        lambda t: (
+            opt.is_applied(t.optimizations_applied, (opt.VAE_TILING,)) and decode_pct(t) is not None
+        )
+    )
+    roomy = [t for t in tiled if VAE_TILING_SAVING * (decode_pct(t) or 0.0) <= acceptable]
+    if not tiled or len(roomy) < 0.5 * len(tiled):
+        return None
+    top = max(decode_pct(t) or 0.0 for t in roomy)
+    return Trigger(
+        f"With VAE tiling the decode peaked at {top:.0f}% of GPU memory in "
+        f"{f.window.scale(len(roomy))} of {f.window.scale(len(tiled))} tiled tasks: even "
+        f"{VAE_TILING_SAVING:g}x that (untiled) stays under the {acceptable:g}% acceptable line, "
+        "and no decode ran out of memory.",
+        f.opt_sets(roomy),
+    )
+
+
 def _cpu_bound(f: Facts) -> Trigger | None:
     b = f.bottleneck("cpu", Severity.WARNING)
-    return None if b is None else Trigger(b.summary)
+    if b is None:
+        return None
+    # Without a GPU the generation itself runs on these cores: there is no GPU to feed.
+    effect = None if f.window.tally.gpu_tasks else "Less contention: the generation gets the cores."
+    return Trigger(b.summary, None, None, b.affected_count, effect)
 
 
 def _thermal(f: Facts) -> Trigger | None:
     b = f.bottleneck("thermal", Severity.WARNING)
     if b is None:
         return None
-    return Trigger(b.summary, None, Priority.HIGH if b.severity is Severity.CRITICAL else None)
+    return Trigger(
+        b.summary,
+        None,
+        Priority.HIGH if b.severity is Severity.CRITICAL else None,
+        b.affected_count,
+    )
 
 
 def _slow_disk(f: Facts) -> Trigger | None:
     b = f.bottleneck("disk")
     if b is None or not b.affected_count:
         return None
-    return Trigger(b.summary)
+    return Trigger(b.summary, None, None, b.affected_count)
 
 
 def _low_disk(f: Facts) -> Trigger | None:
@@ -354,9 +432,7 @@ def _failures_of(category: ErrorCategory, what: str) -> Callable[[Facts], Trigge
 
 def _time_targets_missed(f: Facts) -> Trigger | None:
     missed = [
-        b
-        for b in f.benchmarks
-        if b.name.startswith("generation_time_") and b.status is BenchmarkStatus.BELOW_MINIMUM
+        b for b in f.benchmarks if b.name.startswith("generation_time_") and b.status.beyond_limit
     ]
     if not missed:
         return None
@@ -372,15 +448,17 @@ def _time_targets_missed(f: Facts) -> Trigger | None:
 def _quality_missed(name: str, label: str) -> Callable[[Facts], Trigger | None]:
     def trigger(f: Facts) -> Trigger | None:
         b = f.benchmark(name)
-        bad = (BenchmarkStatus.MARGINAL, BenchmarkStatus.BELOW_MINIMUM)
-        if b is None or b.value is None or b.status not in bad:
+        if b is None or b.value is None:
             return None
-        high = b.status is BenchmarkStatus.BELOW_MINIMUM
+        if b.status is not BenchmarkStatus.MARGINAL and not b.status.beyond_limit:
+            return None
+        high = b.status.beyond_limit
         return Trigger(
             f"{label} is {b.value:.1%}: under the acceptable {b.acceptable:.0%}"
             + (f" and the minimum {b.limit:.0%}." if high and b.limit is not None else "."),
             None,
             Priority.HIGH if high else Priority.MEDIUM,
+            effect=f"{label} back to its {b.target:.0%} target.",  # the configured one
         )
 
     return trigger
@@ -474,6 +552,37 @@ RULES: tuple[Rule, ...] = (
         "offload, or turn offload off for this model.",
         "Less time on PCIe transfers: the GPU busy again, generation faster.",
         _offload_headroom,
+    ),
+    Rule(
+        "drop_sequential_offload",
+        Category.CONFIGURATION,
+        Priority.MEDIUM,
+        "Sequential CPU offload on a GPU whose memory stays mostly free: use model offload "
+        "(pipe.enable_model_cpu_offload()) or none.",
+        "Sequential offload moves every layer over PCIe each step, typically several times "
+        "slower; model offload or none keeps the GPU fed.",
+        _over_saving(opt.OFFLOAD_SEQUENTIAL, "sequential CPU offload"),
+        requires=(opt.OFFLOAD_SEQUENTIAL,),
+    ),
+    Rule(
+        "drop_quantization",
+        Category.CONFIGURATION,
+        Priority.LOW,
+        "Quantised weights on a GPU whose memory stays mostly free: try bf16 weights.",
+        "No dequantisation work or quality cost; faster on GPUs without native int8/fp8 "
+        "kernels. Measure both: genperf records each configuration.",
+        _over_saving(opt.QUANTIZATION, "quantised weights"),
+        requires=(opt.QUANTIZATION,),
+    ),
+    Rule(
+        "drop_vae_tiling",
+        Category.CONFIGURATION,
+        Priority.LOW,
+        "VAE tiling is on and the decode never comes near the memory limit: turn it off "
+        "(pipe.vae.disable_tiling()).",
+        "The decode runs in one pass: faster, without tile seams.",
+        _needless_vae_tiling,
+        requires=(opt.VAE_TILING,),
     ),
     Rule(
         "fewer_steps_or_frames",
@@ -672,6 +781,7 @@ def apply_rules(facts: Facts, rules: Iterable[Rule] = RULES) -> tuple[Recommenda
             continue  # a rule that needs applied optimisations needs tasks to check them on
         else:
             evidence = trigger.evidence
+            affected = trigger.affected or 0
         out.append(
             Recommendation(
                 id=rule.id,
@@ -679,7 +789,7 @@ def apply_rules(facts: Facts, rules: Iterable[Rule] = RULES) -> tuple[Recommenda
                 priority=trigger.priority or rule.priority,
                 action=rule.action,
                 evidence=evidence,
-                expected_effect=rule.expected_effect,
+                expected_effect=trigger.effect or rule.expected_effect,
                 affected_count=affected,
                 suggests=rule.suggests,
             )

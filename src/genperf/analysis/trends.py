@@ -58,7 +58,9 @@ class Trend:
         slope_per_hour: robust slope, metric units per hour.
         start_value, end_value: the fitted line at the first and last point.
         change: end_value - start_value.
-        relative_change: change / median of the series (None for rates and a zero median).
+        relative_change: change / start_value, as people read "from 237 ms to 1.1 s" (None for
+            rates, and when the fitted start is not above zero). The direction's own test
+            still measures the change against the series' median, which outliers cannot move.
         z: Mann–Kendall z (|z| >= 2.58: a monotonic trend at the 1 % level).
     """
 
@@ -170,7 +172,7 @@ def _trend(
     start, end = fit.at(xs[0]), fit.at(xs[-1])
     change = end - start
     scale = median(ys)
-    relative = change / abs(scale) if (scale and not rate) else None
+    relative = change / start if (start > 0 and not rate) else None
     return Trend(
         metric=metric,
         resolution_class=resolution_class,

@@ -30,6 +30,7 @@ from genperf.api.reports import ReportCache
 from genperf.api.routers import (
     analysis,
     benchmarks,
+    doctor,
     export,
     health,
     metrics,
@@ -57,6 +58,7 @@ _PERFORMANCE_ROUTERS = (
     benchmarks.router,
     export.router,
     tasks.router,
+    doctor.router,
 )
 
 

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from genperf.cli import (
+    commands_doctor,
     commands_export,
     commands_interactive,
     commands_monitor,
@@ -68,6 +69,7 @@ def console() -> Console:
 for _commands in (commands_read, commands_export, commands_monitor, commands_interactive):
     _commands.register(app)
 commands_rules.register(app)
+commands_doctor.register(app)
 
 
 @app.command()

@@ -74,8 +74,11 @@ def _when(moment: datetime | None) -> str:
 # --- system ------------------------------------------------------------------------------
 
 
-def sample_table(sample: SystemSample, targets: Targets | None = None) -> Table:
-    """The current system sample: host, then one row per GPU, usage coloured by the bands."""
+def sample_table(
+    sample: SystemSample, targets: Targets | None = None, gpu_note: str | None = None
+) -> Table:
+    """The current system sample: host, then one row per GPU, usage coloured by the bands.
+    ``gpu_note`` says why there is no GPU row (GPU monitoring off, NVML unavailable)."""
     table = Table(
         title=f"System status · {sample.node} · {sample.taken_at:%Y-%m-%d %H:%M:%S} UTC",
         title_justify="left",
@@ -117,7 +120,7 @@ def sample_table(sample: SystemSample, targets: Targets | None = None) -> Table:
     )
     table.add_row("Process RSS", "", human_bytes(sample.process_rss_bytes))
     if not sample.gpus:
-        table.add_row("GPU", "n/a", "no GPU monitoring available")
+        table.add_row("GPU", "n/a", gpu_note or "no GPU monitoring available")
     for gpu in sample.gpus:
         throttled = ", ".join(gpu.throttle_reasons) if gpu.throttle_reasons else "no throttling"
         detail = Text()
@@ -142,6 +145,16 @@ def settings_panel(settings: Mapping[str, Any]) -> Panel:
     for key, value in _flatten(settings):
         lines.add_row(key, str(value))
     return Panel(lines, title="Settings in use", title_align="left")
+
+
+def gpu_note(payload: Mapping[str, Any]) -> str | None:
+    """Why GPU monitoring is off or unavailable, from a status payload (None: it is on)."""
+    monitoring = payload.get("monitoring") or {}
+    state = monitoring.get("gpu_monitoring")
+    if state not in ("off", "unavailable"):
+        return None
+    reason = monitoring.get("gpu_monitoring_reason")
+    return f"GPU monitoring {state}" + (f": {reason}" if reason else "")
 
 
 def monitoring_line(payload: Mapping[str, Any]) -> Text:
@@ -205,7 +218,9 @@ def monitor_stats_line(stats: Mapping[str, Any] | None) -> Text | None:
 
 def status_view(payload: Mapping[str, Any], targets: Targets | None = None) -> Group:
     """``genperf status``: the system now, the monitor, the running tasks, the settings."""
-    parts: list[RenderableType] = [sample_table(sample_from_json(payload["system"]), targets)]
+    parts: list[RenderableType] = [
+        sample_table(sample_from_json(payload["system"]), targets, gpu_note(payload))
+    ]
     parts.append(monitoring_line(payload))
     for extra in (database_line(payload), monitor_stats_line(payload.get("monitor"))):
         if extra is not None:
@@ -358,7 +373,7 @@ def live_view(
     parts: list[RenderableType] = []
     system = payload.get("system")
     if system:
-        parts.append(sample_table(sample_from_json(system), targets))
+        parts.append(sample_table(sample_from_json(system), targets, gpu_note(payload)))
     else:
         parts.append(_text("No system sample available.", "yellow"))
     parts.append(monitoring_line(payload))
@@ -450,6 +465,9 @@ def _summary_panel(report: Mapping[str, Any], targets: Targets) -> Panel:
         f"target {_fraction(eband.target, 0)} · acceptable {_fraction(eband.acceptable, 0)}"
         f" · minimum {_fraction(eband.minimum, 0)}",
     )
+    missing = (report.get("efficiency") or {}).get("missing") or {}
+    if missing:  # a score without its GPU term is not the full one: say what it lacks
+        grid.add_row("", "", "without " + ", ".join(k.replace("_", " ") for k in missing))
     return Panel(grid, title="Summary", title_align="left")
 
 

@@ -186,7 +186,12 @@ class LocalSource:
         return Queries(self.settings, self.store, now=self._now)
 
     def status(self) -> dict[str, Any]:
-        payload = _json(self.queries().stored_status(self._sample(), self.node))
+        from genperf.collectors import gpu_monitoring_state
+
+        sample = self._sample()
+        assert self._sampler is not None  # _sample() made it
+        gpu = gpu_monitoring_state(self.settings, self._sampler.collectors)
+        payload = _json(self.queries().stored_status(sample, self.node, gpu))
         if payload["database_error"] is None:
             del payload["database_error"]
         return payload
@@ -369,6 +374,10 @@ class HttpSource:
         return self._parsed(
             BenchmarksOut, "GET", "/benchmarks", params={"time_window_hours": hours}
         )
+
+    def doctor(self) -> dict[str, Any]:
+        """The server's own checks (its sampler and store queue included)."""
+        return self._json("GET", "/doctor")
 
     def live(self, recent: int = RECENT_TASKS) -> dict[str, Any]:
         payload = self.status()

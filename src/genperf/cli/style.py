@@ -1,7 +1,8 @@
 """Grades against the spec's targets, and the colours that show them.
 
 Green: the target is met. Yellow: acceptable. Red: worse than acceptable ("marginal" while
-still inside the limit, bold red beyond it: "below minimum"). The numbers come from the settings
+still inside the limit, bold red beyond it: "over limit" for usage and time, "below minimum"
+for success rate and efficiency). The numbers come from the settings
 (``benchmark_targets`` and ``performance_thresholds``), never from here.
 """
 
@@ -20,7 +21,8 @@ class Grade(enum.StrEnum):
     TARGET = "target_met"
     ACCEPTABLE = "acceptable"
     MARGINAL = "marginal"  # worse than acceptable, still inside the limit
-    BELOW_MINIMUM = "below_minimum"
+    BELOW_MINIMUM = "below_minimum"  # higher is better, and it is under the limit
+    OVER_LIMIT = "over_limit"  # lower is better, and it is over the limit
 
     @property
     def label(self) -> str:
@@ -32,6 +34,7 @@ STYLES: Mapping[Grade | None, str] = {
     Grade.ACCEPTABLE: "yellow",
     Grade.MARGINAL: "red",
     Grade.BELOW_MINIMUM: "bold red",
+    Grade.OVER_LIMIT: "bold red",
     None: "",
 }
 
@@ -107,7 +110,7 @@ def grade_usage(percent: float | None, band: Band) -> Grade | None:
         return Grade.ACCEPTABLE
     if percent <= band.maximum:
         return Grade.MARGINAL
-    return Grade.BELOW_MINIMUM
+    return Grade.OVER_LIMIT
 
 
 def grade_quality(fraction: float | None, band: QualityBand) -> Grade | None:
@@ -131,7 +134,7 @@ def grade_time(seconds: float | None, target: float | None, factor: float) -> Gr
         return Grade.TARGET
     if seconds <= target * factor:
         return Grade.ACCEPTABLE
-    return Grade.BELOW_MINIMUM
+    return Grade.OVER_LIMIT
 
 
 def temperature_style(celsius: float | None) -> str:

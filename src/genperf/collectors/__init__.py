@@ -10,7 +10,8 @@ Collectors know nothing of tasks or storage.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from genperf.collectors.base import Collector
 from genperf.collectors.host import HostCollector
@@ -22,12 +23,35 @@ if TYPE_CHECKING:
     from genperf.config import Settings
 
 
-def default_collectors(settings: Settings) -> list[Collector]:
-    """The host collector on the watched disk, and NVML when GPU monitoring is enabled."""
+def default_collectors(settings: Settings, *, nvml_module: Any = None) -> list[Collector]:
+    """The host collector on the watched disk, and NVML when GPU monitoring is enabled.
+
+    ``nvml_module``: a pynvml stand-in for tests (:class:`genperf.testing.FakeNvml`).
+    """
     collectors: list[Collector] = [HostCollector(settings.watched_disk_path)]
     if settings.enable_gpu_monitoring:
-        collectors.append(NvmlCollector())
+        collectors.append(NvmlCollector(nvml_module))
     return collectors
+
+
+GPU_MONITORING_OFF = "enable_gpu_monitoring is false in the settings: no NVML call is made"
+
+
+def gpu_monitoring_state(
+    settings: Settings, collectors: Iterable[Collector]
+) -> tuple[str, str | None]:
+    """("on", None), ("off", why) or ("unavailable", why), for status lines.
+
+    Call it after the collectors have sampled once: it reads what NVML said then.
+    """
+    if not settings.enable_gpu_monitoring:
+        return "off", GPU_MONITORING_OFF
+    nvml = next((c for c in collectors if isinstance(c, NvmlCollector)), None)
+    if nvml is None:
+        return "on", None  # GPU readings, if any, come from the collectors given (tests)
+    if not nvml.available:
+        return "unavailable", nvml.unavailable_reason or "NVML is not available"
+    return "on", None
 
 
 __all__ = [
@@ -37,4 +61,5 @@ __all__ = [
     "ProcessPeakMemory",
     "TorchMemoryProbe",
     "default_collectors",
+    "gpu_monitoring_state",
 ]

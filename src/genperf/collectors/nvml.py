@@ -93,6 +93,7 @@ class NvmlGate:
         self._logged: set[tuple[Any, ...]] = set()
         self._unsupported_codes: frozenset[int] = frozenset()
         self._mismatch: type[Exception] | tuple[()] = ()  # pynvml.NVMLLibraryMismatchError
+        self.unavailable_reason: str | None = None  # why NVML is not usable, for people
 
     @property
     def devices(self) -> tuple[int, ...]:
@@ -161,14 +162,12 @@ class NvmlGate:
             try:
                 self._nvml = importlib.import_module("pynvml")
             except ImportError:
-                logger.info("GPU monitoring unavailable: nvidia-ml-py (pynvml) is not installed")
-                return _State.UNAVAILABLE
+                return self._unavailable("nvidia-ml-py (pynvml) is not installed")
         nvml = self._nvml
         try:
             nvml.nvmlInit()
         except Exception as exc:  # LibraryNotFound, DriverNotLoaded, LibRmVersionMismatch...
-            logger.info("GPU monitoring unavailable: NVML cannot start (%s)", exc)
-            return _State.UNAVAILABLE
+            return self._unavailable(f"NVML cannot start ({exc})")
         try:
             count = nvml.nvmlDeviceGetCount()
         except nvml.NVMLError as exc:
@@ -180,17 +179,21 @@ class NvmlGate:
             except nvml.NVMLError as exc:  # NoPermission for a GPU outside this container...
                 logger.info("GPU %d is not monitored: %s", index, exc)
         if not self._handles:
-            if count == 0:
-                logger.info("GPU monitoring unavailable: NVML sees no GPU")
             with contextlib.suppress(nvml.NVMLError):
                 nvml.nvmlShutdown()
-            return _State.UNAVAILABLE
+            why = "NVML sees no GPU" if count == 0 else "no GPU handle could be had"
+            return self._unavailable(why)
         self._unsupported_codes = frozenset(
             getattr(nvml, name) for name in _UNSUPPORTED_ERRORS if hasattr(nvml, name)
         )
         self._mismatch = getattr(nvml, "NVMLLibraryMismatchError", ())
         logger.debug("NVML ready: %d GPU(s)", len(self._handles))
         return _State.READY
+
+    def _unavailable(self, why: str) -> _State:
+        self.unavailable_reason = why
+        logger.info("GPU monitoring unavailable: %s", why)
+        return _State.UNAVAILABLE
 
     def _skip(self, key: tuple[Any, ...], fn: str, why: object) -> None:
         self._unsupported.add(key)
@@ -220,6 +223,11 @@ class NvmlCollector:
     def available(self) -> bool:
         """Whether NVML works here and sees a GPU (initialises NVML on first use)."""
         return self._gate.ready()
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        """Why NVML is not usable here (None when it is, or before the first use)."""
+        return self._gate.unavailable_reason
 
     def collect(self) -> dict[str, Any]:
         if not self._gate.ready():

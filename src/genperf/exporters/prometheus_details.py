@@ -58,11 +58,10 @@ def duration_buckets(settings: Settings) -> tuple[float, ...]:
 
 
 def vram_buckets(settings: Settings) -> tuple[float, ...]:
-    """Half the GPU, genperf's VRAM band (optimal, acceptable, maximum), the spec's
-    ``max_vram_usage_percent``, and all of it (percent)."""
+    """Half the GPU, genperf's VRAM band (optimal, acceptable, and its maximum, which is the
+    spec's ``max_vram_usage_percent``), and all of it (percent)."""
     band = settings.benchmark_targets.vram_usage_percent
-    limit = settings.performance_thresholds.max_vram_usage_percent
-    return tuple(sorted({50.0, band.optimal, band.acceptable, band.maximum, limit, 100.0}))
+    return tuple(sorted({50.0, band.optimal, band.acceptable, band.maximum, 100.0}))
 
 
 @dataclass

@@ -39,6 +39,7 @@ from genperf.collectors import (
     ProcessPeakMemory,
     TorchMemoryProbe,
     default_collectors,
+    gpu_monitoring_state,
 )
 from genperf.config import Settings, load_settings
 from genperf.errors import TaskStateError
@@ -186,6 +187,10 @@ class PerformanceMonitor:
     @property
     def running(self) -> bool:
         return self._started
+
+    def gpu_monitoring(self) -> tuple[str, str | None]:
+        """("on", None), or ("off" | "unavailable", why): for status lines and the doctor."""
+        return gpu_monitoring_state(self.settings, self._sampler.collectors)
 
     # --- the spec's task API -------------------------------------------------------------
 

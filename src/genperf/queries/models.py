@@ -151,6 +151,12 @@ class MonitoringOut(_Out):
     node: str
     interval_seconds: float
     sample_age_seconds: float | None
+    gpu_monitoring: str = Field(
+        default="on", description="on, off (by the settings) or unavailable"
+    )
+    gpu_monitoring_reason: str | None = Field(
+        default=None, description="Why it is off or unavailable"
+    )
 
 
 class StatusOut(_Out):
@@ -202,6 +208,12 @@ class EfficiencyOut(_Out):
     gpu_utilization: float | None
     memory_headroom: float | None
     formula: str
+    known_weight: float = Field(
+        default=0.0, description="Share of the formula's weights known, 0..1"
+    )
+    missing: dict[str, str] = Field(
+        default_factory=dict, description="Terms left out of the score, and why"
+    )
 
 
 class WindowOut(_Out):

@@ -67,6 +67,8 @@ class LiveMonitor(Protocol):
 
     def self_stats(self) -> dict[str, float | int]: ...
 
+    def gpu_monitoring(self) -> tuple[str, str | None]: ...
+
 
 @dataclass(frozen=True)
 class Export:
@@ -254,19 +256,27 @@ class Queries:
         """The monitor's latest sample (memory only), its running tasks and its statistics."""
         sample = monitor.current_sample()
         now = self._now()
+        monitoring = self._monitoring(monitor.running, monitor.node, now, sample.taken_at)
+        gpu, gpu_reason = monitor.gpu_monitoring()
         return StatusOut(
             timestamp=now,
-            monitoring=self._monitoring(monitor.running, monitor.node, now, sample.taken_at),
+            monitoring=monitoring.model_copy(
+                update={"gpu_monitoring": gpu, "gpu_monitoring_reason": gpu_reason}
+            ),
             system=SampleOut.model_validate(sample),
             active_tasks=[active_task(a.record, a.phase) for a in monitor.active_tasks()],
             monitor=MonitorStatsOut.model_validate(monitor.self_stats()),
         )
 
-    def stored_status(self, sample: SystemSample, node: str) -> StoredStatusOut:
+    def stored_status(
+        self, sample: SystemSample, node: str, gpu: tuple[str, str | None] = ("on", None)
+    ) -> StoredStatusOut:
         """The status without a server: this host's ``sample``, and the service as the
-        database shows it (its running tasks, and its newest sample's age)."""
+        database shows it (its running tasks, and its newest sample's age). ``gpu`` is
+        whether this host's GPU monitoring is on, and why not."""
         now = self._now()
-        monitoring = self._monitoring(False, node, now, None)
+        gpu_state = {"gpu_monitoring": gpu[0], "gpu_monitoring_reason": gpu[1]}
+        monitoring = self._monitoring(False, node, now, None).model_copy(update=gpu_state)
         status = StoredStatusOut(
             timestamp=now,
             monitoring=monitoring,
@@ -284,7 +294,9 @@ class Queries:
         if latest:
             age = max(0.0, (now - latest[-1].taken_at).total_seconds())
             fresh = age <= self._fresh_seconds()
-            monitoring = self._monitoring(fresh, latest[-1].node, now, latest[-1].taken_at)
+            monitoring = self._monitoring(
+                fresh, latest[-1].node, now, latest[-1].taken_at
+            ).model_copy(update=gpu_state)
         return status.model_copy(
             update={
                 "database_available": True,

@@ -177,6 +177,11 @@ const CATEGORIES = {
   invalid_input: "Invalid input",
   timeout: "Timeout",
   interrupted: "Interrupted",
+  storage_error: "Disk or I/O error",
+  network_error: "Network error",
+  numerical_error: "NaN or black output",
+  gpu_fault: "GPU fault",
+  cuda_setup_error: "CUDA setup error",
   unknown: "Unknown error",
 };
 
@@ -231,6 +236,8 @@ export function benchmarkStatus(status, better) {
       return ["Marginal", "warn"];
     case "below_minimum":
       return [better === "lower" ? "Over the limit" : "Below minimum", "bad"];
+    case "over_limit":
+      return ["Over the limit", "bad"];
     case "no_data":
       return ["No data", "muted"];
     default:

@@ -297,7 +297,15 @@ function renderStatus(status) {
   const gpus = s.gpus || [];
   if (!gpus.length) {
     replace(byId("gpu-status"), [
-      el("p", { class: "empty", text: "No GPU reported: NVML is not available here, or GPU monitoring is off." }),
+      el("p", {
+        class: "empty",
+        data: { gpuMonitoring: mon.gpu_monitoring || "" },
+        // the server says why: off by the settings, or NVML unavailable (and its reason)
+        text:
+          mon.gpu_monitoring === "off" || mon.gpu_monitoring === "unavailable"
+            ? `No GPU reported: GPU monitoring ${mon.gpu_monitoring}${mon.gpu_monitoring_reason ? ` (${mon.gpu_monitoring_reason})` : ""}.`
+            : "No GPU reported: NVML is not available here, or GPU monitoring is off.",
+      }),
     ]);
     return;
   }
@@ -495,7 +503,13 @@ function renderKpis(a) {
     kpi("time", "Median generation time", fmt.duration(s.median_generation_time), [
       `mean ${fmt.duration(a.average_generation_time)} · p95 ${fmt.duration(s.p95_generation_time)}`,
     ]),
-    kpi("efficiency", "Resource efficiency", fmt.fraction(a.resource_efficiency), [eff ? `target ${fmt.fraction(eff.target)}` : null], eff && eff.status),
+    kpi("efficiency", "Resource efficiency", fmt.fraction(a.resource_efficiency), [
+      eff ? `target ${fmt.fraction(eff.target)}` : null,
+      // a score without its GPU term is not the full one: say what it lacks
+      Object.keys((a.efficiency && a.efficiency.missing) || {}).length
+        ? `without ${Object.keys(a.efficiency.missing).map((k) => k.replace(/_/g, " ")).join(", ")}`
+        : null,
+    ], eff && eff.status),
     kpi("load", "Average model load", fmt.duration(s.average_model_load_time), []),
     kpi(
       "bottleneck",

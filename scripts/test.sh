@@ -2,6 +2,7 @@
 # Installs everything the test suite needs, then runs the whole suite.
 #  - Debian packages: tmux (the live monitor and interactive mode are driven in a real
 #    terminal) and chromium (the web dashboard is tested in a real headless browser).
+#    influxdb (1.x): the InfluxDB sink and export are tested against a real influxd.
 #  - Python: torch first, pinned to the CPU build this machine kind carries on disk;
 #    installing anything that depends on torch before it would pull a multi-GB CUDA build.
 set -euo pipefail
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v tmux >/dev/null || missing+=(tmux)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v influxd >/dev/null || missing+=(influxdb)  # the InfluxDB sink's tests start their own
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

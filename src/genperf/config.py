@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from genperf.errors import ConfigError
 
@@ -36,6 +43,16 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
 
 _GEN_TIME_KEY = re.compile(r"^max_generation_time_(\w+)$")
+
+
+def _http_url(value: str) -> str:
+    """An http(s) URL with a host (the live sinks' endpoints)."""
+    if not re.match(r"^https?://[^/?#\s]+[^\s]*$", value):
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
 class _Section(BaseModel):
@@ -142,6 +159,22 @@ class Settings(_Section):
     api_tokens: list[str] = Field(default_factory=list, repr=False)
     allowed_hosts: list[str] = Field(default_factory=list)  # Host names served besides loopback
     cors_origins: list[str] = Field(default_factory=list)  # empty: CORS off
+    # Live sinks (genperf.sinks, docs/integrations.md): finished tasks (and samples, for
+    # InfluxDB) sent as they come, from a thread of their own through a bounded queue each.
+    influxdb_url: HttpUrl | None = Field(default=None, repr=False)  # InfluxDB 1.x HTTP API
+    influxdb_database: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "genperf"
+    elasticsearch_url: HttpUrl | None = Field(default=None, repr=False)
+    elasticsearch_index: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,254}$")] = (
+        "genperf-tasks"
+    )
+    otlp_endpoint: HttpUrl | None = None  # OTLP/HTTP metrics, e.g. http://host:4318/v1/metrics
+    otlp_export_seconds: PositiveSeconds = 10.0
+    task_log: Annotated[str, Field(min_length=1)] | None = None  # "stdout", "stderr" or a file
+    sink_batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    sink_queue_size: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
+    sink_flush_seconds: PositiveSeconds = 1.0
+    sink_retry_max_seconds: PositiveSeconds = 60.0
+    sink_timeout_seconds: PositiveSeconds = 10.0
 
     @property
     def resolved_database_url(self) -> str:
@@ -157,6 +190,9 @@ class Settings(_Section):
         """Settings as shown to people: the database password masked."""
         data = self.model_dump(mode="json", exclude={"api_tokens"})
         data["database_url"] = redact_url(self.resolved_database_url)
+        for key in ("influxdb_url", "elasticsearch_url", "otlp_endpoint"):
+            if data[key]:
+                data[key] = redact_url(data[key])
         data["api_tokens"] = f"{len(self.api_tokens)} configured"
         return data
 
@@ -223,6 +259,13 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 
 _TEXT_KEYS = {"database_url", "data_dir", "model_dir", "node_name"}
+_TEXT_KEYS |= {
+    "influxdb_url",
+    "influxdb_database",
+    "elasticsearch_url",
+    "otlp_endpoint",
+    "task_log",
+}
 # Variables read elsewhere: the CLI's server and token, and the API's lists, which it reads as
 # comma-separated text (genperf.api.settings).
 _NOT_SETTINGS = {

@@ -1,4 +1,4 @@
-"""``genperf export [--format json|csv] [--hours H] [--output FILE]``.
+"""``genperf export [--format json|csv|influx] [--hours H] [--output FILE]``.
 
 The file is written next to its final name and renamed into place when complete, so an export
 that fails or is interrupted never leaves a half-written file under that name. A progress bar
@@ -98,7 +98,10 @@ def export(
     fmt: Annotated[
         str,
         typer.Option(
-            "--format", "-f", parser=parse_format, help="json (the spec's document) or csv."
+            "--format",
+            "-f",
+            parser=parse_format,
+            help="json (the spec's document), csv, influx (line protocol: tasks, samples).",
         ),
     ] = "json",
     hours: Annotated[
@@ -113,7 +116,8 @@ def export(
         ),
     ] = None,
 ) -> None:
-    """Export the tasks of the last --hours (24) with their analysis, as JSON or CSV."""
+    """Export the tasks of the last --hours (24) with their analysis, as JSON or CSV, or
+    tasks and samples as InfluxDB line protocol."""
     source = state.source()
     err = Console(stderr=True)
     progress = BarProgress(err)

@@ -1,7 +1,8 @@
 """The local side of ``genperf export``: the exporters' documents, written from the store.
 
-The formats themselves are :mod:`genperf.exporters.json` and :mod:`genperf.exporters.csv`, the
-same generators the API's export streams; this module only feeds them the window's tasks
+The formats themselves are :mod:`genperf.exporters.json`, :mod:`genperf.exporters.csv` and
+:mod:`genperf.exporters.influx` (tasks, then the window's samples), the same generators the
+API's export streams; this module only feeds them the window's tasks
 (streamed from the store in batches, so memory stays bounded) and counts them for the bar.
 """
 
@@ -55,6 +56,12 @@ def export_local(
 
         progress.start(total, "tasks")
         chunks = csv_export.render(counted(records, progress))
+    elif fmt == "influx":
+        from genperf.exporters import influx
+
+        progress.start(total, "tasks")
+        samples = influx.stored_samples(store, query.since or now, now)
+        chunks = influx.render(counted(records, progress), samples)
     else:
         from genperf.analysis import build_report
         from genperf.exporters import json as json_export

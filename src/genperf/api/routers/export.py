@@ -20,6 +20,7 @@ from genperf.api.deps import Context, StoreDep, TimeWindowHours
 from genperf.api.report_view import report_dict
 from genperf.api.schemas import ExportDocument
 from genperf.exporters import csv as csv_exporter
+from genperf.exporters import influx as influx_exporter
 from genperf.exporters import json as json_exporter
 from genperf.records import utc_now
 from genperf.storage.base import TaskQuery
@@ -28,22 +29,27 @@ router = APIRouter(tags=["export"], dependencies=[RequireAdmin])
 
 CSV_TYPE = "text/csv; charset=utf-8"
 JSON_TYPE = "application/json"
+INFLUX_TYPE = "text/plain; charset=utf-8"
 BATCH = 1000
 
 
 class ExportFormat(enum.StrEnum):
     JSON = "json"
     CSV = "csv"
+    INFLUX = "influx"  # line protocol: the window's tasks, then its samples
 
 
 @router.post(
     "/export",
     response_model=ExportDocument,
-    summary="Export performance data (JSON or CSV)",
+    summary="Export performance data (JSON, CSV or InfluxDB line protocol)",
     responses={
         200: {
             "description": "The export, streamed: JSON in the spec's shape, or CSV",
-            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "text/plain": {"schema": {"type": "string"}},
+            },
         }
     },
 )
@@ -52,7 +58,8 @@ def export(
     store: StoreDep,
     time_window_hours: TimeWindowHours = 24.0,
     export_format: Annotated[
-        ExportFormat, Query(alias="format", description="json (the spec's shape) or csv")
+        ExportFormat,
+        Query(alias="format", description="json (the spec's shape), csv or influx (line protocol)"),
     ] = ExportFormat.JSON,
 ) -> StreamingResponse:
     now = utc_now()
@@ -63,6 +70,12 @@ def export(
     if export_format is ExportFormat.CSV:
         body = csv_exporter.render(store.iter_tasks(query, batch_size=BATCH))
         return StreamingResponse(body, media_type=CSV_TYPE, headers=headers)
+    if export_format is ExportFormat.INFLUX:
+        lines = influx_exporter.render(
+            store.iter_tasks(query, batch_size=BATCH),
+            influx_exporter.stored_samples(store, now - timedelta(hours=time_window_hours), now),
+        )
+        return StreamingResponse(lines, media_type=INFLUX_TYPE, headers=headers)
     analysis = report_dict(context, store, time_window_hours, now=now)
     count = store.count_tasks(query)
     document = json_exporter.render(

@@ -1,7 +1,8 @@
 """The local side of ``genperf export``: the exporters' documents, written from the store.
 
 The formats themselves are :mod:`genperf.exporters.json`, :mod:`genperf.exporters.csv` and
-:mod:`genperf.exporters.influx` (tasks, then the window's samples), the same generators the
+:mod:`genperf.exporters.influx` (tasks, then the window's samples) and
+:mod:`genperf.exporters.elastic` (an Elasticsearch ``_bulk`` body), the same generators the
 API's export streams; this module only feeds them the window's tasks
 (streamed from the store in batches, so memory stays bounded) and counts them for the bar.
 """
@@ -62,6 +63,11 @@ def export_local(
         progress.start(total, "tasks")
         samples = influx.stored_samples(store, query.since or now, now)
         chunks = influx.render(counted(records, progress), samples)
+    elif fmt == "ndjson":
+        from genperf.exporters import elastic
+
+        progress.start(total, "tasks")
+        chunks = elastic.render_ndjson(counted(records, progress), settings.elasticsearch_index)
     else:
         from genperf.analysis import build_report
         from genperf.exporters import json as json_export

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from genperf.monitor.sampler import Sampler
 
 API_PREFIX = "/api/v1/performance"
-EXPORT_FORMATS = ("json", "csv", "influx")
+EXPORT_FORMATS = ("json", "csv", "influx", "ndjson")
 RECENT_TASKS = 5
 # `genperf tasks` looks back this far unless told otherwise (the longest window the API takes).
 ALL_HOURS = 24.0 * 365

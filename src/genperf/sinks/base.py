@@ -37,7 +37,12 @@ class SinkRetryError(Exception):
 
 
 class SinkRefusedError(Exception):
-    """The endpoint refuses the batch for good: drop it (counted)."""
+    """The endpoint refuses the batch for good: drop it (counted). ``tasks``: how many of its
+    tasks were refused when the others were accepted (None: the whole batch)."""
+
+    def __init__(self, message: str, *, tasks: int | None = None) -> None:
+        super().__init__(message)
+        self.tasks = tasks
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,8 +228,14 @@ class BatchingSink(ABC, Generic[Payload]):
                 )
                 return False
             except Exception as exc:
+                partial = exc.tasks if isinstance(exc, SinkRefusedError) else None
                 with self._lock:
                     self._in_flight = None
+                    if partial is not None:  # the others were accepted
+                        self.tasks_sent += n_tasks - partial
+                        self.samples_sent += n_samples
+                if partial is not None:
+                    n_tasks, n_samples = partial, 0
                 self._refused(n_tasks, n_samples, exc)
                 continue
             with self._lock:

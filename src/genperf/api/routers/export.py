@@ -20,6 +20,7 @@ from genperf.api.deps import Context, StoreDep, TimeWindowHours
 from genperf.api.report_view import report_dict
 from genperf.api.schemas import ExportDocument
 from genperf.exporters import csv as csv_exporter
+from genperf.exporters import elastic as elastic_exporter
 from genperf.exporters import influx as influx_exporter
 from genperf.exporters import json as json_exporter
 from genperf.records import utc_now
@@ -37,18 +38,20 @@ class ExportFormat(enum.StrEnum):
     JSON = "json"
     CSV = "csv"
     INFLUX = "influx"  # line protocol: the window's tasks, then its samples
+    NDJSON = "ndjson"  # an Elasticsearch _bulk body: an action and a document per task
 
 
 @router.post(
     "/export",
     response_model=ExportDocument,
-    summary="Export performance data (JSON, CSV or InfluxDB line protocol)",
+    summary="Export performance data (JSON, CSV, InfluxDB line protocol, Elasticsearch NDJSON)",
     responses={
         200: {
             "description": "The export, streamed: JSON in the spec's shape, or CSV",
             "content": {
                 "text/csv": {"schema": {"type": "string"}},
                 "text/plain": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
             },
         }
     },
@@ -59,7 +62,11 @@ def export(
     time_window_hours: TimeWindowHours = 24.0,
     export_format: Annotated[
         ExportFormat,
-        Query(alias="format", description="json (the spec's shape), csv or influx (line protocol)"),
+        Query(
+            alias="format",
+            description="json (the spec's shape), csv, influx (line protocol) or ndjson "
+            "(an Elasticsearch _bulk body)",
+        ),
     ] = ExportFormat.JSON,
 ) -> StreamingResponse:
     now = utc_now()
@@ -76,6 +83,11 @@ def export(
             influx_exporter.stored_samples(store, now - timedelta(hours=time_window_hours), now),
         )
         return StreamingResponse(lines, media_type=INFLUX_TYPE, headers=headers)
+    if export_format is ExportFormat.NDJSON:
+        bulk = elastic_exporter.render_ndjson(
+            store.iter_tasks(query, batch_size=BATCH), context.settings.elasticsearch_index
+        )
+        return StreamingResponse(bulk, media_type=elastic_exporter.NDJSON_TYPE, headers=headers)
     analysis = report_dict(context, store, time_window_hours, now=now)
     count = store.count_tasks(query)
     document = json_exporter.render(

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import InfluxServer, free_port
+from influx_server import InfluxServer, free_port
 
 from genperf.collectors import HostCollector, ProcessPeakMemory, TorchMemoryProbe
 from genperf.config import Settings

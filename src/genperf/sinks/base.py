@@ -78,6 +78,7 @@ class BatchingSink(ABC, Generic[Payload]):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._backoff = 0.0
+        self._closed = False  # set by close(): a send still running then counts nothing
         self.tasks_sent = 0
         self.samples_sent = 0
         self.tasks_dropped = 0
@@ -127,6 +128,7 @@ class BatchingSink(ABC, Generic[Payload]):
             self._thread.join(timeout)
             self._thread = None
         with self._lock:
+            self._closed = True
             left_tasks, left_samples = len(self._tasks), len(self._samples)
             if self._in_flight is not None:
                 left_tasks += self._in_flight[1]
@@ -230,6 +232,8 @@ class BatchingSink(ABC, Generic[Payload]):
             except Exception as exc:
                 partial = exc.tasks if isinstance(exc, SinkRefusedError) else None
                 with self._lock:
+                    if self._closed:  # close() gave up on this send and counted it
+                        return False
                     self._in_flight = None
                     if partial is not None:  # the others were accepted
                         self.tasks_sent += n_tasks - partial
@@ -239,6 +243,8 @@ class BatchingSink(ABC, Generic[Payload]):
                 self._refused(n_tasks, n_samples, exc)
                 continue
             with self._lock:
+                if self._closed:
+                    return False
                 self._in_flight = None
                 self.tasks_sent += n_tasks
                 self.samples_sent += n_samples

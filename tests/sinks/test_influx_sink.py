@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,16 @@ GPU = GpuReading(  # the one boundary this machine lacks: a GPU (NVML's reading 
     sm_clock_mhz=1980,
     throttle_reasons=("sw_thermal",),
 )
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """Poll ``condition`` until it holds (True) or ``timeout`` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def make_monitor(tmp_path: Path, url: str, **overrides: Any) -> PerformanceMonitor:
@@ -177,9 +189,9 @@ def test_the_sink_catches_up_after_an_outage(tmp_path: Path, influxd: InfluxServ
         influxd.stop()
         run_tasks(monitor, "during", 4)  # completes at once: the sink only queues them
         sink = monitor.sinks[0]
-        assert not sink.flush(0.5)  # influxd is down: nothing can be sent
-        down = sink.stats()
-        assert down["send_errors"] >= 1 and down["queued"] == 4
+        assert wait_until(lambda: sink.stats()["send_errors"] >= 1)  # influxd is down
+        assert not sink.flush(0.2)
+        assert sink.stats()["queued"] == 4
         influxd.start()
         assert monitor.flush_sinks(60)
         stats = sink.stats()

@@ -127,6 +127,7 @@ class OtlpSink:
         self._model_type = _Bounded()
         self._phase = _Bounded()
         self.tasks_recorded = 0
+        self._count_lock = threading.Lock()  # tasks finish on many threads
         resource = Resource.create({"service.name": "genperf", "host.name": node})
         self.provider = MeterProvider(
             metric_readers=[reader], resource=resource, shutdown_on_exit=False
@@ -201,7 +202,8 @@ class OtlpSink:
         }
         category = "none" if record.success else (record.error_category or "unknown")
         self._finished.add(1, {**attrs, "status": record.status.value, "error_category": category})
-        self.tasks_recorded += 1
+        with self._count_lock:
+            self.tasks_recorded += 1
         if not record.success:
             return
         for instrument, value in (

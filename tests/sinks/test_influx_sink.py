@@ -225,26 +225,28 @@ def test_a_hung_endpoint_never_blocks_a_generation(tmp_path: Path) -> None:
         tmp_path, url, sink_queue_size=5, sink_batch_size=1, sink_timeout_seconds=120.0
     )
     with monitor:
-        # The monitor's first sample is the first batch: the sink's thread is now stuck
-        # sending it.
-        assert accepted.wait(30)
-        done = threading.Event()
+        try:
+            # The monitor's first sample is the first batch: the sink's thread is now stuck
+            # sending it.
+            assert accepted.wait(30)
+            done = threading.Event()
 
-        def generations() -> None:
-            run_tasks(monitor, "hung", 20)
-            done.set()
+            def generations() -> None:
+                run_tasks(monitor, "hung", 20)
+                done.set()
 
-        threading.Thread(target=generations, daemon=True).start()
-        assert done.wait(60)  # far less than one send's timeout
-        stats = monitor.sinks[0].stats()
-        assert stats["queued"] == 5 + 1  # the queue's bound, plus the sample in flight
-        assert (stats["tasks_sent"], stats["tasks_dropped"]) == (0, 20 - 5)
-        assert monitor.self_stats()["sink_items_dropped"] == 15
-        assert monitor.store is not None
-        assert monitor.store.count_tasks(TaskQuery()) == 20  # the store has them all
-        for conn in held:  # end the hung send, so that closing does not wait for it
-            conn.close()
-        server.close()
+            threading.Thread(target=generations, daemon=True).start()
+            assert done.wait(60)  # far less than one send's timeout
+            stats = monitor.sinks[0].stats()
+            assert stats["queued"] == 5 + 1  # the queue's bound, plus the sample in flight
+            assert (stats["tasks_sent"], stats["tasks_dropped"]) == (0, 20 - 5)
+            assert monitor.self_stats()["sink_items_dropped"] == 15
+            assert monitor.store is not None
+            assert monitor.store.count_tasks(TaskQuery()) == 20  # the store has them all
+        finally:  # end the hung send, so that closing the monitor does not wait for it
+            for conn in held:
+                conn.close()
+            server.close()
 
 
 def test_an_unreachable_endpoint_keeps_and_counts(tmp_path: Path) -> None:

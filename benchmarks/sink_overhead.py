@@ -197,13 +197,13 @@ def main() -> None:
                 influxd.send_signal(signal.SIGTERM)
                 influxd.wait(30)
     report("influxd down", down, cpu_down)
-    assert last is not None
-    median, p99 = offer_cost(last)
-    print(f"offer_task on the finishing thread: median {median:.2f} µs, p99 {p99:.2f} µs per task")
     print(
         f"  while down: {stats['send_errors']} failed sends, {stats['queued']} items queued, "
         f"{stats['tasks_dropped'] + stats['samples_dropped']} dropped"
     )
+    assert last is not None
+    median, p99 = offer_cost(last)
+    print(f"offer_task on the finishing thread: median {median:.2f} µs, p99 {p99:.2f} µs per task")
 
 
 if __name__ == "__main__":

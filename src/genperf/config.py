@@ -23,14 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import platformdirs
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from genperf.errors import ConfigError
 
@@ -259,13 +252,8 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 
 _TEXT_KEYS = {"database_url", "data_dir", "model_dir", "node_name"}
-_TEXT_KEYS |= {
-    "influxdb_url",
-    "influxdb_database",
-    "elasticsearch_url",
-    "otlp_endpoint",
-    "task_log",
-}
+_TEXT_KEYS |= {"influxdb_url", "influxdb_database", "elasticsearch_url", "otlp_endpoint"}
+_TEXT_KEYS |= {"elasticsearch_index", "task_log"}  # the live sinks' text settings
 # Variables read elsewhere: the CLI's server and token, and the API's lists, which it reads as
 # comma-separated text (genperf.api.settings).
 _NOT_SETTINGS = {

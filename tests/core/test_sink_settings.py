@@ -46,11 +46,12 @@ def test_urls_and_names_from_the_environment_stay_text():
         environ={
             "GENPERF_INFLUXDB_URL": "http://writer:s3cret@influx:8086",
             "GENPERF_INFLUXDB_DATABASE": "1234",
+            "GENPERF_ELASTICSEARCH_INDEX": "2026",
             "GENPERF_TASK_LOG": "stdout",
             "GENPERF_SINK_FLUSH_SECONDS": "0.5",
         }
     )
-    assert settings.influxdb_database == "1234"
+    assert (settings.influxdb_database, settings.elasticsearch_index) == ("1234", "2026")
     assert settings.task_log == "stdout"
     assert settings.sink_flush_seconds == 0.5
     shown = settings.safe_dict()

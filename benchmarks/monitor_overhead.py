@@ -26,8 +26,13 @@ from genperf.config import Settings
 from genperf.monitor import PerformanceMonitor
 
 
-def make_workload() -> tuple[str, Callable[[], None]]:
+def make_workload(kind: str = "auto") -> tuple[str, Callable[[], None]]:
+    """torch matmuls (2 threads) when torch is installed and ``kind`` is "auto", else SHA-256
+    (one thread: on a heavily shared machine torch's spinning threads make runs vary far more
+    than what is measured)."""
     try:
+        if kind == "sha256":
+            raise ImportError
         import torch
     except ImportError:
         buf = b"x" * 4096

@@ -2,7 +2,8 @@
 # Installs everything the test suite needs, then runs the whole suite.
 #  - Debian packages: tmux (the live monitor and interactive mode are driven in a real
 #    terminal) and chromium (the web dashboard is tested in a real headless browser),
-#    prometheus and prometheus-alertmanager (alert rules and dashboards tested against them).
+#    prometheus and prometheus-alertmanager (alert rules and dashboards tested against them),
+#    influxdb (1.x): the InfluxDB sink and export are tested against a real influxd.
 #  - Python: torch first, pinned to the CPU build this machine kind carries on disk;
 #    installing anything that depends on torch before it would pull a multi-GB CUDA build.
 set -euo pipefail
@@ -13,6 +14,7 @@ command -v tmux >/dev/null || missing+=(tmux)
 # prometheus (with promtool) and alertmanager: the rule tests and the end-to-end alert test.
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+command -v influxd >/dev/null || missing+=(influxdb)  # the InfluxDB sink's tests start their own
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     # No daemon may start on its default port: the tests start their own (policy-rc.d 101).

@@ -26,6 +26,7 @@ from typing import Annotated, Any
 
 import platformdirs
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -53,6 +54,16 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
 
 _GEN_TIME_KEY = re.compile(r"^max_generation_time_(\w+)$")
+
+
+def _http_url(value: str) -> str:
+    """An http(s) URL with a host (the live sinks' endpoints)."""
+    if not re.match(r"^https?://[^/?#\s]+[^\s]*$", value):
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
 class _Section(BaseModel):
@@ -168,6 +179,22 @@ class Settings(_Section):
     # Host names served besides loopback
     allowed_hosts: Annotated[list[str], FILE_ONLY] = Field(default_factory=list)
     cors_origins: Annotated[list[str], FILE_ONLY] = Field(default_factory=list)  # empty: no CORS
+    # Live sinks (genperf.sinks, docs/integrations.md): finished tasks (and samples, for
+    # InfluxDB) sent as they come, from a thread of their own through a bounded queue each.
+    influxdb_url: HttpUrl | None = Field(default=None, repr=False)  # InfluxDB 1.x HTTP API
+    influxdb_database: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "genperf"
+    elasticsearch_url: HttpUrl | None = Field(default=None, repr=False)
+    elasticsearch_index: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,254}$")] = (
+        "genperf-tasks"
+    )
+    otlp_endpoint: HttpUrl | None = None  # OTLP/HTTP metrics, e.g. http://host:4318/v1/metrics
+    otlp_export_seconds: PositiveSeconds = 10.0
+    task_log: Annotated[str, Field(min_length=1)] | None = None  # "stdout", "stderr" or a file
+    sink_batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    sink_queue_size: Annotated[int, Field(ge=1, le=10_000_000)] = 10_000
+    sink_flush_seconds: PositiveSeconds = 1.0
+    sink_retry_max_seconds: PositiveSeconds = 60.0
+    sink_timeout_seconds: PositiveSeconds = 10.0
 
     @property
     def resolved_database_url(self) -> str:
@@ -220,6 +247,9 @@ class Settings(_Section):
         """Settings as shown to people: the database password masked."""
         data = self.model_dump(mode="json", exclude={"api_tokens"})
         data["database_url"] = redact_url(self.resolved_database_url)
+        for key in ("influxdb_url", "elasticsearch_url", "otlp_endpoint"):
+            if data[key]:
+                data[key] = redact_url(data[key])
         data["api_tokens"] = f"{len(self.api_tokens)} configured"
         return data
 

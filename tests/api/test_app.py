@@ -99,7 +99,12 @@ def test_every_route_documents_its_response_and_errors(app):
     schemas = doc["components"]["schemas"]
     assert schemas["ErrorResponse"]["properties"]["error"]
     export = doc["paths"][f"{P}/export"]["post"]["responses"]["200"]["content"]
-    assert set(export) == {"application/json", "text/csv"}
+    assert set(export) == {
+        "application/json",
+        "text/csv",
+        "text/plain",
+        "application/x-ndjson",
+    }
     assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
 
 

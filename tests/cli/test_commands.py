@@ -365,7 +365,7 @@ def test_a_missing_database_is_one_line_and_is_not_created(
         (["tasks", "0"], "must be at least 1, got '0'"),
         (["tasks", "2.5"], "must be a whole number, got '2.5'"),
         (["monitor", "0"], "seconds must be between 0.1 and 86400, got '0'"),
-        (["export", "--format", "xml"], "format must be one of json, csv, got 'xml'"),
+        (["export", "--format", "xml"], "must be one of json, csv, influx, ndjson, got 'xml'"),
         (["frobnicate"], "No such command 'frobnicate'."),
         (["tasks", "--bogus"], "No such option: --bogus"),
     ],

@@ -1,4 +1,4 @@
-"""``genperf export [--format json|csv] [--hours H] [--output FILE]``.
+"""``genperf export [--format json|csv|influx|ndjson] [--hours H] [--output FILE]``.
 
 The file is written next to its final name and renamed into place when complete, so an export
 that fails or is interrupted never leaves a half-written file under that name. A progress bar
@@ -100,7 +100,11 @@ def export(
     fmt: Annotated[
         str,
         typer.Option(
-            "--format", "-f", parser=parse_format, help="json (the spec's document) or csv."
+            "--format",
+            "-f",
+            parser=parse_format,
+            help="json (the spec's document), csv, influx (line protocol: tasks, samples) "
+            "or ndjson (an Elasticsearch _bulk body).",
         ),
     ] = "json",
     hours: Annotated[
@@ -115,7 +119,8 @@ def export(
         ),
     ] = None,
 ) -> None:
-    """Export the tasks of the last --hours (24) with their analysis, as JSON or CSV."""
+    """Export the tasks of the last --hours (24) with their analysis, as JSON or CSV, or
+    tasks and samples as InfluxDB line protocol, or tasks as an Elasticsearch bulk body."""
     source = state.source()
     err = Console(stderr=True)
     progress = BarProgress(err)

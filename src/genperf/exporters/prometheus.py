@@ -87,6 +87,22 @@ SELF_STATS: Mapping[str, tuple[str, str, bool]] = {
     "samples_written": ("genperf_monitor_samples_written", "Samples written", True),
     "samples_dropped": ("genperf_monitor_samples_dropped", "Samples dropped", True),
     "store_errors": ("genperf_monitor_store_errors", "Database errors", True),
+    "sink_items_sent": (
+        "genperf_monitor_sink_items_sent",
+        "Tasks and samples sent by the live sinks (InfluxDB, Elasticsearch, JSON log)",
+        True,
+    ),
+    "sink_items_dropped": (
+        "genperf_monitor_sink_items_dropped",
+        "Tasks and samples the live sinks dropped (queue full, refused, unsent at close)",
+        True,
+    ),
+    "sink_items_queued": (
+        "genperf_monitor_sink_items_queued",
+        "Tasks and samples waiting in the live sinks' queues",
+        False,
+    ),
+    "sink_errors": ("genperf_monitor_sink_errors", "Failed sends of the live sinks", True),
 }
 
 

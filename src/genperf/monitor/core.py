@@ -57,6 +57,7 @@ from genperf.records import (
     resolution_label,
     utc_now,
 )
+from genperf.sinks import Sink, build_sinks
 from genperf.storage.base import Store
 
 logger = logging.getLogger("genperf.monitor")
@@ -142,6 +143,10 @@ class PerformanceMonitor:
         self._recovered = False
         self._overhead_seconds = 0.0  # time spent inside the task API: the caller's cost
         self._listeners: list[Callable[[TaskRecord], None]] = []
+        # Live sinks (InfluxDB, Elasticsearch, OTLP, JSON log) the settings ask for: each is
+        # offered every finished task and sample, and sends from a thread of its own.
+        self.sinks: list[Sink] = build_sinks(s, node=self.node)
+        self._listeners.extend(sink.offer_task for sink in self.sinks)
         logger.debug(
             "monitor %s created: interval %.3fs, database %s",
             self.instance,
@@ -159,6 +164,8 @@ class PerformanceMonitor:
                 return
             self._started = True
             self._writer.start()
+            for sink in self.sinks:
+                sink.start()
             self._sampler.start()
             _running_monitors.add(self)
         self.recover_interrupted()
@@ -173,9 +180,11 @@ class PerformanceMonitor:
         self._writer.stop()
 
     def close(self) -> None:
-        """Stop, flush and release the database (unless the caller passed the store in)."""
+        """Stop, flush and release the database (unless the caller passed the store in) and
+        the live sinks (each sends what it holds first, for at most ``sink_timeout_seconds``)."""
         self.stop()
         self._writer.close()
+        self._close_sinks()
 
     def __enter__(self) -> PerformanceMonitor:
         self.start()
@@ -396,11 +405,18 @@ class PerformanceMonitor:
             "samples_written": w.samples_written,
             "samples_dropped": w.samples_dropped,
             "store_errors": w.store_errors,
+            **_sink_totals(self.sinks),
         }
 
     def flush(self) -> None:
         """Write buffered samples and queued tasks now."""
         self._writer.flush()
+
+    def flush_sinks(self, timeout: float) -> bool:
+        """Wait until the live sinks have sent what they hold (True), at most ``timeout``
+        seconds (False). Never needed by a generation; for tests and orderly shutdowns."""
+        deadline = time.monotonic() + timeout
+        return all(sink.flush(max(0.0, deadline - time.monotonic())) for sink in self.sinks)
 
     # --- restart recovery ----------------------------------------------------------------
 
@@ -456,6 +472,15 @@ class PerformanceMonitor:
     def _on_sample(self, sample: SystemSample, t: float) -> None:
         self._tracker.observe(sample, t)
         self._writer.add_sample(sample)
+        for sink in self.sinks:
+            sink.offer_sample(sample)
+
+    def _close_sinks(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.close(self.settings.sink_timeout_seconds)
+            except Exception:
+                logger.exception("closing the %s sink failed", sink.name)
 
     def _open_default_store(self) -> Store:
         from genperf.storage import MEMORY_URL, MemoryStore, SqlStore
@@ -517,6 +542,23 @@ class PerformanceMonitor:
         }
 
 
+def _sink_totals(sinks: Sequence[Sink]) -> dict[str, float | int]:
+    """The live sinks' counters, summed (per sink: ``monitor.sinks[i].stats()``)."""
+    sent = dropped = queued = errors = 0
+    for sink in sinks:
+        stats = sink.stats()
+        sent += stats["tasks_sent"] + stats["samples_sent"]
+        dropped += stats["tasks_dropped"] + stats["samples_dropped"]
+        queued += stats["queued"]
+        errors += stats["send_errors"]
+    return {
+        "sink_items_sent": sent,
+        "sink_items_dropped": dropped,
+        "sink_items_queued": queued,
+        "sink_errors": errors,
+    }
+
+
 def _diagnose(
     error: BaseException | str | None, phase: str | None, category: str | None
 ) -> tuple[str, tuple[str, ...]]:
@@ -567,5 +609,6 @@ def _flush_at_exit() -> None:
     for monitor in list(_running_monitors):
         try:
             monitor.stop()
+            monitor._close_sinks()  # send what the sinks hold, within their timeout
         except Exception:
             logger.debug("flush at exit failed", exc_info=True)

@@ -144,6 +144,11 @@ class MonitorStatsOut(_Out):
     samples_written: int
     samples_dropped: int
     store_errors: int
+    # The live sinks (InfluxDB, Elasticsearch, JSON log), summed.
+    sink_items_sent: int
+    sink_items_dropped: int
+    sink_items_queued: int
+    sink_errors: int
 
 
 class MonitoringOut(_Out):

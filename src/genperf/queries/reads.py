@@ -16,6 +16,8 @@ from genperf.analysis import build_report
 from genperf.config import Settings
 from genperf.errors import GenperfError
 from genperf.exporters import csv as csv_exporter
+from genperf.exporters import elastic as elastic_exporter
+from genperf.exporters import influx as influx_exporter
 from genperf.exporters import json as json_exporter
 from genperf.queries.models import (
     ActiveTaskOut,
@@ -34,8 +36,13 @@ from genperf.records import SystemSample, TaskRecord, utc_now
 from genperf.storage.base import Store, TaskQuery
 
 EXPORT_BATCH = 1000  # records read from the store per batch while exporting
-EXPORT_FORMATS = ("json", "csv")
-MEDIA_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8"}
+EXPORT_FORMATS = ("json", "csv", "influx", "ndjson")
+MEDIA_TYPES = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "influx": "text/plain; charset=utf-8",  # InfluxDB line protocol
+    "ndjson": elastic_exporter.NDJSON_TYPE,  # an Elasticsearch _bulk body
+}
 
 
 class ReportCache(Protocol):
@@ -227,8 +234,9 @@ class Queries:
         self, fmt: str, hours: float, *, each: Callable[[TaskRecord], None] | None = None
     ) -> Export:
         """The tasks started in the last ``hours``, oldest first, as a JSON document (the
-        spec's shape, with the analysis of the same window) or CSV, streamed from the store
-        in batches. The window closes now, so the count matches the records even while
+        spec's shape, with the analysis of the same window), CSV, InfluxDB line protocol (the
+        tasks, then the window's samples) or an Elasticsearch bulk body, streamed from the
+        store in batches. The window closes now, so the count matches the records even while
         tasks are ingested. ``each`` hears of every record as it is written."""
         if fmt not in EXPORT_FORMATS:
             raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
@@ -241,6 +249,12 @@ class Queries:
             records = _told(records, each)
         if fmt == "csv":
             return Export(fmt, now, count, csv_exporter.render(records))
+        if fmt == "influx":
+            samples = influx_exporter.stored_samples(store, now - timedelta(hours=hours), now)
+            return Export(fmt, now, count, influx_exporter.render(records, samples))
+        if fmt == "ndjson":
+            index = self.settings.elasticsearch_index
+            return Export(fmt, now, count, elastic_exporter.render_ndjson(records, index))
         chunks = json_exporter.render(
             export_timestamp=now,
             time_window_hours=hours,

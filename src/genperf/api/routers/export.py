@@ -24,16 +24,22 @@ router = APIRouter(tags=["export"], dependencies=[RequireAdmin])
 class ExportFormat(enum.StrEnum):
     JSON = "json"
     CSV = "csv"
+    INFLUX = "influx"  # line protocol: the window's tasks, then its samples
+    NDJSON = "ndjson"  # an Elasticsearch _bulk body: an action and a document per task
 
 
 @router.post(
     "/export",
     response_model=ExportDocument,
-    summary="Export performance data (JSON or CSV)",
+    summary="Export performance data (JSON, CSV, InfluxDB line protocol, Elasticsearch NDJSON)",
     responses={
         200: {
             "description": "The export, streamed: JSON in the spec's shape, or CSV",
-            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "text/plain": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
         }
     },
 )
@@ -41,7 +47,12 @@ def export(
     queries: QueriesDep,
     time_window_hours: TimeWindowHours = 24.0,
     export_format: Annotated[
-        ExportFormat, Query(alias="format", description="json (the spec's shape) or csv")
+        ExportFormat,
+        Query(
+            alias="format",
+            description="json (the spec's shape), csv, influx (line protocol) or ndjson "
+            "(an Elasticsearch _bulk body)",
+        ),
     ] = ExportFormat.JSON,
 ) -> StreamingResponse:
     document = queries.export(export_format.value, time_window_hours)

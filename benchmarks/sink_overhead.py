@@ -1,0 +1,210 @@
+"""What a live sink adds to a generation: InfluxDB up, and InfluxDB down.
+
+Method: ``monitor_overhead.py``'s interleaved pairs. The workload is the same real CPU work
+shaped like a generation (torch matmuls when torch is installed, else SHA-256), about 1 s per
+run in four phases. Two monitors run side by side for the whole benchmark, sampling at the same
+interval into their own SQLite files: one without sinks, one with the InfluxDB sink
+(``influxdb_url``; default batching, queue and back-off, so it sends every
+``sink_flush_seconds`` = 1 s). Each pair runs the workload once tracked by each monitor, the
+order alternating from pair to pair; we report the median of the per-pair ratios
+with-sink / without-sink. Then influxd is stopped and the same pairs run again: the sink
+queues, fails to connect and backs off (up to ``sink_retry_max_seconds``).
+
+What the ratio cannot see: the sink's thread works in the background, so its cost falls on
+whichever run comes next, of either arm. The script therefore also reads the sink thread's own
+CPU time (user + system, from /proc through psutil) over each phase and divides it by the
+with-sink runs' total time: that is the most its background work can take from a
+generation on a machine with no idle core. Aim: both figures under 0.5 %.
+
+A real influxd (Debian's ``influxdb``) is started on free loopback ports in a temporary
+directory, as the tests do.
+
+Run: ``.venv/bin/python benchmarks/sink_overhead.py [PAIRS] [INTERVAL_SECONDS] [auto|sha256]``
+(the workload: ``auto`` is torch where installed; ``sha256`` is single-threaded).
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import psutil
+
+from genperf.config import Settings
+from genperf.monitor import PerformanceMonitor
+from genperf.records import TaskRecord
+from genperf.sinks.base import BatchingSink, QueueLimits
+from genperf.sinks.influx import InfluxSink
+from monitor_overhead import make_workload, run
+
+CONFIG = """\
+reporting-disabled = true
+bind-address = "127.0.0.1:{rpc}"
+[meta]
+  dir = "{root}/meta"
+[data]
+  dir = "{root}/data"
+  wal-dir = "{root}/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:{http}"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_influxd(root: Path, http: int, rpc: int) -> subprocess.Popen[bytes]:
+    config = root / "influxdb.conf"
+    config.write_text(CONFIG.format(root=root, http=http, rpc=rpc))
+    proc = subprocess.Popen(
+        ["influxd", "run", "-config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(600):
+        try:
+            if httpx.get(f"http://127.0.0.1:{http}/ping", timeout=1).status_code == 204:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise RuntimeError("influxd did not start")
+
+
+def thread_cpu(native_id: int | None) -> float:
+    for t in psutil.Process().threads():
+        if t.id == native_id:
+            return float(t.user_time + t.system_time)
+    return 0.0
+
+
+def pairs_of(
+    pairs: int,
+    work: Callable[[], None],
+    plain: PerformanceMonitor,
+    with_sink: PerformanceMonitor,
+    label: str,
+) -> tuple[list[float], list[float], list[float]]:
+    ratios, plain_times, sink_times = [], [], []
+    for i in range(pairs):
+
+        def timed(monitor: PerformanceMonitor, i: int = i) -> float:
+            began = time.perf_counter()
+            with monitor.track(f"{label}{i}", model_type="bench", resolution="720p") as task:
+                run(work, task.phase)
+            return time.perf_counter() - began
+
+        if i % 2:
+            s, p = timed(with_sink), timed(plain)
+        else:
+            p, s = timed(plain), timed(with_sink)
+        plain_times.append(p)
+        sink_times.append(s)
+        ratios.append(s / p)
+        print(f"  {label} pair {i + 1}/{pairs}: {p:.3f} s, {s:.3f} s", file=sys.stderr, flush=True)
+    return ratios, plain_times, sink_times
+
+
+def offer_cost(record: TaskRecord, calls: int = 10_000) -> tuple[float, float]:
+    """Median and p99 (µs) of one ``offer_task``: all the sink asks of the finishing thread.
+    Timed in blocks of 100 calls, on a sink whose thread is not started (the same code)."""
+    sink = InfluxSink("http://127.0.0.1:9", "genperf", QueueLimits(queue_size=calls + 1))
+    blocks = []
+    for _ in range(calls // 100):
+        began = time.perf_counter()
+        for _ in range(100):
+            sink.offer_task(record)
+        blocks.append((time.perf_counter() - began) / 100 * 1e6)
+    blocks.sort()
+    return statistics.median(blocks), blocks[int(len(blocks) * 0.99)]
+
+
+def report(title: str, result: tuple[list[float], list[float], list[float]], cpu: float) -> None:
+    ratios, plain_times, sink_times = result
+    median = statistics.median(ratios)
+    print(f"{title}:", flush=True)
+    print(
+        f"  median without sink {statistics.median(plain_times):.4f} s, "
+        f"with sink {statistics.median(sink_times):.4f} s"
+    )
+    print(f"  median ratio with/without: {median:.4f} (overhead {100 * (median - 1):+.2f} %)")
+    print(
+        f"  sink thread CPU {1000 * cpu:.1f} ms over {sum(sink_times):.1f} s of with-sink runs "
+        f"({100 * cpu / sum(sink_times):.3f} %)"
+    )
+
+
+def main() -> None:
+    pairs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    interval = float(sys.argv[2]) if len(sys.argv) > 2 else 0.5
+    name, work = make_workload(sys.argv[3] if len(sys.argv) > 3 else "auto")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop influxd on the way out
+    work()  # warm up caches and thread pools
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        http, rpc = free_port(), free_port()
+        influxd = start_influxd(root, http, rpc)
+        try:
+
+            def settings(db: str, **extra: object) -> Settings:
+                return Settings(
+                    monitoring_interval_seconds=interval,
+                    data_dir=root,
+                    database_url=f"sqlite:///{root / db}",
+                    **extra,  # type: ignore[arg-type]
+                )
+
+            plain = PerformanceMonitor(settings("plain.db"))
+            with_sink = PerformanceMonitor(
+                settings("sink.db", influxdb_url=f"http://127.0.0.1:{http}")
+            )
+            last: TaskRecord | None = None
+            with plain, with_sink:
+                sink = with_sink.sinks[0]
+                assert isinstance(sink, BatchingSink)
+                tid = sink._thread.native_id if sink._thread is not None else None
+                cpu0 = thread_cpu(tid)
+                up = pairs_of(pairs, work, plain, with_sink, "up")
+                assert with_sink.flush_sinks(60)
+                cpu_up = thread_cpu(tid) - cpu0
+                sent_up = sink.stats()
+                print(f"workload: {name}, {pairs} pairs, sampler interval {interval} s")
+                report("influxd up", up, cpu_up)
+                print(f"  sent {sent_up['tasks_sent']} tasks, {sent_up['samples_sent']} samples")
+                influxd.send_signal(signal.SIGTERM)
+                influxd.wait(30)
+                cpu1 = thread_cpu(tid)
+                down = pairs_of(pairs, work, plain, with_sink, "down")
+                cpu_down = thread_cpu(tid) - cpu1
+                stats = sink.stats()
+                last = with_sink.get_task_metrics("down0")
+        finally:
+            if influxd.poll() is None:
+                influxd.send_signal(signal.SIGTERM)
+                influxd.wait(30)
+    report("influxd down", down, cpu_down)
+    print(
+        f"  while down: {stats['send_errors']} failed sends, {stats['queued']} items queued, "
+        f"{stats['tasks_dropped'] + stats['samples_dropped']} dropped"
+    )
+    assert last is not None
+    median, p99 = offer_cost(last)
+    print(f"offer_task on the finishing thread: median {median:.2f} µs, p99 {p99:.2f} µs per task")
+
+
+if __name__ == "__main__":
+    main()

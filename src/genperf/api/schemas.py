@@ -152,6 +152,15 @@ class TaskOut(_Out):
     current_phase: str | None = None
 
 
+class TaskCompletedOut(TaskOut):
+    """A finished task and whether its record is stored."""
+
+    durable: bool = Field(
+        description="True: committed to the database. False: held in memory until the "
+        "database is back (a restart of the server before then loses it)."
+    )
+
+
 class ActiveTaskOut(TaskOut):
     pass
 

@@ -60,6 +60,7 @@ from genperf.records import (
     utc_now,
 )
 from genperf.storage.base import Store
+from genperf.units import count_of
 
 logger = logging.getLogger("genperf.monitor")
 
@@ -409,7 +410,11 @@ class PerformanceMonitor:
         writes (locked, full, a corrupt page)."""
         if self._writer.store() is None:
             return self._writer.write_error or "the database cannot be opened"
-        return self._writer.write_error
+        error = self._writer.write_error
+        pending = sum(r.finished for r in self._writer.pending_records())
+        if error is None and pending:  # another table takes writes, the tasks' does not
+            error = f"{count_of(pending, 'finished task')} not yet written"
+        return error
 
     def self_stats(self) -> dict[str, float | int]:
         """The monitor's own health and overhead, for /metrics and `genperf status`."""

@@ -82,6 +82,7 @@ class StoreWriter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune: float | None = None  # monotonic time of the last prune
+        self._reopen_at = 0.0  # monotonic time before which a failed open is not retried
         self.tasks_written = 0
         self.tasks_dropped = 0
         self.samples_written = 0
@@ -145,6 +146,11 @@ class StoreWriter:
         with self._lock:
             return len(self._pending)
 
+    def pending_records(self) -> list[TaskRecord]:
+        """The records waiting for the database, oldest first."""
+        with self._lock:
+            return list(self._pending.values())
+
     def pending_record(self, task_id: str) -> TaskRecord | None:
         """The newest queued (not yet durable) finished record of this task id, if any."""
         with self._lock:
@@ -161,16 +167,23 @@ class StoreWriter:
         with self._lock:
             return self._write_error
 
-    def store(self) -> Store | None:
-        """The store, opening it if needed; None while it cannot be opened."""
+    def store(self, *, force: bool = False) -> Store | None:
+        """The store, opening it if needed; None while it cannot be opened.
+
+        After a failed open, callers get None at once until the next attempt is due (one
+        flush interval later; the background thread makes it, or ``force``): a database
+        that is down or stalled costs one caller the connect timeout, not every caller."""
         if self._store is not None:
             return self._store
+        if not force and time.monotonic() < self._reopen_at:
+            return None
         opened = None
         with self._store_lock:
             if self._store is None:
                 try:
                     self._store = opened = self._open_store()
                 except Exception as exc:  # down at start-up: retried on the next write
+                    self._reopen_at = time.monotonic() + self._flush_seconds
                     self._failed("opening the store", exc)
                 else:
                     self._succeeded()  # opening brought the schema to head: it writes
@@ -206,7 +219,7 @@ class StoreWriter:
 
     def flush(self) -> None:
         """Write buffered samples and retry queued tasks once."""
-        store = self.store()
+        store = self.store(force=True)
         if store is None:
             return
         self._retry_tasks(store)

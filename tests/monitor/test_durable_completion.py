@@ -175,3 +175,46 @@ def test_a_superseded_queued_running_record_is_never_written_over_the_completed_
     x_writes = [status for task_id, status in store.log if task_id == "x"]
     assert x_writes[-1] is TaskStatus.COMPLETED
     m.close()
+
+
+def test_a_store_that_cannot_be_opened_costs_one_caller_not_every_caller():
+    """Opening a down or stalled database costs the connect timeout: after a failure only the
+    writer's next round tries again; callers meanwhile queue at once."""
+    from genperf.errors import StoreUnavailableError
+    from genperf.monitor.writer import StoreWriter
+
+    attempts = []
+
+    def open_store():
+        attempts.append(1)
+        raise StoreUnavailableError("connection timeout expired")
+
+    writer = StoreWriter(open_store, flush_seconds=3600)
+    for i in range(3):
+        record = make_task(task_id=f"t{i}", run_id=f"r{i}")
+        assert writer.save_task(record) is Durability.QUEUED
+    assert len(attempts) == 1
+    writer.flush()  # the writer's round tries again
+    assert len(attempts) == 2
+    assert writer.pending_tasks == 3
+
+
+class TasksTableDamaged(MemoryStore):
+    """Samples are written; finished task records are not (a damaged tasks table)."""
+
+    def save_task(self, record):
+        from genperf.errors import StoreUnavailableError
+
+        if record.finished:
+            raise StoreUnavailableError("database disk image is malformed")
+        super().save_task(record)
+
+
+def test_not_writable_while_finished_records_wait_even_if_samples_are_written(tmp_path):
+    m = _monitor(tmp_path, TasksTableDamaged())
+    m.start_task_monitoring("t", "m", "720p", 1)
+    assert m.complete_task_monitoring("t").durability is Durability.QUEUED
+    m._sampler.sample_once()
+    m.flush()  # the samples land, the record still waits
+    assert m.write_error() is not None
+    m.close()

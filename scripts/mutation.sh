@@ -11,6 +11,9 @@
 # rewrites files and reads its settings from pyproject.toml), prints mutmut's results and the
 # score: killed / (killed + survived); timeouts count as killed, skipped ones are left out.
 # Environment: PYTHON (default .venv/bin/python), JOBS (parallel mutants, default: cores).
+# Known limits: code that runs only at import time (api/auth.py's require(), which builds the
+# route dependencies) cannot be switched per mutant, so its mutants always "survive"; and
+# tests/api/test_serve.py in the selection makes every mutant survive (leave it out).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-$repo/.venv/bin/python}"
@@ -57,12 +60,10 @@ pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "not slow and not postgre
 also_copy = ["tests", "benchmarks"]
 EOF
 
-# Let the mutated copy win over an editable install (or a PYTHONPATH) of the repository. The
-# folder must exist before Python starts, or its import cache skips it for good.
-mkdir -p mutants/src
-export PYTHONPATH="$work/mutants/src${PYTHONPATH:+:$PYTHONPATH}"
+# mutmut puts mutants/src first on sys.path itself. A PYTHONPATH naming that folder before it
+# exists would make Python cache it as empty, and the tests would import the unmutated code.
 status=0
-"$python" -m mutmut run --max-children "$jobs" || status=$?
+env -u PYTHONPATH "$python" -m mutmut run --max-children "$jobs" || status=$?
 "$python" -m mutmut export-cicd-stats >/dev/null 2>&1 || true
 if [ -f mutants/mutmut-cicd-stats.json ]; then
   "$python" - <<'EOF'

@@ -16,7 +16,7 @@ import enum
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -399,6 +399,39 @@ def resolution_label(resolution: str | Sequence[int] | Mapping[str, int]) -> str
     return "x".join(str(v) for v in resolution)
 
 
+# --- what a completion became ----------------------------------------------------------
+
+
+class Durability(enum.StrEnum):
+    """What became of a finished task's record when the monitor handed it to the store."""
+
+    DURABLE = "durable"  # committed to the database: survives a kill -9 or a power cut
+    QUEUED = "queued"  # held in memory, written when the database is back: a kill -9 loses it
+    REFUSED = "refused"  # the database refuses it for good: dropped (counted and logged)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompletedTask(TaskRecord):
+    """What ``complete_task_monitoring`` returns: the finished record, and whether it is
+    stored (``durable``). Equal to a :class:`TaskRecord` with the same fields: durability says
+    where the record is, not what it is."""
+
+    durability: Durability = field(default=Durability.DURABLE, compare=False)
+
+    @property
+    def durable(self) -> bool:
+        return self.durability is Durability.DURABLE
+
+    def __eq__(self, other: object) -> bool:
+        # A subclass's __eq__ is tried first from both sides, so record == completed works too.
+        if not isinstance(other, TaskRecord):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in TASK_FIELDS)
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, name) for name in TASK_FIELDS))
+
+
 __all__ = [
     "GPU_METRICS",
     "HOST_METRICS",
@@ -408,6 +441,8 @@ __all__ = [
     "TASK_FIELDS",
     "TEXT_LIMITS",
     "UPDATABLE_FIELDS",
+    "CompletedTask",
+    "Durability",
     "ErrorCategory",
     "GpuReading",
     "MetricSpec",

@@ -41,9 +41,11 @@ def test_a_database_that_is_down_gives_503s_and_never_its_password(tmp_path, cap
         assert r.status_code == 200
         seen.append(r.text)
         seen.append(c.get("/metrics").text)
-        # Ingestion still works: the record is queued until the database is back.
+        # Ingestion still works: the record is queued until the database is back, and the
+        # answer says so (202, not durable).
         assert c.post(f"{P}/tasks", json={"task_id": "q", "model_type": "m"}).status_code == 201
-        assert c.post(f"{P}/tasks/q/complete").status_code == 200
+        r = c.post(f"{P}/tasks/q/complete")
+        assert r.status_code == 202 and r.json()["durable"] is False
     everything = caplog.text + "".join(seen)
     assert PASSWORD not in everything
     for token in TOKENS:

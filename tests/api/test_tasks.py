@@ -113,21 +113,28 @@ def test_invalid_value_is_422_naming_the_field(client):
     assert r.json()["error"]["field"] == "phases[0].duration_seconds"
 
 
-def test_completing_twice_is_409(client):
+def test_a_retried_completion_is_idempotent_and_another_outcome_is_409(client):
     client.post(f"{P}/tasks", json=START)
-    assert client.post(f"{P}/tasks/job-1/complete").status_code == 200
-    r = client.post(f"{P}/tasks/job-1/complete")
+    first = client.post(f"{P}/tasks/job-1/complete")
+    assert first.status_code == 200 and first.json()["durable"] is True
+    again = client.post(f"{P}/tasks/job-1/complete")
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    r = client.post(f"{P}/tasks/job-1/complete", json={"success": False, "error": "boom"})
     assert r.status_code == 409
     assert r.json()["error"]["code"] == "task_state"
     r = client.patch(f"{P}/tasks/job-1", json={"frames": 81})
     assert r.status_code == 409
 
 
-def test_completing_a_task_finished_before_a_restart_is_409(client, store):
+def test_completing_a_task_finished_before_a_restart_answers_its_stored_record(client, store):
     from genperf.testing import make_task
 
     store.save_task(make_task(task_id="old-job"))
     r = client.post(f"{P}/tasks/old-job/complete")
+    assert r.status_code == 200 and r.json()["durable"] is True
+    assert r.json()["status"] == "completed"
+    r = client.post(f"{P}/tasks/old-job/complete", json={"success": False})
     assert r.status_code == 409
     assert client.get(f"{P}/tasks/old-job").json()["status"] == "completed"
 
@@ -157,6 +164,6 @@ def test_bad_start_bodies_name_the_field(client, body, field):
 def test_a_retried_completion_is_counted_once(client):
     client.post(f"{P}/tasks", json=START)
     client.post(f"{P}/tasks/job-1/complete")
-    client.post(f"{P}/tasks/job-1/complete")  # 409, nothing counted
+    client.post(f"{P}/tasks/job-1/complete")  # the same answer again, nothing counted
     text = client.get("/metrics").text
     assert 'genperf_tasks_finished_total{error_category="none",status="completed"} 1.0' in text

@@ -88,3 +88,17 @@ def test_process_peak_rss_per_phase_on_linux(gpu_monitor):
     peak = rec.phase("vae_decode").peak_ram_mb
     assert peak is not None and peak >= 300
     assert rec.peak_process_rss_mb >= 300
+
+
+def test_a_phase_vram_peak_is_the_allocator_reserved_peak(gpu_monitor, cuda):
+    """What the GPU really holds in a phase is the allocator's reserved peak (its cache
+    included), not the allocated one; no sample saw either here."""
+    cuda.allocate(4000 * MIB)
+    cuda.free(4000 * MIB)  # 4000 MiB stay reserved (cached) by the allocator
+    with gpu_monitor.track("r", model_type="m", resolution="720p", steps=2) as task:
+        with task.phase("denoise"):
+            cuda.allocate(1500 * MIB)
+            cuda.free(1500 * MIB)
+    phase = task.record.phase("denoise")
+    assert phase.peak_vram_allocated_mb == pytest.approx(1500)
+    assert phase.peak_vram_mb == pytest.approx(4000)

@@ -120,7 +120,8 @@ async def _genperf_handler(request: Request, exc: Exception) -> JSONResponse:
             if code == "store_unavailable"
             else "internal error"
         )
-        return error_response(status, code, message, field)
+        retry = {"Retry-After": "5"} if code == "store_unavailable" else None
+        return error_response(status, code, message, field, headers=retry)
     return error_response(status, code, str(exc), field)
 
 

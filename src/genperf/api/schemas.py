@@ -162,6 +162,15 @@ class TaskCompleteIn(_In):
     failed_phase: FailedPhase | None = None
 
 
+class TaskCompletedOut(TaskOut):
+    """A finished task and whether its record is stored."""
+
+    durable: bool = Field(
+        description="True: committed to the database. False: held in memory until the "
+        "database is back (a restart of the server before then loses it)."
+    )
+
+
 # --- health --------------------------------------------------------------------------------
 
 
@@ -195,6 +204,7 @@ __all__ = [
     "SampleOut",
     "StatusOut",
     "TaskCompleteIn",
+    "TaskCompletedOut",
     "TaskMetricsIn",
     "TaskOut",
     "TaskStartIn",

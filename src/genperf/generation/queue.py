@@ -12,6 +12,7 @@ One service per database: at start, requests a previous process left running are
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from sqlalchemy import (
     update,
 )
 
+from genperf.errors import StoreUnavailableError
 from genperf.generation.request import GenerationRequest, RequestStatus
 from genperf.records import utc_now
 from genperf.storage import MEMORY_URL
@@ -103,6 +105,9 @@ class RequestQueue:
     Args:
         url: a SQLAlchemy URL (SQLite or PostgreSQL), or ``memory://`` for an in-memory queue.
 
+    A database that is down at start does not stop the queue from being made: its table is
+    created at the first use once the database is back.
+
     Raises:
         StoreError / StoreUnavailableError: the database cannot be opened or written.
     """
@@ -111,8 +116,39 @@ class RequestQueue:
         self._url = "sqlite://" if url == MEMORY_URL else url
         self._engine: Engine = make_engine(self._url)
         self._writer = self._engine.execution_options(**{SQLITE_BEGIN: "BEGIN IMMEDIATE"})
-        with store_errors("create the generation_requests table", self._url):
-            metadata.create_all(self._engine, checkfirst=True)
+        self._table_ready = False
+        self._fail_abandoned_when_ready = False
+        self._setup_lock = threading.Lock()
+        try:
+            self._ensure_table()
+        except StoreUnavailableError as exc:  # down at start: made on the first use after
+            logger.warning("generation queue waits for its database: %s", exc)
+
+    def _ensure_table(self) -> None:
+        """Create the table once; a database that is down is tried again at the next use."""
+        if self._table_ready:
+            return
+        with self._setup_lock:
+            if not self._table_ready:
+                with store_errors("create the generation_requests table", self._url):
+                    metadata.create_all(self._engine, checkfirst=True)
+                self._table_ready = True
+                if self._fail_abandoned_when_ready:
+                    self.fail_abandoned()
+
+    def fail_abandoned_at_open(self) -> None:
+        """Fail abandoned requests now, or, while the database is down, as soon as it is back
+        (before the first request is claimed)."""
+        self._fail_abandoned_when_ready = True
+        try:
+            if self._table_ready:
+                self.fail_abandoned()
+            else:
+                self._ensure_table()
+        except StoreUnavailableError as exc:
+            logger.warning(
+                "abandoned generation requests are failed once the database is back: %s", exc
+            )
 
     def close(self) -> None:
         self._engine.dispose()
@@ -243,11 +279,13 @@ class RequestQueue:
 
     @contextmanager
     def _write(self, action: str) -> Iterator[Connection]:
+        self._ensure_table()
         with store_errors(action, self._url), self._writer.begin() as conn:
             yield conn
 
     @contextmanager
     def _read(self, action: str) -> Iterator[Connection]:
+        self._ensure_table()
         with store_errors(action, self._url), self._engine.connect() as conn:
             yield conn
 

@@ -119,9 +119,10 @@ class GenerationService:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Fail requests a previous process left running, then start the worker."""
+        """Fail requests a previous process left running, then start the worker. A database
+        that is down does not stop it: the worker claims requests once it is back."""
         self.monitor.start()
-        self.queue.fail_abandoned()
+        self.queue.fail_abandoned_at_open()
         self.worker.start()
 
     def stop(self, timeout: float | None = None) -> bool:

@@ -49,6 +49,9 @@ from genperf.monitor.tracker import RunsIn, Tracker, started_record
 from genperf.monitor.writer import StoreWriter
 from genperf.records import (
     MIB,
+    TASK_FIELDS,
+    CompletedTask,
+    Durability,
     ErrorCategory,
     SystemSample,
     TaskRecord,
@@ -59,6 +62,7 @@ from genperf.records import (
 )
 from genperf.sinks import Sink, build_sinks
 from genperf.storage.base import Store
+from genperf.units import count_of
 
 logger = logging.getLogger("genperf.monitor")
 
@@ -79,7 +83,7 @@ class TaskHandle:
     def __init__(self, monitor: PerformanceMonitor, task_id: str) -> None:
         self.monitor = monitor
         self.task_id = task_id
-        self.record: TaskRecord | None = None  # the completed record, once the block exits
+        self.record: CompletedTask | None = None  # the completed record, once the block exits
 
     def phase(self, name: str) -> Any:
         """``with task.phase("denoise"):`` attributes time and peaks to a named phase."""
@@ -128,6 +132,8 @@ class PerformanceMonitor:
             retention=timedelta(hours=s.sample_retention_hours),
             wall_clock=wall_clock,
             owns_store=store is None,
+            # A database down at start: look for interrupted tasks once it is back.
+            on_open=self._on_store_open,
         )
         self._sampler = Sampler(
             collectors if collectors is not None else default_collectors(s),
@@ -141,6 +147,7 @@ class PerformanceMonitor:
         self._lifecycle = threading.Lock()
         self._started = False
         self._recovered = False
+        self._recover_lock = threading.Lock()
         self._overhead_seconds = 0.0  # time spent inside the task API: the caller's cost
         self._listeners: list[Callable[[TaskRecord], None]] = []
         # Live sinks (InfluxDB, Elasticsearch, OTLP, JSON log) the settings ask for: each is
@@ -275,9 +282,14 @@ class PerformanceMonitor:
         *,
         error_category: str | ErrorCategory | None = None,
         failed_phase: str | None = None,
-    ) -> TaskRecord:
-        """Finish a task; returns its completed record, committed to the store unless the
-        database is unavailable (then it is queued and written when the database is back).
+    ) -> CompletedTask:
+        """Finish a task; returns its completed record and whether it is stored.
+
+        ``record.durable`` is True when the record is committed to the database (it survives
+        a kill -9). When the database is down, locked, stalled or full it is False and
+        ``record.durability`` is ``queued``: the record waits in memory and is written when the
+        database is back (a kill -9 before then loses it), or ``refused``: the database
+        refuses it for good and it is dropped. Either way the call never raises for it.
 
         A failure is diagnosed: error_category from the exception (or the one given), the
         phase it failed in, and recovery suggestions for that category and phase.
@@ -302,8 +314,9 @@ class PerformanceMonitor:
                     task.fields, error, error_category, failed_phase or task.failed_phase
                 )
             )
-        record = task.snapshot(self._clock(), **final)
-        self._writer.save_task(record)
+        finished = task.snapshot(self._clock(), **final)
+        durability = self._writer.save_task(finished)
+        record = _completed(finished, durability)
         self._notify(record)
         self._overhead_seconds += time.perf_counter() - began
         logger.debug(
@@ -390,6 +403,33 @@ class PerformanceMonitor:
         """The store, or None while the database cannot be opened."""
         return self._writer.store()
 
+    def finished_task(self, task_id: str) -> CompletedTask | None:
+        """The newest finished record of this task id and whether it is stored: one still
+        queued in memory (not durable), else the store's (durable). None when there is none
+        (still running, unknown, or the database cannot be read)."""
+        queued = self._writer.pending_record(str(task_id))
+        if queued is not None:
+            return _completed(queued, Durability.QUEUED)
+        store = self._writer.store()
+        if store is None:
+            return None
+        stored = store.get_task(str(task_id))
+        if stored is None or not stored.finished:
+            return None
+        return _completed(stored, Durability.DURABLE)
+
+    def write_error(self) -> str | None:
+        """Why the last write to the database failed; None when the last write worked (or
+        none was tried yet). Readiness reports it: a database that answers may still refuse
+        writes (locked, full, a corrupt page)."""
+        if self._writer.store() is None:
+            return self._writer.write_error or "the database cannot be opened"
+        error = self._writer.write_error
+        pending = sum(r.finished for r in self._writer.pending_records())
+        if error is None and pending:  # another table takes writes, the tasks' does not
+            error = f"{count_of(pending, 'finished task')} not yet written"
+        return error
+
     def self_stats(self) -> dict[str, float | int]:
         """The monitor's own health and overhead, for /metrics and `genperf status`."""
         w = self._writer
@@ -423,20 +463,29 @@ class PerformanceMonitor:
     def recover_interrupted(self) -> int:
         """Mark tasks of this node whose process is gone (killed, crashed) as interrupted.
 
-        Runs once, at start. Tasks of processes still alive (another service on this host
-        sharing the database) are left alone. Returns how many were marked.
+        Runs once, at start (or, with the database down at start, when it is back). Tasks of
+        processes still alive (another service on this host sharing the database) are left
+        alone. Returns how many were marked.
         """
-        if self._recovered:
-            return 0
-        store = self._writer.store()
+        store = self._writer.store()  # opening it may run this (on_open): hence the lock
         if store is None:
-            return 0
-        self._recovered = True
-        try:
-            running = store.running_tasks(self.node)
-        except Exception as exc:
-            logger.warning("could not look for interrupted tasks: %s", exc)
-            return 0
+            return 0  # down: runs when the writer opens it
+        with self._recover_lock:
+            if self._recovered:
+                return 0
+            self._recovered = True
+            try:
+                running = store.running_tasks(self.node)
+            except Exception as exc:
+                logger.warning("could not look for interrupted tasks: %s", exc)
+                return 0
+            return self._mark_interrupted(running)
+
+    def _on_store_open(self, _store: Store) -> None:
+        if self._started:
+            self.recover_interrupted()
+
+    def _mark_interrupted(self, running: Sequence[TaskRecord]) -> int:
         marked = 0
         for record in running:
             if record.monitor_instance == self.instance or _instance_alive(record.monitor_instance):
@@ -557,6 +606,12 @@ def _sink_totals(sinks: Sequence[Sink]) -> dict[str, float | int]:
         "sink_items_queued": queued,
         "sink_errors": errors,
     }
+
+
+def _completed(record: TaskRecord, durability: Durability) -> CompletedTask:
+    return CompletedTask(
+        **{name: getattr(record, name) for name in TASK_FIELDS}, durability=durability
+    )
 
 
 def _diagnose(

@@ -1,10 +1,12 @@
 """The StoreWriter: everything the monitor writes goes through here, and none of it can fail
 the caller.
 
-* Task records are written synchronously (a completed task is durable when the monitor's
-  ``complete_task_monitoring`` returns). When the database is down or locked, the record waits
-  in a bounded queue, keyed by run_id so a later version replaces an earlier one, and a
-  background thread writes it when the database is back.
+* Task records are written synchronously, and ``save_task`` says what happened
+  (:class:`Durability`): committed, or only queued in memory, or refused. When the database is
+  down, locked, stalled or full, the record waits in a bounded queue, keyed by run_id so a
+  later version replaces an earlier one, and a background thread writes it when the database
+  is back. A caller never waits for the write lock longer than ``max_write_wait_seconds``:
+  behind a stalled write, its record is queued instead.
 * Samples are buffered and written in batches by the background thread, off the hot path.
 * Old samples are pruned by the configured retention.
 Whatever must be dropped (a full queue) is counted and logged, never silently lost.
@@ -20,7 +22,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from genperf.errors import StoreError, StoreUnavailableError
-from genperf.records import SystemSample, TaskRecord
+from genperf.records import Durability, SystemSample, TaskRecord
 from genperf.storage.base import Store
 
 logger = logging.getLogger("genperf.monitor.writer")
@@ -35,9 +37,12 @@ class StoreWriter:
         open_store: makes the store; called again after a failure to open, so a database that
             is down at start-up is picked up when it comes back.
         owns_store: close the store on ``close()``; False for a store the caller passed in.
+        on_open: called with the store once it is open (after an outage at start too).
         flush_seconds: how often the background thread writes samples and retries tasks.
         max_pending_tasks: bound of the queue of tasks waiting for the database.
         max_pending_samples: bound of the sample buffer.
+        max_write_wait_seconds: how long a caller waits for another write in progress (a
+            stalled database) before its record is queued instead.
         retention: samples older than this are pruned.
     """
 
@@ -48,28 +53,36 @@ class StoreWriter:
         flush_seconds: float = 2.0,
         max_pending_tasks: int = 10_000,
         max_pending_samples: int = 100_000,
+        max_write_wait_seconds: float = 2.0,
         retention: timedelta = timedelta(days=7),
         wall_clock: Callable[[], datetime] | None = None,
         owns_store: bool = True,
+        on_open: Callable[[Store], None] | None = None,
     ) -> None:
         self._open_store = open_store
         self._owns_store = owns_store
+        self._on_open = on_open
         self._store: Store | None = None
         self._flush_seconds = flush_seconds
         self._max_tasks = max_pending_tasks
         self._max_samples = max_pending_samples
+        self._max_write_wait = max_write_wait_seconds
         self._retention = retention
         self._wall_clock = wall_clock
         self._pending: OrderedDict[str, TaskRecord] = OrderedDict()
         self._samples: list[SystemSample] = []
         self._lock = threading.Lock()  # guards _pending, _samples and the counters
         self._store_lock = threading.Lock()  # guards opening the store
-        self._write_lock = threading.Lock()  # one task write at a time, newest version wins
+        # One task write at a time, newest version wins. Re-entrant: opening the store may
+        # write (on_open marks interrupted tasks) inside a caller's write.
+        self._write_lock = threading.RLock()
         self._outage = False  # a write failed since the queue was last empty
+        self._write_error: str | None = None  # why the last write failed; None: it succeeded
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune: float | None = None  # monotonic time of the last prune
+        self._reopen_at = 0.0  # monotonic time before which a failed open is not retried
         self.tasks_written = 0
         self.tasks_dropped = 0
         self.samples_written = 0
@@ -78,9 +91,13 @@ class StoreWriter:
 
     # --- the caller's side -----------------------------------------------------------
 
-    def save_task(self, record: TaskRecord) -> bool:
-        """Write now; on failure queue it for retry. True when it is durable already."""
-        with self._write_lock:
+    def save_task(self, record: TaskRecord) -> Durability:
+        """Write now; on failure, or behind a write in progress for too long, queue it for
+        retry. Says whether the record is durable already."""
+        if not self._write_lock.acquire(timeout=self._max_write_wait):
+            self._queue(record)  # another write is stalled: don't make every caller wait
+            return Durability.QUEUED
+        try:
             with self._lock:
                 self._pending.pop(record.run_id, None)  # this version supersedes a queued one
             store = self.store()
@@ -92,13 +109,16 @@ class StoreWriter:
                 except Exception as exc:  # refused for good, or a store bug: never the caller's
                     self._failed(f"writing task {record.task_id}", exc)
                     self._drop(record, exc)
-                    return False
+                    return Durability.REFUSED
                 else:
+                    self._succeeded()
                     with self._lock:
                         self.tasks_written += 1
-                    return True
+                    return Durability.DURABLE
             self._queue(record)
-            return False
+            return Durability.QUEUED
+        finally:
+            self._write_lock.release()
 
     def save_task_later(self, record: TaskRecord) -> None:
         """Queue a record for the background thread's next round (a task's start, a phase
@@ -126,16 +146,52 @@ class StoreWriter:
         with self._lock:
             return len(self._pending)
 
-    def store(self) -> Store | None:
-        """The store, opening it if needed; None while it cannot be opened."""
+    def pending_records(self) -> list[TaskRecord]:
+        """The records waiting for the database, oldest first."""
+        with self._lock:
+            return list(self._pending.values())
+
+    def pending_record(self, task_id: str) -> TaskRecord | None:
+        """The newest queued (not yet durable) finished record of this task id, if any."""
+        with self._lock:
+            for record in reversed(self._pending.values()):
+                if record.task_id == task_id and record.finished:
+                    return record
+        return None
+
+    @property
+    def write_error(self) -> str | None:
+        """Why the last write (or opening the store) failed; None when the last one worked.
+        What readiness reports: a database that answers a ping may still refuse writes
+        (locked, full, a corrupt page)."""
+        with self._lock:
+            return self._write_error
+
+    def store(self, *, force: bool = False) -> Store | None:
+        """The store, opening it if needed; None while it cannot be opened.
+
+        After a failed open, callers get None at once until the next attempt is due (one
+        flush interval later; the background thread makes it, or ``force``): a database
+        that is down or stalled costs one caller the connect timeout, not every caller."""
         if self._store is not None:
             return self._store
+        if not force and time.monotonic() < self._reopen_at:
+            return None
+        opened = None
         with self._store_lock:
             if self._store is None:
                 try:
-                    self._store = self._open_store()
+                    self._store = opened = self._open_store()
                 except Exception as exc:  # down at start-up: retried on the next write
+                    self._reopen_at = time.monotonic() + self._flush_seconds
                     self._failed("opening the store", exc)
+                else:
+                    self._succeeded()  # opening brought the schema to head: it writes
+        if opened is not None and self._on_open is not None:
+            try:
+                self._on_open(opened)
+            except Exception:
+                logger.exception("store open hook failed")
         return self._store
 
     # --- the background thread -------------------------------------------------------
@@ -163,7 +219,7 @@ class StoreWriter:
 
     def flush(self) -> None:
         """Write buffered samples and retry queued tasks once."""
-        store = self.store()
+        store = self.store(force=True)
         if store is None:
             return
         self._retry_tasks(store)
@@ -198,6 +254,7 @@ class StoreWriter:
                     self._failed(f"writing task {record.task_id}", exc)
                     self._drop(record, exc)
                     continue
+                self._succeeded()
                 with self._lock:
                     if self._pending.get(record.run_id) is record:  # not superseded meanwhile
                         del self._pending[record.run_id]
@@ -224,6 +281,7 @@ class StoreWriter:
                 self.samples_dropped += overflow
                 self._samples = merged[overflow:]
             return
+        self._succeeded()
         with self._lock:
             self.samples_written += len(batch)
         logger.debug("wrote %d samples", len(batch))
@@ -265,8 +323,13 @@ class StoreWriter:
             self.tasks_dropped += 1
         logger.error("task %s dropped: the store refuses it (%s)", record.task_id, exc)
 
+    def _succeeded(self) -> None:
+        with self._lock:
+            self._write_error = None
+
     def _failed(self, what: str, exc: Exception) -> None:
         with self._lock:
+            self._write_error = f"{what}: {exc}"
             self._outage = True
             self.store_errors += 1
             loud = self.store_errors == 1 or self.store_errors % 100 == 0

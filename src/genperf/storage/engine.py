@@ -27,7 +27,20 @@ from genperf.errors import StoreError, StoreUnavailableError
 logger = logging.getLogger("genperf.storage")
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 15.0  # how long a writer waits for another one's lock
-POSTGRES_CONNECT_TIMEOUT_SECONDS = 10  # fail fast when the server is down, don't hang
+# PostgreSQL: a server that is down, or stalled (it accepts connections and never answers, or
+# the network drops packets), must cost a write a few seconds, never minutes: then the
+# monitor queues the record and says it is not yet durable.
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 3  # connecting, authentication included
+POSTGRES_WRITE_TIMEOUT_MS = 5000  # statement_timeout of each write (server side: lock waits)
+_POSTGRES_TCP = {
+    # Unacknowledged data (a dead network or host) fails the connection after this long...
+    "tcp_user_timeout": 5000,
+    # ...and so does an idle connection whose peer vanished.
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 2,
+}
 
 # Execution option naming the statement that opens a SQLite transaction (see _on_begin).
 SQLITE_BEGIN = "genperf_sqlite_begin"
@@ -69,7 +82,7 @@ def make_engine(url: str, engine_kwargs: Mapping[str, Any] | None = None) -> Eng
             with store_errors("create the database directory", url):
                 Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
     elif backend == "postgresql":
-        connect_args = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS}
+        connect_args = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS, **_POSTGRES_TCP}
         kwargs = {"pool_pre_ping": True}  # survive a server restart between writes
     else:
         raise StoreError(
@@ -154,8 +167,23 @@ def store_errors(action: str, url: str) -> Iterator[None]:
         raise StoreUnavailableError(
             f"cannot {action} at {redact_url(url)}: {_detail(exc, url)}"
         ) from exc
+    except sa_exc.DatabaseError as exc:
+        if not _damaged(exc):
+            raise StoreError(f"cannot {action} at {redact_url(url)}: {_detail(exc, url)}") from exc
+        # A damaged SQLite file is the database's fault, not the record's: keep the record
+        # and retry it (the operator repairs or replaces the file), as for an outage.
+        raise StoreUnavailableError(
+            f"cannot {action} at {redact_url(url)}: {_detail(exc, url)}"
+        ) from exc
     except (sa_exc.SQLAlchemyError, CommandError) as exc:
         raise StoreError(f"cannot {action} at {redact_url(url)}: {_detail(exc, url)}") from exc
+
+
+def _damaged(exc: sa_exc.DatabaseError) -> bool:
+    """SQLITE_CORRUPT ("database disk image is malformed") or SQLITE_NOTADB."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
 def _detail(exc: BaseException, url: str) -> str:

@@ -32,7 +32,12 @@ from genperf.errors import StoreError
 from genperf.records import TASK_FIELDS, ErrorCategory, SystemSample, TaskRecord, TaskStatus
 from genperf.storage.base import TaskQuery
 from genperf.storage.codec import row_to_sample, row_to_task, sample_to_row, task_to_row
-from genperf.storage.engine import SQLITE_BEGIN, make_engine, store_errors
+from genperf.storage.engine import (
+    POSTGRES_WRITE_TIMEOUT_MS,
+    SQLITE_BEGIN,
+    make_engine,
+    store_errors,
+)
 from genperf.storage.migrate import upgrade_database
 from genperf.storage.schema import generation_tasks as tasks
 from genperf.storage.schema import system_samples as samples
@@ -71,6 +76,7 @@ class SqlStore:
         # Writers take SQLite's write lock when they begin (ignored by PostgreSQL).
         self._writer = self._engine.execution_options(**{SQLITE_BEGIN: "BEGIN IMMEDIATE"})
         dialect = self._engine.dialect.name
+        self._postgres = dialect == "postgresql"
         insert_ = postgresql.insert(tasks) if dialect == "postgresql" else sqlite.insert(tasks)
         self._upsert = insert_.on_conflict_do_update(
             index_elements=[tasks.c.run_id],
@@ -254,6 +260,10 @@ class SqlStore:
         if self._closed:
             raise StoreError(f"cannot {action}: the store {self.url} is closed")
         with store_errors(action, self._url), engine.connect() as conn:
+            if commit and self._postgres:
+                # Bounded on the server too (a lock held by another session): SET LOCAL ends
+                # with the transaction, so reads keep the server's default.
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {POSTGRES_WRITE_TIMEOUT_MS}")
             yield conn
             if commit:
                 conn.commit()

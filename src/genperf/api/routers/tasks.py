@@ -1,7 +1,9 @@
 """Task ingestion for generation services in other processes: the spec's task API over HTTP.
 
 Same rules as the library: an unknown task is 404, an unknown metric 422 naming it,
-completing (or updating) a finished task 409, starting a task id that is running 409.
+updating a finished task 409, starting a task id that is running 409. Completing answers
+what became of the record: 200 stored, 202 queued in memory (``durable: false``); completing
+a finished task again is idempotent with the same outcome, 409 with another.
 """
 
 from __future__ import annotations
@@ -15,10 +17,18 @@ from fastapi import APIRouter, Body, Path, Request, Response, status
 
 from genperf.api.auth import RequireRead, RequireWrite, is_loopback
 from genperf.api.deps import Context
-from genperf.api.errors import ErrorResponse
-from genperf.api.schemas import TaskCompleteIn, TaskMetricsIn, TaskOut, TaskStartIn
+from genperf.api.errors import ApiError, ErrorResponse
+from genperf.api.schemas import (
+    TaskCompletedOut,
+    TaskCompleteIn,
+    TaskMetricsIn,
+    TaskOut,
+    TaskStartIn,
+)
 from genperf.errors import TaskStateError, UnknownTaskError
-from genperf.records import TaskRecord
+from genperf.records import CompletedTask, Durability
+
+RETRY_AFTER_SECONDS = 5  # when a client may ask again whether a queued record has landed
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 TASKS_PATH = "/api/v1/performance/tasks"  # where the app mounts this router
@@ -92,26 +102,61 @@ def update_task(context: Context, task_id: TaskIdPath, body: TaskMetricsIn) -> T
 
 @router.post(
     "/{task_id}/complete",
-    response_model=TaskOut,
+    response_model=TaskCompletedOut,
     dependencies=[RequireWrite],
     summary="Finish a task, successfully or not",
-    responses={**_NOT_FOUND, **_CONFLICT},
+    description=(
+        "200: the record is stored (durable). 202: accepted but only queued in memory "
+        "(`durable: false`): the database is down, locked, stalled or full; it is written "
+        "when the database is back, and a restart of this server before then loses it: send "
+        "the same completion again later to learn whether it landed. A retried completion "
+        "with the same outcome is idempotent (same record, 200 or 202); a different outcome "
+        "is 409. 500 `store_refused`: the database refused the record for good."
+    ),
+    responses={
+        202: {"model": TaskCompletedOut, "description": "Accepted, not yet durable"},
+        500: {"model": ErrorResponse, "description": "The database refused the record"},
+        **_NOT_FOUND,
+        **_CONFLICT,
+    },
 )
 def complete_task(
     context: Context,
     task_id: TaskIdPath,
+    response: Response,
     body: Annotated[TaskCompleteIn | None, Body()] = None,
-) -> TaskOut:
+) -> TaskCompletedOut:
     done = body if body is not None else TaskCompleteIn()
-    with _conflict_when_finished_elsewhere(context, task_id):
-        record: TaskRecord = context.monitor.complete_task_monitoring(
+    try:
+        record = context.monitor.complete_task_monitoring(
             task_id,
             success=done.success,
             error=done.error,
             error_category=done.error_category,
             failed_phase=done.failed_phase,
         )
-    return TaskOut.model_validate(record)
+    except (UnknownTaskError, TaskStateError) as exc:
+        record = _retried(context, task_id, done.success, exc)
+    if record.durability is Durability.REFUSED:
+        raise ApiError(500, "store_refused", f"task {task_id!r}: the database refused its record")
+    if not record.durable:
+        response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return TaskCompletedOut.model_validate(record)
+
+
+def _retried(
+    context: Context, task_id: str, success: bool, exc: UnknownTaskError | TaskStateError
+) -> CompletedTask:
+    """A completion of a task already finished: the same answer again (idempotent) when the
+    outcome matches, 409 when it does not; the monitor's own error when no record is found
+    (404 unknown, or 409 for a task completed here whose record was refused)."""
+    finished = context.monitor.finished_task(task_id)
+    if finished is None:
+        raise exc
+    if finished.success != success:
+        raise TaskStateError(f"task {task_id!r} is already {finished.status.value}")
+    return finished
 
 
 @router.get(

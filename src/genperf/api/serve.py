@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, FastAPI
 
 from genperf.api.app import create_app
-from genperf.api.auth import is_loopback
+from genperf.api.auth import TokenTable, is_loopback
 from genperf.api.settings import TOKENS_ENV, ApiSettings
 from genperf.config import Settings
 from genperf.errors import ConfigError
@@ -90,6 +90,7 @@ def serve(
     # Refuse a bad address or token list before anything opens the database.
     api = ApiSettings.load(settings, environ)
     check_bind(host, api)
+    TokenTable.parse(api.api_tokens)  # a malformed entry stops here, before the database
     monitor = PerformanceMonitor(settings)
     service = _generation_service(monitor, required=demo)
     routers = list(extra_routers)

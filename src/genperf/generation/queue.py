@@ -39,7 +39,12 @@ from sqlalchemy import (
 from genperf.generation.request import GenerationRequest, RequestStatus
 from genperf.records import utc_now
 from genperf.storage import MEMORY_URL
-from genperf.storage.engine import SQLITE_BEGIN, make_engine, store_errors
+from genperf.storage.engine import (
+    SQLITE_BEGIN,
+    checkpoint_and_truncate,
+    make_engine,
+    store_errors,
+)
 from genperf.storage.schema import UtcDateTime
 
 logger = logging.getLogger("genperf.generation")
@@ -195,6 +200,7 @@ class RequestQueue:
             values["error_message"] = error_message[:_ERROR_CHARS]
         with self._write("finish a request") as conn:
             conn.execute(update(_t).where(_t.c.task_id == task_id).values(**values))
+        self._forget_prompts()
 
     def fail_abandoned(self) -> int:
         """Fail requests left running by a process that stopped; returns how many."""
@@ -210,6 +216,7 @@ class RequestQueue:
                 )
             ).rowcount
         if changed:
+            self._forget_prompts()
             logger.warning(
                 "failed %d generation request(s) left running by a stopped service", changed
             )
@@ -240,6 +247,14 @@ class RequestQueue:
             return int(conn.execute(stmt).scalar_one())
 
     # --- internals --------------------------------------------------------------------------
+
+    def _forget_prompts(self) -> None:
+        """Cleared prompts were zeroed in the database file (secure_delete); the WAL still
+        holds the pages written before: checkpoint and truncate it, so they are gone now."""
+        try:
+            checkpoint_and_truncate(self._engine)
+        except Exception as exc:  # the next finished request tries again
+            logger.debug("cannot checkpoint the generation queue's database: %s", exc)
 
     @contextmanager
     def _write(self, action: str) -> Iterator[Connection]:

@@ -36,6 +36,7 @@ from sqlalchemy import (
     update,
 )
 
+from genperf.generation.errors import QueueFullError
 from genperf.generation.request import GenerationRequest, RequestStatus
 from genperf.records import utc_now
 from genperf.storage import MEMORY_URL
@@ -50,6 +51,7 @@ from genperf.storage.schema import UtcDateTime
 logger = logging.getLogger("genperf.generation")
 
 REQUESTS_TABLE = "generation_requests"
+QUEUE_FULL_RETRY_AFTER_SECONDS = 30  # a tiny generation takes seconds, a real one minutes
 _ERROR_CHARS = 2000
 
 metadata = MetaData()
@@ -124,8 +126,13 @@ class RequestQueue:
 
     # --- writes -----------------------------------------------------------------------------
 
-    def add(self, request: GenerationRequest) -> None:
-        """Queue a request (its task_id must be new)."""
+    def add(self, request: GenerationRequest, *, max_queued: int | None = None) -> None:
+        """Queue a request (its task_id must be new).
+
+        Raises:
+            QueueFullError: ``max_queued`` requests wait already (counted in the same write
+                transaction, so concurrent submitters cannot all slip in on SQLite).
+        """
         row = {
             "task_id": request.task_id,
             "model_type": request.model_type,
@@ -139,6 +146,12 @@ class RequestQueue:
             "created_at": utc_now(),
         }
         with self._write("queue a request") as conn:
+            if max_queued is not None:
+                waiting = conn.execute(
+                    select(func.count()).where(_t.c.status == RequestStatus.QUEUED.value)
+                ).scalar_one()
+                if waiting >= max_queued:
+                    raise QueueFullError(max_queued, QUEUE_FULL_RETRY_AFTER_SECONDS)
             conn.execute(insert(_t), row)
 
     def claim_next(self) -> GenerationRequest | None:

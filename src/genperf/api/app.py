@@ -12,6 +12,7 @@ flushes what it holds; a monitor passed in is flushed but left to its owner to c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -26,6 +27,7 @@ from genperf.api.auth import TokenTable
 from genperf.api.deps import AppContext, KnownQueryOnly
 from genperf.api.guards import HostOriginGuard
 from genperf.api.limits import BodySizeLimit
+from genperf.api.open_tasks import OpenTaskLedger
 from genperf.api.reports import ReportCache
 from genperf.api.routers import (
     analysis,
@@ -41,6 +43,7 @@ from genperf.api.routers import (
 )
 from genperf.api.settings import ApiSettings
 from genperf.config import Settings, load_settings
+from genperf.errors import GenperfError
 from genperf.exporters.prometheus import TaskOutcomes, registry_for
 from genperf.monitor import PerformanceMonitor
 from genperf.storage.base import Store
@@ -93,6 +96,13 @@ def create_app(
     if monitor is None:
         monitor = PerformanceMonitor(settings, store=store)  # store None: the settings' database
     monitor.add_task_listener(outcomes.observe)  # every finished task reaches /metrics
+    bounds = settings.api_limits
+    open_tasks = OpenTaskLedger(
+        max_total=bounds.max_open_tasks,
+        max_per_client=bounds.max_open_tasks_per_client,
+        idle_seconds=bounds.open_task_idle_seconds,
+    )
+    monitor.add_task_listener(open_tasks.finished)  # a finished task frees its place
     context = AppContext(
         settings=settings,
         api=api.model_copy(update={"api_tokens": ()}),  # from here on, only digests
@@ -103,6 +113,7 @@ def create_app(
         reports=ReportCache(api.report_cache_seconds),
         registry=registry_for(monitor, outcomes, version=__version__),
         owns_monitor=owns_monitor,
+        open_tasks=open_tasks,
     )
 
     @asynccontextmanager
@@ -113,9 +124,11 @@ def create_app(
             "token auth" if tokens else "no tokens (loopback clients only)",
             context.settings.safe_dict()["database_url"],
         )
+        sweeper = asyncio.create_task(expire_abandoned_tasks(context))
         try:
             yield
         finally:
+            sweeper.cancel()
             if context.owns_monitor:
                 context.monitor.close()  # closes the store only if it opened it
             else:
@@ -156,6 +169,27 @@ def create_app(
         HostOriginGuard, allowed_hosts=api.allowed_hosts, cors_origins=api.cors_origins
     )
     return app
+
+
+async def expire_abandoned_tasks(context: AppContext) -> None:
+    """Close running tasks whose client has gone quiet for ``open_task_idle_seconds``."""
+    ledger = context.open_tasks
+    while True:
+        await asyncio.sleep(ledger.sweep_every_seconds())
+        for task_id in ledger.idle():
+            reason = (
+                f"abandoned: no update from its client for {ledger.idle_seconds:g} s "
+                "(api_limits.open_task_idle_seconds)"
+            )
+            try:
+                await asyncio.to_thread(context.monitor.interrupt_task, task_id, reason)
+            except GenperfError:  # completed meanwhile, or not the monitor's any more
+                ledger.release(task_id)
+            except Exception:
+                logger.exception("could not close abandoned task %s", task_id)
+                ledger.release(task_id)
+            else:
+                ledger.expired += 1
 
 
 _DESCRIPTION = """

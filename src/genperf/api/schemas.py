@@ -34,6 +34,11 @@ TaskId = Annotated[
 ]
 
 
+MAX_PHASES = 100  # per task; a generation has a handful
+MAX_STEP_TIMES = 1000  # per task; diffusion runs take tens of steps, 200 at most here
+STATUS_ACTIVE_TASKS = 20  # running tasks shown by /status; GET /tasks pages through all
+
+
 # Short text fields, as long as their database columns allow (records.TEXT_LIMITS).
 ModelType = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["model_type"])]
 ModelUsed = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["model_used"])]
@@ -183,8 +188,9 @@ class TaskMetricsIn(_In):
     generation_time_seconds: NonNegative | None = None
     model_load_time_seconds: NonNegative | None = None
     weights_memory_mapped: bool | None = None
-    phases: Annotated[list[PhaseIn], Field(max_length=1000)] | None = None
-    step_times_seconds: Annotated[list[NonNegative], Field(max_length=100_000)] | None = None
+    # Bounded: a running task lives in the server's memory until it completes.
+    phases: Annotated[list[PhaseIn], Field(max_length=MAX_PHASES)] | None = None
+    step_times_seconds: Annotated[list[NonNegative], Field(max_length=MAX_STEP_TIMES)] | None = None
     peak_vram_usage_mb: NonNegative | None = None
     avg_vram_usage_mb: NonNegative | None = None
     vram_total_mb: NonNegative | None = None
@@ -283,8 +289,21 @@ class StatusOut(_Out):
     timestamp: datetime
     monitoring: MonitoringOut
     system: SampleOut
-    active_tasks: list[ActiveTaskOut]
+    active_tasks: list[ActiveTaskOut] = Field(
+        description=f"The first {STATUS_ACTIVE_TASKS} running tasks, oldest first; "
+        "monitor.tasks_running counts them all, GET /tasks pages through them."
+    )
     monitor: MonitorStatsOut
+
+
+class RunningTasksPage(_Out):
+    """Running tasks, oldest first, one page at a time."""
+
+    total: int = Field(description="Running tasks now, all pages.")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page, null on the last.")
+    tasks: list[ActiveTaskOut]
 
 
 # --- metrics and export --------------------------------------------------------------------

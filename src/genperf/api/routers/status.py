@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from genperf.api.auth import RequireRead
 from genperf.api.deps import Context
 from genperf.api.schemas import (
+    STATUS_ACTIVE_TASKS,
     ActiveTaskOut,
     MonitoringOut,
     MonitorStatsOut,
@@ -20,8 +21,9 @@ router = APIRouter(tags=["performance"], dependencies=[RequireRead])
 
 @router.get("/status", response_model=StatusOut, summary="Current system performance status")
 async def status(context: Context) -> StatusOut:
-    """The latest sample (taken by the sampler, so this reads memory only), the tasks being
-    monitored now with the phase each is in, and the monitor's own statistics."""
+    """The latest sample (taken by the sampler, so this reads memory only), the first tasks
+    being monitored now with the phase each is in (all of them: GET /tasks), and the
+    monitor's own statistics."""
     # async: it reads memory only (the sampler thread took the sample), so it runs on the
     # event loop without a thread-pool hop.
     monitor = context.monitor
@@ -40,7 +42,7 @@ async def status(context: Context) -> StatusOut:
             ActiveTaskOut.model_validate(active.record).model_copy(
                 update={"current_phase": active.phase}
             )
-            for active in monitor.active_tasks()
+            for active in monitor.active_tasks(limit=STATUS_ACTIVE_TASKS)
         ],
         monitor=MonitorStatsOut.model_validate(monitor.self_stats()),
     )

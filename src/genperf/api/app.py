@@ -17,6 +17,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -103,6 +104,9 @@ def create_app(
         idle_seconds=bounds.open_task_idle_seconds,
     )
     monitor.add_task_listener(open_tasks.finished)  # a finished task frees its place
+    reports: ReportCache[Any] = ReportCache(api.report_cache_seconds)
+    # A finished task changes the analysis: cached reports must not disagree with /metrics.
+    monitor.add_task_listener(lambda _record: reports.invalidate())
     context = AppContext(
         settings=settings,
         api=api.model_copy(update={"api_tokens": ()}),  # from here on, only digests
@@ -110,7 +114,7 @@ def create_app(
         store=store,
         tokens=tokens,
         outcomes=outcomes,
-        reports=ReportCache(api.report_cache_seconds),
+        reports=reports,
         registry=registry_for(monitor, outcomes, version=__version__),
         owns_monitor=owns_monitor,
         open_tasks=open_tasks,

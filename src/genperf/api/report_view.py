@@ -8,6 +8,7 @@ from typing import Any
 
 from genperf.analysis import build_report
 from genperf.api.deps import AppContext
+from genperf.api.reports import normalise_window
 from genperf.storage.base import Store
 
 
@@ -22,7 +23,11 @@ def report_dict(
     cached: bool = True,
 ) -> dict[str, Any]:
     """``build_report(...).to_dict()``; from the cache unless ``now`` is given or ``cached``
-    is False (an export reports the exact window it exports)."""
+    is False (an export reports the exact window it exports). A cached report's window is
+    normalised (:func:`normalise_window`: whole minutes, whole hours from one hour up), so
+    a client varying the window cannot make every request a new build."""
+    if now is None and cached and context.reports.ttl > 0:
+        time_window_hours = normalise_window(time_window_hours)
 
     def build() -> dict[str, Any]:
         report = build_report(

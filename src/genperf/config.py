@@ -158,7 +158,7 @@ class ApiLimits(_Section):
     open_task_idle_seconds: PositiveSeconds = 6 * 3600.0
     max_connections: Annotated[int, Field(ge=1)] = 512  # more are closed at once
     request_read_seconds: PositiveSeconds = 10.0  # headers and body must arrive within this
-    keep_alive_seconds: PositiveSeconds = 5.0
+    keep_alive_seconds: Annotated[int, Field(ge=1)] = 5  # an idle connection is closed after
 
 
 def default_data_dir() -> Path:

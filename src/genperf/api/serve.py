@@ -20,6 +20,7 @@ from fastapi import APIRouter, FastAPI
 
 from genperf.api.app import create_app
 from genperf.api.auth import TokenTable, is_loopback
+from genperf.api.http_limits import raise_open_files_limit, summarise_server_logs, uvicorn_config
 from genperf.api.settings import TOKENS_ENV, ApiSettings
 from genperf.config import Settings
 from genperf.errors import ConfigError
@@ -116,17 +117,15 @@ def serve(
                     host,
                     port,
                 )
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            log_level=log_level,
-            server_header=False,
-            # Trust X-Forwarded-For from a proxy on this host only, so behind a local proxy
-            # the real (remote) client is what the loopback rule sees.
-            proxy_headers=True,
-            forwarded_allow_ips="127.0.0.1,::1",
+        raise_open_files_limit()
+        config = uvicorn_config(
+            app, host=host, port=port, log_level=log_level, limits=settings.api_limits
         )
+        summarise_server_logs()  # after uvicorn configured its loggers
+        try:
+            uvicorn.Server(config).run()
+        except KeyboardInterrupt:  # uvicorn re-raises the Ctrl+C it handled: a clean stop
+            pass
     finally:
         if service is not None:
             service.close()

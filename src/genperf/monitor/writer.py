@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from genperf.errors import StoreError, StoreUnavailableError
+from genperf.logs import Throttle
 from genperf.records import SystemSample, TaskRecord
 from genperf.storage.base import Store
 
@@ -70,6 +71,7 @@ class StoreWriter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune: float | None = None  # monotonic time of the last prune
+        self._queued_note = Throttle()  # one "queued" line per window, not one per task
         self.tasks_written = 0
         self.tasks_dropped = 0
         self.samples_written = 0
@@ -256,7 +258,15 @@ class StoreWriter:
                     self.tasks_dropped,
                 )
         if not quiet:
-            logger.warning("task %s queued until the store is back", record.task_id)
+            held = self._queued_note.ready()
+            if held is not None:
+                logger.warning(
+                    "task %s queued until the store is back (%d waiting; %d more queued since "
+                    "the last such line)",
+                    record.task_id,
+                    self.pending_tasks,
+                    held,
+                )
 
     def _drop(self, record: TaskRecord, exc: Exception) -> None:
         with self._lock:

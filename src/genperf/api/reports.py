@@ -57,7 +57,7 @@ def normalise_window(hours: float) -> float:
     """Round a window up to whole minutes below one hour, whole hours above: 24.3 -> 25.0,
     0.26 -> 0.2666... (16 min). Few distinct keys, and never a narrower window than asked."""
     if hours < 1.0:
-        return math.ceil(round(hours * 60.0, 6)) / 60.0
+        return max(1, math.ceil(round(hours * 60.0, 6))) / 60.0  # one minute at least
     return float(math.ceil(round(hours, 6)))
 
 

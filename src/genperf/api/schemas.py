@@ -7,10 +7,11 @@ NaN or an infinity as null, and inputs refuse them.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from genperf.records import TEXT_LIMITS, ErrorCategory, TaskStatus
 
@@ -23,14 +24,61 @@ def _json_integer(value: Any) -> Any:
     return value
 
 
+# Characters no label may hold: control characters (a terminal escape such as "\x1b[31m"),
+# format characters (bidi overrides such as U+202E, zero-width joiners), line and paragraph
+# separators and private use. Free text (error messages) may hold newlines and tabs. Written
+# as patterns so the OpenAPI document says what is accepted; renderers escape what they show
+# anyway, this keeps stored data honest.
+_CONTROLS = r"\x00-\x08\x0b-\x1f\x7f-\x9f"
+_FORMATS = (
+    r"\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b-\u200f\u2028-\u202e"
+    r"\u2060-\u206f\ufeff\ufff9-\ufffb\ue000-\uf8ff"
+)
+LABEL_PATTERN = rf"^[^\t\n{_CONTROLS}{_FORMATS}]*$"
+TEXT_PATTERN = rf"^[^{_CONTROLS}{_FORMATS}]*$"  # newlines and tabs allowed
+_LABEL = re.compile(LABEL_PATTERN)
+_TEXT = re.compile(TEXT_PATTERN)
+
+
+def _printable(value: str, pattern: re.Pattern[str] = _LABEL) -> str:
+    if not pattern.fullmatch(value):  # fullmatch: "$" alone would let a final "\n" through
+        bad = next(ch for ch in value if not pattern.fullmatch(ch))
+        raise ValueError(f"must be printable text: U+{ord(bad):04X} is a control character")
+    return value
+
+
+def _printable_text(value: str) -> str:
+    return _printable(value, _TEXT)
+
+
+# What genperf.records.resolution_class understands: WIDTHxHEIGHT, a class (720p), a name.
+RESOLUTION_PATTERN = (
+    r"^\s*(?:[1-9][0-9]{0,4}\s*[xX×*,]\s*[1-9][0-9]{0,4}|[1-9][0-9]{2,3}\s*[pP]"
+    r"|4[kK]|[uUfF]?[hH][dD]|[sS][dD])\s*$"
+)
+_RESOLUTION = re.compile(RESOLUTION_PATTERN)
+
+
+def _resolution(value: str) -> str:
+    if not _RESOLUTION.fullmatch(value):
+        raise ValueError("expected WIDTHxHEIGHT (such as 1280x720) or a class such as 720p")
+    return value
+
+
+Printable = AfterValidator(_printable)
+LabelSchema = Field(json_schema_extra={"pattern": LABEL_PATTERN})
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0, le=10_000_000), BeforeValidator(_json_integer)]
 Percent = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
-Label = Annotated[str, Field(min_length=1, max_length=100)]
-ShortText = Annotated[str, Field(max_length=200)]
+Label = Annotated[str, Field(min_length=1, max_length=100), LabelSchema, Printable]
+ShortText = Annotated[str, Field(max_length=200), LabelSchema, Printable]
 TaskId = Annotated[
     str,
-    Field(min_length=1, max_length=TEXT_LIMITS["task_id"], pattern=r"^[^/\x00-\x1f]+$"),
+    Field(
+        min_length=1,
+        max_length=TEXT_LIMITS["task_id"],
+        pattern=rf"^[^/\t\n{_CONTROLS}{_FORMATS}]+$",
+    ),
 ]
 
 
@@ -40,12 +88,32 @@ STATUS_ACTIVE_TASKS = 20  # running tasks shown by /status; GET /tasks pages thr
 
 
 # Short text fields, as long as their database columns allow (records.TEXT_LIMITS).
-ModelType = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["model_type"])]
-ModelUsed = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["model_used"])]
-ResolutionText = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["resolution"])]
-ErrorCategoryText = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["error_category"])]
-PhaseName = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["phase"])]
-FailedPhase = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["failed_phase"])]
+def _text(field: str) -> Any:
+    return Field(
+        min_length=1, max_length=TEXT_LIMITS[field], json_schema_extra={"pattern": LABEL_PATTERN}
+    )
+
+
+ModelType = Annotated[str, _text("model_type"), Printable]
+ModelUsed = Annotated[str, _text("model_used"), Printable]
+ResolutionText = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=TEXT_LIMITS["resolution"],
+        json_schema_extra={"pattern": RESOLUTION_PATTERN},
+    ),
+    Printable,
+    AfterValidator(_resolution),
+]
+ErrorCategoryText = Annotated[str, _text("error_category"), Printable]
+PhaseName = Annotated[str, _text("phase"), Printable]
+FailedPhase = Annotated[str, _text("failed_phase"), Printable]
+ErrorText = Annotated[
+    str,
+    Field(max_length=2000, json_schema_extra={"pattern": TEXT_PATTERN}),
+    AfterValidator(_printable_text),
+]
 
 
 class _Out(BaseModel):
@@ -208,7 +276,7 @@ class TaskMetricsIn(_In):
     gpu_throttle_reasons: Annotated[list[Label], Field(max_length=64)] | None = None
     optimizations_applied: Annotated[list[Label], Field(max_length=64)] | None = None
     error_category: ErrorCategoryText | None = None
-    error_message: Annotated[str, Field(max_length=2000)] | None = None
+    error_message: ErrorText | None = None
     failed_phase: FailedPhase | None = None
     recovery_suggestions: Annotated[list[ShortText], Field(max_length=64)] | None = None
 
@@ -250,7 +318,7 @@ class TaskCompleteIn(_In):
     """Finish a task (the spec's ``complete_task_monitoring``). An empty body is success."""
 
     success: bool = True
-    error: Annotated[str, Field(max_length=2000)] | None = Field(
+    error: ErrorText | None = Field(
         default=None, description="The error message of a failed generation; never a prompt."
     )
     error_category: Annotated[ErrorCategory, Field(strict=False)] | None = None

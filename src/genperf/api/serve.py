@@ -8,6 +8,7 @@ come from loopback.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import ipaddress
 import logging
@@ -122,10 +123,9 @@ def serve(
             app, host=host, port=port, log_level=log_level, limits=settings.api_limits
         )
         summarise_server_logs()  # after uvicorn configured its loggers
-        try:
+        # uvicorn re-raises the Ctrl+C it handled: for us that is a clean stop.
+        with contextlib.suppress(KeyboardInterrupt):
             uvicorn.Server(config).run()
-        except KeyboardInterrupt:  # uvicorn re-raises the Ctrl+C it handled: a clean stop
-            pass
     finally:
         if service is not None:
             service.close()

@@ -276,6 +276,15 @@ def test_bytes_that_are_not_http_get_the_error_shape(server):
     assert json.loads(body)["error"]["code"] == "bad_request"
 
 
+def test_head_and_local_docs_on_the_real_server(server):
+    with server.client() as c:
+        head = c.head(f"{P}/status")
+        assert head.status_code == 200 and head.content == b""
+        assert int(head.headers["content-length"]) > 0  # the GET's length, no body sent
+        assert c.get(f"{P}/status").status_code == 200  # the connection is still in step
+        assert "content-security-policy" in c.get("/docs").headers
+
+
 def test_cache_busting_windows_is_bounded(server):
     probe = server.probe(4.0)
     with server.client() as c:

@@ -26,7 +26,9 @@ from genperf import __version__
 from genperf.api import errors
 from genperf.api.auth import TokenTable
 from genperf.api.deps import AppContext, KnownQueryOnly
+from genperf.api.docs import install_docs
 from genperf.api.guards import HostOriginGuard
+from genperf.api.head import HeadAsGet
 from genperf.api.limits import BodySizeLimit
 from genperf.api.open_tasks import OpenTaskLedger
 from genperf.api.reports import ReportCache
@@ -144,7 +146,10 @@ def create_app(
         summary="Performance monitor for AI generation services.",
         description=_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, from local assets (not a CDN)
+        redoc_url=None,  # ReDoc exists only on a CDN
     )
+    install_docs(app, "genperf")
     app.state.genperf = context
     errors.install(app)
     strict = [KnownQueryOnly]
@@ -169,6 +174,7 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodySizeLimit, max_bytes=api.max_body_bytes)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(
         HostOriginGuard, allowed_hosts=api.allowed_hosts, cors_origins=api.cors_origins
     )

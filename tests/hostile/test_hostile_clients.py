@@ -67,7 +67,6 @@ class Server:
     base: str
     proc: subprocess.Popen[bytes]
     log: Path
-    normal_p99: float
 
     @property
     def process(self) -> psutil.Process:
@@ -86,13 +85,21 @@ class Server:
             text=True,
         )
 
-    def assert_status_stayed_fast(self, probe: subprocess.Popen[str]) -> float:
+    def normal_p99(self) -> float:
+        """/status p99 now, before an attack, probed the same way (the machine is shared:
+        its load changes from minute to minute)."""
+        out, _ = self.probe(1.5).communicate(timeout=120)
+        result = json.loads(out)
+        assert result["errors"] == 0
+        return p99(result["times"])
+
+    def assert_status_stayed_fast(self, probe: subprocess.Popen[str], normal: float) -> float:
         out, _ = probe.communicate(timeout=120)
         result = json.loads(out)
         assert result["errors"] == 0
         observed = p99(result["times"])
-        limit = max(2 * self.normal_p99, P99_FLOOR_SECONDS)
-        assert observed <= limit, f"/status p99 {observed:.3f} s > {limit:.3f} s"
+        limit = max(2 * normal, P99_FLOOR_SECONDS)
+        assert observed <= limit, f"/status p99 {observed:.3f} s > {limit:.3f} s (normal x 2)"
         return observed
 
 
@@ -143,13 +150,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "the server did not start"
             time.sleep(0.2)
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN}"}) as c:
-            times = []
-            for _ in range(60):
-                began = time.perf_counter()
-                assert c.get(f"{P}/status").status_code == 200
-                times.append(time.perf_counter() - began)
-        yield Server(base, proc, log, p99(times))
+        yield Server(base, proc, log)
     finally:
         # Shutting down waits for a queued generation (tested elsewhere); not this test's job.
         proc.send_signal(signal.SIGINT)
@@ -177,7 +178,8 @@ def test_model_type_traversal_and_oversize_requests_are_refused(server):
 def test_thousands_of_open_tasks_are_bounded(server):
     rss_before = server.process.memory_info().rss
     steps = [0.5] * 1000  # the most a task may carry
-    probe = server.probe(4.0)
+    normal = server.normal_p99()
+    probe = server.probe(3.0)
 
     clients = [server.client(WRITER), server.client(ADMIN)]  # two clients, two bounds
 
@@ -191,12 +193,12 @@ def test_thousands_of_open_tasks_are_bounded(server):
         return clients[n % 2].post(f"{P}/tasks", json=body).status_code
 
     try:
-        with ThreadPoolExecutor(4) as pool:
+        with ThreadPoolExecutor(2) as pool:  # one thread per client
             codes = list(pool.map(start, range(ATTEMPTS)))
     finally:
         for client in clients:
             client.close()
-    observed = server.assert_status_stayed_fast(probe)
+    observed = server.assert_status_stayed_fast(probe, normal)
     assert codes.count(201) == MAX_OPEN_TASKS
     assert codes.count(429) == ATTEMPTS - MAX_OPEN_TASKS
     with server.client() as c:
@@ -209,7 +211,10 @@ def test_thousands_of_open_tasks_are_bounded(server):
                 assert c.post(f"{P}/tasks/flood-{n}/complete").status_code == 200
     grown = server.process.memory_info().rss - rss_before
     assert grown < 150 * 2**20, f"RSS grew {grown / 2**20:.0f} MiB"
-    print(f"open tasks: /status p99 {observed * 1000:.0f} ms, RSS +{grown / 2**20:.0f} MiB")
+    print(
+        f"open tasks: /status p99 {observed * 1000:.0f} ms (normal {normal * 1000:.0f} ms), "
+        f"RSS +{grown / 2**20:.0f} MiB"
+    )
 
 
 def _stall(server: Server, count: int) -> list[socket.socket]:
@@ -235,10 +240,12 @@ def _read_all(s: socket.socket) -> bytes:
 
 def test_stalled_partial_requests_are_timed_out_and_bounded(server):
     fds_before = server.process.num_fds()
+    normal = server.normal_p99()
     probe = server.probe(3.0)
     stalled = _stall(server, 300)  # fewer than max_connections: others are still served
     try:
-        server.assert_status_stayed_fast(probe)
+        observed = server.assert_status_stayed_fast(probe, normal)
+        print(f"stalled: /status p99 {observed * 1000:.0f} ms (normal {normal * 1000:.0f} ms)")
         answers = [_read_all(s) for s in stalled]  # a 408 once the read limit passes
         assert all(a.startswith(b"HTTP/1.1 408 ") for a in answers)
         body = json.loads(answers[0].split(b"\r\n\r\n", 1)[1])
@@ -286,7 +293,8 @@ def test_head_and_local_docs_on_the_real_server(server):
 
 
 def test_cache_busting_windows_is_bounded(server):
-    probe = server.probe(4.0)
+    normal = server.normal_p99()
+    probe = server.probe(3.0)
     with server.client() as c:
         windows = {
             c.get(f"{P}/analysis", params={"time_window_hours": 24 + n / 200}).json()[
@@ -294,7 +302,8 @@ def test_cache_busting_windows_is_bounded(server):
             ]
             for n in range(1, 150)
         }
-    server.assert_status_stayed_fast(probe)
+    observed = server.assert_status_stayed_fast(probe, normal)
+    print(f"cache busting: /status p99 {observed * 1000:.0f} ms (normal {normal * 1000:.0f} ms)")
     assert windows == {25.0}
 
 

@@ -27,7 +27,7 @@ def benchmarks(
     times = settings.performance_thresholds.generation_time_targets()
     return BenchmarksOut.model_validate(
         {
-            "time_window_hours": time_window_hours,
+            "time_window_hours": report.get("time_window_hours", time_window_hours),
             "targets": {
                 "generation_time_seconds": times,
                 **settings.benchmark_targets.model_dump(mode="json"),

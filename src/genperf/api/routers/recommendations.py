@@ -29,7 +29,7 @@ def recommendations(
         by_category.setdefault(str(item.get("category", "other")), []).append(item)
     return RecommendationsOut.model_validate(
         {
-            "time_window_hours": time_window_hours,
+            "time_window_hours": report.get("time_window_hours", time_window_hours),
             "total": len(items),
             "recommendations": items,
             "by_category": by_category,

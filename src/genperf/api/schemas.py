@@ -52,9 +52,9 @@ def _printable_text(value: str) -> str:
 
 
 # What genperf.records.resolution_class understands: WIDTHxHEIGHT, a class (720p), a name.
-RESOLUTION_PATTERN = (
-    r"^\s*(?:[1-9][0-9]{0,4}\s*[xX×*,]\s*[1-9][0-9]{0,4}|[1-9][0-9]{2,3}\s*[pP]"
-    r"|4[kK]|[uUfF]?[hH][dD]|[sS][dD])\s*$"
+RESOLUTION_PATTERN = (  # spaces, not \s: tabs and line breaks are not printable labels
+    r"^ *(?:[1-9][0-9]{0,4} *[xX×*,] *[1-9][0-9]{0,4}|[1-9][0-9]{2,3} *[pP]"
+    r"|4[kK]|[uUfF]?[hH][dD]|[sS][dD]) *$"
 )
 _RESOLUTION = re.compile(RESOLUTION_PATTERN)
 

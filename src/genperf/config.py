@@ -151,6 +151,52 @@ class _FileOnly:
 FILE_ONLY = _FileOnly()
 
 
+class ModelLimits(_Section):
+    """Limits of one model type's requests; unset values fall back to the service's."""
+
+    max_pixels: Annotated[int, Field(ge=256)] | None = None
+    max_frames: Annotated[int, Field(ge=1)] | None = None
+    max_steps: Annotated[int, Field(ge=1)] | None = None
+    max_run_seconds: PositiveSeconds | None = None
+
+
+class GenerationLimits(_Section):
+    """What one client may ask of the reference generation service (``genperf serve``).
+
+    A request over a limit is refused (422 naming the field); a full queue answers 429 with
+    Retry-After; a run past ``max_run_seconds`` fails as ``timeout`` in the phase it was in.
+    """
+
+    max_queued_requests: Annotated[int, Field(ge=1)] = 100
+    max_pixels: Annotated[int, Field(ge=256)] = 1280 * 720  # width x height
+    max_frames: Annotated[int, Field(ge=1)] = 121
+    max_steps: Annotated[int, Field(ge=1)] = 100
+    max_run_seconds: PositiveSeconds = 1800.0
+    per_model: dict[str, ModelLimits] = Field(default_factory=dict)  # model_type -> limits
+
+    def for_model(self, model_type: str) -> ModelLimits:
+        """This model type's limits, every value set."""
+        own = self.per_model.get(model_type, ModelLimits())
+        return ModelLimits(
+            max_pixels=own.max_pixels or self.max_pixels,
+            max_frames=own.max_frames or self.max_frames,
+            max_steps=own.max_steps or self.max_steps,
+            max_run_seconds=own.max_run_seconds or self.max_run_seconds,
+        )
+
+
+class ApiLimits(_Section):
+    """Bounds of ``genperf serve`` under careless or hostile clients."""
+
+    max_open_tasks: Annotated[int, Field(ge=1)] = 1000  # running tasks ingested over HTTP
+    max_open_tasks_per_client: Annotated[int, Field(ge=1)] = 200  # per token, or per address
+    # A running task with no update for this long is closed as interrupted (abandoned).
+    open_task_idle_seconds: PositiveSeconds = 6 * 3600.0
+    max_connections: Annotated[int, Field(ge=1)] = 512  # more are closed at once
+    request_read_seconds: PositiveSeconds = 10.0  # headers and body must arrive within this
+    keep_alive_seconds: Annotated[int, Field(ge=1)] = 5  # an idle connection is closed after
+
+
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("genperf", appauthor=False))
 
@@ -172,6 +218,8 @@ class Settings(_Section):
     sample_flush_seconds: PositiveSeconds = 2.0
     pending_task_queue_size: Annotated[int, Field(ge=1)] = 10_000
     node_name: str | None = None  # None: the host name
+    generation_limits: GenerationLimits = GenerationLimits()
+    api_limits: ApiLimits = ApiLimits()
     # The HTTP API (genperf serve). Tokens are "role:token" or "role:sha256:<hex digest>"
     # entries, roles read < write < admin; GENPERF_API_TOKENS, GENPERF_ALLOWED_HOSTS and
     # GENPERF_CORS_ORIGINS (comma-separated) add to these.

@@ -11,6 +11,7 @@ come from loopback.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import ipaddress
 import logging
@@ -22,7 +23,8 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, FastAPI
 
 from genperf.api.app import create_app
-from genperf.api.auth import is_loopback
+from genperf.api.auth import TokenTable, is_loopback
+from genperf.api.http_limits import raise_open_files_limit, summarise_server_logs, uvicorn_config
 from genperf.api.settings import TOKENS_ENV, ApiSettings
 from genperf.config import Settings
 from genperf.errors import ConfigError
@@ -93,6 +95,7 @@ def serve(
     # Refuse a bad address or token list before anything opens the database.
     api = ApiSettings.load(settings, environ)
     check_bind(host, api)
+    TokenTable.parse(api.api_tokens)  # a malformed entry stops here, before the database
     monitor = PerformanceMonitor(settings)
     service = _generation_service(monitor, required=demo)
     routers = list(extra_routers)
@@ -118,17 +121,14 @@ def serve(
                     host,
                     port,
                 )
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            log_level=log_level,
-            server_header=False,
-            # Trust X-Forwarded-For from a proxy on this host only, so behind a local proxy
-            # the real (remote) client is what the loopback rule sees.
-            proxy_headers=True,
-            forwarded_allow_ips="127.0.0.1,::1",
+        raise_open_files_limit()
+        config = uvicorn_config(
+            app, host=host, port=port, log_level=log_level, limits=settings.api_limits
         )
+        summarise_server_logs()  # after uvicorn configured its loggers
+        # uvicorn re-raises the Ctrl+C it handled: for us that is a clean stop.
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(config).run()
     finally:
         if service is not None:
             service.close()

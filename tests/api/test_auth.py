@@ -85,6 +85,19 @@ def test_a_token_may_be_configured_by_its_sha256():
     assert table.role_of("secret-from-a-vault") is Role.WRITE
 
 
+@pytest.mark.parametrize(
+    "digest_text",
+    ["0" * 63, "0" * 65, "g" * 64, "", "super-secret-value"],
+    ids=["63-hex", "65-hex", "not-hex", "empty", "text"],
+)
+def test_a_malformed_sha256_digest_is_refused_not_taken_as_a_token(digest_text):
+    with pytest.raises(ConfigError) as info:
+        TokenTable.parse([f"read:sha256:{digest_text}"])
+    message = str(info.value)
+    assert "entry 1" in message and "64 hexadecimal digits" in message
+    assert digest_text not in message or not digest_text
+
+
 def test_bad_entries_are_refused_without_echoing_the_token():
     for spec in ("reader:super-secret-value", "super-secret-value", "admin:"):
         with pytest.raises(ConfigError) as info:

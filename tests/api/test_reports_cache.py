@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from genperf.api.reports import ReportCache
+from genperf.api.reports import ReportCache, ReportsBusyError
+from genperf.queries.reads import normalise_window
 from genperf.testing import ManualClock, wait_until
 
 
@@ -98,3 +99,108 @@ def test_a_failed_background_rebuild_keeps_the_stale_entry(caplog):
     assert cache.get("k", fail) == 1
     wait_until(lambda: "refreshing a cached report failed" in caplog.text)
     assert cache.get("k", Builder()) == 1
+
+
+# --- bounds and invalidation (issue 10) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hours", "normal"),
+    [
+        (24.0, 24.0),
+        (24.3, 25.0),
+        (1.0, 1.0),
+        (1.0000001, 1.0),
+        (0.5, 0.5),
+        (0.26, 16 / 60),
+        (1e-300, 1 / 60),
+    ],
+)
+def test_windows_are_normalised_up_to_whole_minutes_or_hours(hours, normal):
+    assert normalise_window(hours) == pytest.approx(normal)
+    assert normalise_window(hours) >= min(hours, 1.0) - 1e-6
+
+
+def test_many_keys_leave_no_locks_and_a_bounded_cache():
+    cache: ReportCache[int] = ReportCache(5.0, max_entries=16)
+    build = Builder()
+    for n in range(2000):
+        cache.get(("report", n), build)
+    assert cache.key_locks == 0
+    assert len(cache._entries) == 16
+    assert build.calls == 2000
+
+
+def test_the_least_recently_used_report_goes_first():
+    cache: ReportCache[int] = ReportCache(5.0, max_entries=2)
+    build = Builder()
+    cache.get("a", build)
+    cache.get("b", build)
+    cache.get("a", build)  # a is used again: b is now the oldest
+    cache.get("c", build)
+    assert build.calls == 3
+    assert cache.get("a", build) == 1  # still cached
+    assert cache.get("b", build) == 4  # was evicted
+
+
+def test_a_finished_task_invalidates_every_report_at_once():
+    clock = ManualClock()
+    cache: ReportCache[int] = ReportCache(60.0, clock=clock)
+    build = Builder()
+    assert cache.get("k", build) == 1
+    cache.invalidate()
+    assert cache.get("k", build) == 2  # rebuilt before answering, not served stale
+    assert cache.get("k", build) == 2
+
+
+def test_builds_are_bounded_and_a_request_that_cannot_start_one_is_told_to_retry():
+    cache: ReportCache[int] = ReportCache(5.0, max_concurrent_builds=2, busy_wait_seconds=0.2)
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def slow() -> int:
+        started.release()
+        release.wait(10)
+        return 7
+
+    threads = [threading.Thread(target=cache.get, args=(f"slow{n}", slow)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for _ in threads:
+        assert started.acquire(timeout=10)  # both slots are taken now
+    with pytest.raises(ReportsBusyError) as info:
+        cache.get("third", Builder())
+    assert info.value.status_code == 503
+    assert int(info.value.headers["Retry-After"]) > 0
+    release.set()
+    for t in threads:
+        t.join()
+    assert cache.get("third", Builder()) == 1
+
+
+def test_analysis_agrees_with_metrics_as_soon_as_a_task_finishes(make_app):
+    from api_support import BASE, LOOPBACK, P
+    from fastapi.testclient import TestClient
+
+    with TestClient(make_app(report_cache_seconds=600.0), base_url=BASE, client=LOOPBACK) as c:
+        assert c.get(f"{P}/analysis").json()["task_count"] == 0
+        start = {"task_id": "fresh", "model_type": "t2v-A14B", "resolution": "720p"}
+        assert c.post(f"{P}/tasks", json=start).status_code == 201
+        assert c.post(f"{P}/tasks/fresh/complete").status_code == 200
+        assert c.get(f"{P}/metrics").json()["total"] == 1
+        assert c.get(f"{P}/analysis").json()["task_count"] == 1  # not the cached 0
+
+
+def test_varying_the_window_does_not_bust_the_cache(make_app):
+    from api_support import BASE, LOOPBACK, P
+    from fastapi.testclient import TestClient
+
+    app = make_app(report_cache_seconds=600.0)
+    with TestClient(app, base_url=BASE, client=LOOPBACK) as c:
+        windows = [24 + n / 100 for n in range(1, 100)]  # 24.01 ... 24.99 hours
+        answers = [c.get(f"{P}/analysis", params={"time_window_hours": w}) for w in windows]
+        assert {a.status_code for a in answers} == {200}
+        assert {a.json()["time_window_hours"] for a in answers} == {25.0}
+        reports = app.state.genperf.reports
+        assert reports.builds == 1
+        assert reports.key_locks == 0

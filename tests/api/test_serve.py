@@ -72,6 +72,22 @@ def test_a_bad_token_entry_stops_start_up_without_showing_the_token(tmp_path):
     assert "my-secret-token-value" not in proc.stderr + proc.stdout
 
 
+def test_a_malformed_token_digest_stops_start_up_with_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "genperf", "serve", "--port", "1"],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path, GENPERF_API_TOKENS="read:sha256:" + "a" * 63),
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "entry 1" in lines[0] and "64 hexadecimal digits" in lines[0]
+    assert not (tmp_path / "genperf.db").exists()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

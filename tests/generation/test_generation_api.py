@@ -81,6 +81,8 @@ def test_submit_then_read_the_task_and_its_metrics(client, service):
         ({"prompt": ""}, "prompt"),
         ({"memory_headroom_mib": 1}, "memory_headroom_mib"),
         ({"model_type": "t2v-A14B"}, "model_type"),
+        ({"model_type": "../../outside/tiny"}, "model_type"),
+        ({"model_type": "/etc"}, "model_type"),
         ({"seed": 3}, "seed"),
     ],
 )

@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 
+from genperf.config import GenerationLimits, ModelLimits
 from genperf.generation import (
     TINY_WAN,
     GenerationService,
@@ -153,3 +154,24 @@ def test_requests_left_running_by_a_stopped_service_are_failed_at_start(monitor)
         assert "stopped" in task.request.error_message
     finally:
         second.close()
+
+
+def test_a_run_past_its_time_limit_fails_as_timeout_and_the_worker_goes_on(monitor):
+    limits = GenerationLimits(per_model={"tiny-slow": ModelLimits(max_run_seconds=1e-6)})
+    service = GenerationService(monitor, poll_seconds=0.1, limits=limits)
+    tiny = service.registry.resolve(TINY_WAN)
+    service.registry.register(
+        "tiny-slow", tiny.path, load_kwargs=tiny.load_kwargs, call_kwargs=tiny.call_kwargs
+    )
+    service.registry.ensure_ready(TINY_WAN)
+    with service:
+        slow = service.submit("tiny-slow", PROMPT, "64x64", 4, 5)
+        after = service.submit(TINY_WAN, PROMPT, "64x64", 2, 5)
+        assert service.wait_idle(180)
+    record = service.get(slow).metrics
+    assert service.get(slow).status is RequestStatus.FAILED
+    assert record.error_category == ErrorCategory.TIMEOUT.value
+    assert record.failed_phase == "denoise"
+    assert len(record.step_times_seconds) == 1  # stopped at the end of its first step
+    assert "limit" in record.error_message
+    assert service.get(after).status is RequestStatus.COMPLETED

@@ -12,10 +12,12 @@ flushes what it holds; a monitor passed in is flushed but left to its owner to c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -24,8 +26,11 @@ from genperf import __version__
 from genperf.api import errors
 from genperf.api.auth import TokenTable
 from genperf.api.deps import AppContext, KnownQueryOnly
+from genperf.api.docs import install_docs
 from genperf.api.guards import HostOriginGuard
+from genperf.api.head import HeadAsGet
 from genperf.api.limits import BodySizeLimit
+from genperf.api.open_tasks import OpenTaskLedger
 from genperf.api.reports import ReportCache
 from genperf.api.routers import (
     analysis,
@@ -42,6 +47,7 @@ from genperf.api.routers import (
 )
 from genperf.api.settings import ApiSettings
 from genperf.config import Settings, load_settings
+from genperf.errors import GenperfError
 from genperf.exporters.prometheus import TaskOutcomes, registry_for
 from genperf.exporters.prometheus_details import TaskDetails, ThrottleCollector, duration_buckets
 from genperf.monitor import PerformanceMonitor
@@ -101,6 +107,16 @@ def create_app(
     registry = registry_for(monitor, outcomes, version=__version__)
     registry.register(details)
     registry.register(ThrottleCollector(monitor))
+    bounds = settings.api_limits
+    open_tasks = OpenTaskLedger(
+        max_total=bounds.max_open_tasks,
+        max_per_client=bounds.max_open_tasks_per_client,
+        idle_seconds=bounds.open_task_idle_seconds,
+    )
+    monitor.add_task_listener(open_tasks.finished)  # a finished task frees its place
+    reports: ReportCache[Any] = ReportCache(api.report_cache_seconds)
+    # A finished task changes the analysis: cached reports must not disagree with /metrics.
+    monitor.add_task_listener(lambda _record: reports.invalidate())
     context = AppContext(
         settings=settings,
         api=api.model_copy(update={"api_tokens": ()}),  # from here on, only digests
@@ -108,9 +124,10 @@ def create_app(
         store=store,
         tokens=tokens,
         outcomes=outcomes,
-        reports=ReportCache(api.report_cache_seconds),
+        reports=reports,
         registry=registry,
         owns_monitor=owns_monitor,
+        open_tasks=open_tasks,
     )
 
     @asynccontextmanager
@@ -121,9 +138,11 @@ def create_app(
             "token auth" if tokens else "no tokens (loopback clients only)",
             context.settings.safe_dict()["database_url"],
         )
+        sweeper = asyncio.create_task(expire_abandoned_tasks(context))
         try:
             yield
         finally:
+            sweeper.cancel()
             if context.owns_monitor:
                 context.monitor.close()  # closes the store only if it opened it
             else:
@@ -135,7 +154,10 @@ def create_app(
         summary="Performance monitor for AI generation services.",
         description=_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, from local assets (not a CDN)
+        redoc_url=None,  # ReDoc exists only on a CDN
     )
+    install_docs(app, "genperf")
     app.state.genperf = context
     errors.install(app)
     strict = [KnownQueryOnly]
@@ -160,10 +182,32 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodySizeLimit, max_bytes=api.max_body_bytes)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(
         HostOriginGuard, allowed_hosts=api.allowed_hosts, cors_origins=api.cors_origins
     )
     return app
+
+
+async def expire_abandoned_tasks(context: AppContext) -> None:
+    """Close running tasks whose client has gone quiet for ``open_task_idle_seconds``."""
+    ledger = context.open_tasks
+    while True:
+        await asyncio.sleep(ledger.sweep_every_seconds())
+        for task_id in ledger.idle():
+            reason = (
+                f"abandoned: no update from its client for {ledger.idle_seconds:g} s "
+                "(api_limits.open_task_idle_seconds)"
+            )
+            try:
+                await asyncio.to_thread(context.monitor.interrupt_task, task_id, reason)
+            except GenperfError:  # completed meanwhile, or not the monitor's any more
+                ledger.release(task_id)
+            except Exception:
+                logger.exception("could not close abandoned task %s", task_id)
+                ledger.release(task_id)
+            else:
+                ledger.expired += 1
 
 
 _DESCRIPTION = """

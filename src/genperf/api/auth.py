@@ -83,8 +83,16 @@ class TokenTable:
             if not sep or not secret:
                 raise ConfigError(f"entry {n}: the token is empty", key="api_tokens")
             kind, _, hexdigest = secret.partition(":")
-            if kind == "sha256" and _HEX_DIGEST.match(hexdigest):
-                entries.append((role, bytes.fromhex(hexdigest)))
+            if kind.strip().lower() == "sha256":
+                # A digest that is not 64 hex digits is a typo, not a token that happens to
+                # start with "sha256:": taken literally it would silently lock everyone out.
+                if not _HEX_DIGEST.match(hexdigest.strip()):
+                    raise ConfigError(
+                        f"entry {n}: a sha256 token digest must be 64 hexadecimal digits",
+                        key="api_tokens",
+                        source=TOKENS_ENV,
+                    )
+                entries.append((role, bytes.fromhex(hexdigest.strip())))
                 continue
             if len(secret) < MIN_TOKEN_LENGTH:
                 logger.warning(

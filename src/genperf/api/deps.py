@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from genperf.api.auth import TokenTable
+    from genperf.api.open_tasks import OpenTaskLedger
     from genperf.api.reports import ReportCache
     from genperf.exporters.prometheus import TaskOutcomes
 
@@ -41,6 +42,7 @@ class AppContext:
     reports: ReportCache[Any]
     registry: CollectorRegistry
     owns_monitor: bool
+    open_tasks: OpenTaskLedger  # running tasks opened over HTTP: bounded, expired when idle
 
     def read_store(self) -> Store:
         """The store to read from.

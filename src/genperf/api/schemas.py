@@ -7,11 +7,12 @@ Inputs refuse NaN and infinities, unknown fields and lax coercion.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from types import NoneType, UnionType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from genperf.queries.models import (
     ActiveTaskOut,
@@ -28,6 +29,7 @@ from genperf.queries.models import (
     StatusOut,
     TaskOut,
 )
+from genperf.queries.reads import STATUS_ACTIVE_TASKS
 from genperf.records import TEXT_LIMITS, UPDATABLE_FIELDS, ErrorCategory, TaskRecord
 
 
@@ -39,22 +41,94 @@ def _json_integer(value: Any) -> Any:
     return value
 
 
+# Characters no label may hold: control characters (a terminal escape such as "\x1b[31m"),
+# format characters (bidi overrides such as U+202E, zero-width joiners), line and paragraph
+# separators and private use. Free text (error messages) may hold newlines and tabs. Written
+# as patterns so the OpenAPI document says what is accepted; renderers escape what they show
+# anyway, this keeps stored data honest.
+_CONTROLS = r"\x00-\x08\x0b-\x1f\x7f-\x9f"
+_FORMATS = (
+    r"\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b-\u200f\u2028-\u202e"
+    r"\u2060-\u206f\ufeff\ufff9-\ufffb\ue000-\uf8ff"
+)
+LABEL_PATTERN = rf"^[^\t\n{_CONTROLS}{_FORMATS}]*$"
+TEXT_PATTERN = rf"^[^{_CONTROLS}{_FORMATS}]*$"  # newlines and tabs allowed
+_LABEL = re.compile(LABEL_PATTERN)
+_TEXT = re.compile(TEXT_PATTERN)
+
+
+def _printable(value: str, pattern: re.Pattern[str] = _LABEL) -> str:
+    if not pattern.fullmatch(value):  # fullmatch: "$" alone would let a final "\n" through
+        bad = next(ch for ch in value if not pattern.fullmatch(ch))
+        raise ValueError(f"must be printable text: U+{ord(bad):04X} is a control character")
+    return value
+
+
+def _printable_text(value: str) -> str:
+    return _printable(value, _TEXT)
+
+
+# What genperf.records.resolution_class understands: WIDTHxHEIGHT, a class (720p), a name.
+RESOLUTION_PATTERN = (  # spaces, not \s: tabs and line breaks are not printable labels
+    r"^ *(?:[1-9][0-9]{0,4} *[xX×*,] *[1-9][0-9]{0,4}|[1-9][0-9]{2,3} *[pP]"
+    r"|4[kK]|[uUfF]?[hH][dD]|[sS][dD]) *$"
+)
+_RESOLUTION = re.compile(RESOLUTION_PATTERN)
+
+
+def _resolution(value: str) -> str:
+    if not _RESOLUTION.fullmatch(value):
+        raise ValueError("expected WIDTHxHEIGHT (such as 1280x720) or a class such as 720p")
+    return value
+
+
+Printable = AfterValidator(_printable)
+LabelSchema = Field(json_schema_extra={"pattern": LABEL_PATTERN})
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0, le=10_000_000), BeforeValidator(_json_integer)]
 Percent = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
-Label = Annotated[str, Field(min_length=1, max_length=100)]
-ShortText = Annotated[str, Field(max_length=200)]
+Label = Annotated[str, Field(min_length=1, max_length=100), LabelSchema, Printable]
+ShortText = Annotated[str, Field(max_length=200), LabelSchema, Printable]
 TaskId = Annotated[
     str,
-    Field(min_length=1, max_length=TEXT_LIMITS["task_id"], pattern=r"^[^/\x00-\x1f]+$"),
+    Field(
+        min_length=1,
+        max_length=TEXT_LIMITS["task_id"],
+        pattern=rf"^[^/\t\n{_CONTROLS}{_FORMATS}]+$",
+    ),
 ]
+
+MAX_PHASES = 100  # per task; a generation has a handful
+MAX_STEP_TIMES = 1000  # per task; diffusion runs take tens of steps, 200 at most here
 
 
 # Short text fields, as long as their database columns allow (records.TEXT_LIMITS).
-ModelType = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["model_type"])]
-ResolutionText = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["resolution"])]
-PhaseName = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["phase"])]
-FailedPhase = Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS["failed_phase"])]
+def _text(field: str) -> Any:
+    return Field(
+        min_length=1,
+        max_length=TEXT_LIMITS.get(field, 2000),
+        json_schema_extra={"pattern": LABEL_PATTERN},
+    )
+
+
+ModelType = Annotated[str, _text("model_type"), Printable]
+ResolutionText = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=TEXT_LIMITS["resolution"],
+        json_schema_extra={"pattern": RESOLUTION_PATTERN},
+    ),
+    Printable,
+    AfterValidator(_resolution),
+]
+PhaseName = Annotated[str, _text("phase"), Printable]
+FailedPhase = Annotated[str, _text("failed_phase"), Printable]
+ErrorText = Annotated[
+    str,
+    Field(max_length=2000, json_schema_extra={"pattern": TEXT_PATTERN}),
+    AfterValidator(_printable_text),
+]
 
 
 class _In(BaseModel):
@@ -76,8 +150,10 @@ class PhaseIn(_In):
 
 # Input types of record fields whose bounds are not those of their type's convention.
 _INPUT_TYPES: dict[str, Any] = {
-    "phases": Annotated[list[PhaseIn], Field(max_length=1000)],
-    "error_message": Annotated[str, Field(max_length=2000)],
+    # Bounded: a running task lives in the server's memory until it completes.
+    "phases": Annotated[list[PhaseIn], Field(max_length=MAX_PHASES)],
+    "step_times_seconds": Annotated[list[NonNegative], Field(max_length=MAX_STEP_TIMES)],
+    "error_message": ErrorText,
     "recovery_suggestions": Annotated[list[ShortText], Field(max_length=64)],
 }
 
@@ -97,7 +173,7 @@ def _input_type(name: str, hint: Any) -> Any:
     if base is float:
         return Percent if name.endswith("_percent") else NonNegative
     if base is str:
-        return Annotated[str, Field(min_length=1, max_length=TEXT_LIMITS.get(name, 2000))]
+        return Annotated[str, _text(name), Printable]
     if item is str:
         return Annotated[list[Label], Field(max_length=64)]
     if item is float:
@@ -155,7 +231,7 @@ class TaskCompleteIn(_In):
     """Finish a task (the spec's ``complete_task_monitoring``). An empty body is success."""
 
     success: bool = True
-    error: Annotated[str, Field(max_length=2000)] | None = Field(
+    error: ErrorText | None = Field(
         default=None, description="The error message of a failed generation; never a prompt."
     )
     error_category: Annotated[ErrorCategory, Field(strict=False)] | None = None
@@ -169,6 +245,16 @@ class TaskCompletedOut(TaskOut):
         description="True: committed to the database. False: held in memory until the "
         "database is back (a restart of the server before then loses it)."
     )
+
+
+class RunningTasksPage(BaseModel):
+    """Running tasks, oldest first, one page at a time."""
+
+    total: int = Field(description="Running tasks now, all pages.")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page, null on the last.")
+    tasks: list[ActiveTaskOut]
 
 
 # --- health --------------------------------------------------------------------------------
@@ -188,6 +274,9 @@ class ReadyOut(BaseModel):
 
 
 __all__ = [
+    "MAX_PHASES",
+    "MAX_STEP_TIMES",
+    "STATUS_ACTIVE_TASKS",
     "ActiveTaskOut",
     "AnalysisOut",
     "BenchmarksOut",
@@ -201,6 +290,7 @@ __all__ = [
     "PhaseOut",
     "ReadyOut",
     "RecommendationsOut",
+    "RunningTasksPage",
     "SampleOut",
     "StatusOut",
     "TaskCompleteIn",

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from genperf.cli import render
 from genperf.cli.context import JsonOption, parse_seconds, state
+from genperf.cli.escape import printable
 from genperf.cli.style import Targets
 from genperf.errors import GenperfError
 
@@ -45,7 +46,9 @@ def monitor(
     targets = Targets.from_settings(state.settings())
     console = Console()
     run_live(
-        lambda: render.live_view(source.live(), targets, interval=seconds, where=source.where),
+        lambda: render.live_view(
+            printable(source.live()), targets, interval=seconds, where=source.where
+        ),
         console,
         seconds,
         count,

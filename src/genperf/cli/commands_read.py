@@ -6,6 +6,7 @@ Every one takes ``--json`` and then prints the source's payload, the same data t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -13,6 +14,7 @@ from rich.console import Console, RenderableType
 
 from genperf.cli import render
 from genperf.cli.context import JsonOption, parse_count, parse_hours, state
+from genperf.cli.escape import printable
 from genperf.cli.style import Targets
 
 HoursArgument = Annotated[
@@ -31,18 +33,22 @@ def targets() -> Targets:
     return Targets.from_settings(state.settings())
 
 
-def emit(payload: Any, as_json: bool, draw: RenderableType | None = None) -> None:
-    """Print the payload as JSON, or the rendered view."""
+View = Callable[[Any, Targets], RenderableType]
+
+
+def emit(payload: Any, as_json: bool, view: View | None = None) -> None:
+    """Print the payload as JSON, or drawn by ``view`` with its text made safe for the
+    terminal (:func:`genperf.cli.escape.printable`: no client's escape codes reach it)."""
     if as_json:
         typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
-    elif draw is not None:
-        console().print(draw)
+    elif view is not None:
+        console().print(view(printable(payload), targets()))
 
 
 def status(as_json: JsonOption = False) -> None:
     """Show the system now (CPU, RAM, swap, disk, each GPU), the monitor and running tasks."""
     payload = state.source().status()
-    emit(payload, as_json, None if as_json else render.status_view(payload, targets()))
+    emit(payload, as_json, render.status_view)
 
 
 ModelTypeOption = Annotated[
@@ -61,7 +67,7 @@ def analysis(
 ) -> None:
     """Analyse the last HOURS: times, success rate, bottlenecks, trends, recommendations."""
     payload = state.source().analysis(hours, model_type=model_type, success_only=success_only)
-    emit(payload, as_json, None if as_json else render.analysis_view(payload, targets()))
+    emit(payload, as_json, render.analysis_view)
 
 
 def tasks(
@@ -85,7 +91,7 @@ def tasks(
     payload = state.source().tasks(
         count, hours=hours, model_type=model_type, success_only=success_only
     )
-    emit(payload, as_json, None if as_json else render.tasks_view(payload, targets()))
+    emit(payload, as_json, render.tasks_view)
 
 
 def benchmarks(
@@ -97,7 +103,7 @@ def benchmarks(
 ) -> None:
     """Compare current performance with the spec's targets (time, VRAM, RAM, CPU, success)."""
     payload = state.source().benchmarks(hours)
-    emit(payload, as_json, None if as_json else render.benchmarks_view(payload, targets()))
+    emit(payload, as_json, render.benchmarks_view)
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,14 @@ torch and diffusers are imported only when a generation runs.
 """
 
 from genperf.generation.demo import DEMO_JOBS, DemoJob, queue_demo_batch
-from genperf.generation.errors import GenerationError, ModelNotAvailableError, RequestNotFoundError
+from genperf.generation.errors import (
+    GenerationError,
+    GenerationTimeoutError,
+    ModelNotAvailableError,
+    QueueFullError,
+    RequestLimitError,
+    RequestNotFoundError,
+)
 from genperf.generation.registry import (
     DEFAULT_MODEL_TYPE,
     KNOWN_MODELS,
@@ -33,9 +40,12 @@ __all__ = [
     "GenerationRequest",
     "GenerationService",
     "GenerationTask",
+    "GenerationTimeoutError",
     "ModelNotAvailableError",
     "ModelRegistry",
     "ModelSpec",
+    "QueueFullError",
+    "RequestLimitError",
     "RequestNotFoundError",
     "RequestStatus",
     "parse_resolution",

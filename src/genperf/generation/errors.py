@@ -26,3 +26,31 @@ class RequestNotFoundError(GenerationError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class RequestLimitError(GenerationError, ValueError):
+    """A request over one of the service's limits (``generation_limits``); names the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class QueueFullError(GenerationError):
+    """The queue holds ``generation_limits.max_queued_requests`` already: retry later."""
+
+    def __init__(self, limit: int, retry_after_seconds: int) -> None:
+        self.limit = limit
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(
+            f"the generation queue is full ({limit} requests wait); retry in "
+            f"{retry_after_seconds} s"
+        )
+
+
+class GenerationTimeoutError(GenerationError, TimeoutError):
+    """A generation ran past its time limit (``max_run_seconds``) and was stopped."""
+
+    def __init__(self, limit_seconds: float) -> None:
+        self.limit_seconds = limit_seconds
+        super().__init__(f"the generation ran past its {limit_seconds:g} s limit and was stopped")

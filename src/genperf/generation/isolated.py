@@ -116,7 +116,12 @@ class IsolatedRunner:
         self.timeout_seconds = timeout_seconds
         self.python = python
 
-    def run(self, request: GenerationRequest, on_run: OnRun) -> TaskRecord:
+    def run(
+        self, request: GenerationRequest, on_run: OnRun, *, time_limit_seconds: float | None = None
+    ) -> TaskRecord:
+        """Generate in a worker subprocess, killed past ``time_limit_seconds`` (default: the
+        runner's ``timeout_seconds``); returns the completed record (failed or not)."""
+        timeout = self.timeout_seconds if time_limit_seconds is None else time_limit_seconds
         spec = self.registry.ensure_ready(request.model_type)
         monitor = self.monitor
         started = monitor.start_task_monitoring(
@@ -140,7 +145,7 @@ class IsolatedRunner:
             "node": monitor.node,
         }
         try:
-            outcome = run_child(job, self.timeout_seconds, python=self.python)
+            outcome = run_child(job, timeout, python=self.python)
         except Exception as exc:
             return monitor.complete_task_monitoring(request.task_id, False, exc)
         if outcome.record is not None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
+from genperf.generation.errors import GenerationTimeoutError
 from genperf.generation.registry import ModelSpec
 from genperf.generation.request import GenerationRequest
 from genperf.integrations.diffusers import MonitoredPipeline, load_pipeline
@@ -65,9 +67,12 @@ def load_model(
     return pipe
 
 
-def generation_kwargs(request: GenerationRequest, spec: ModelSpec) -> dict[str, Any]:
-    """The pipeline call for a request; frames come back as numpy (nothing is saved)."""
-    return {
+def generation_kwargs(
+    request: GenerationRequest, spec: ModelSpec, *, deadline: Deadline | None = None
+) -> dict[str, Any]:
+    """The pipeline call for a request; frames come back as numpy (nothing is saved).
+    With a ``deadline``, the generation stops at the first denoising step that ends past it."""
+    kwargs = {
         **spec.call_kwargs,
         "prompt": request.prompt,
         "height": request.height,
@@ -76,3 +81,26 @@ def generation_kwargs(request: GenerationRequest, spec: ModelSpec) -> dict[str, 
         "num_inference_steps": request.steps,
         "output_type": "np",
     }
+    if deadline is not None:
+        kwargs["callback_on_step_end"] = deadline.step_callback
+    return kwargs
+
+
+class Deadline:
+    """A run's time limit, checked at the end of every denoising step (a thread cannot be
+    stopped from outside; the steps are where the time goes). Raises
+    :class:`GenerationTimeoutError` inside the step, so the task fails as ``timeout`` in the
+    ``denoise`` phase and the worker goes on with the next request."""
+
+    def __init__(self, limit_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit_seconds = limit_seconds
+        self._clock = clock
+        self._ends = clock() + limit_seconds
+
+    def check(self) -> None:
+        if self._clock() >= self._ends:
+            raise GenerationTimeoutError(self.limit_seconds)
+
+    def step_callback(self, pipe: Any, step: int, timestep: Any, tensors: Any) -> dict[str, Any]:
+        self.check()
+        return {}

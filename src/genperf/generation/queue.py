@@ -38,15 +38,22 @@ from sqlalchemy import (
 )
 
 from genperf.errors import StoreUnavailableError
+from genperf.generation.errors import QueueFullError
 from genperf.generation.request import GenerationRequest, RequestStatus
 from genperf.records import utc_now
 from genperf.storage import MEMORY_URL
-from genperf.storage.engine import SQLITE_BEGIN, make_engine, store_errors
+from genperf.storage.engine import (
+    SQLITE_BEGIN,
+    checkpoint_and_truncate,
+    make_engine,
+    store_errors,
+)
 from genperf.storage.schema import UtcDateTime
 
 logger = logging.getLogger("genperf.generation")
 
 REQUESTS_TABLE = "generation_requests"
+QUEUE_FULL_RETRY_AFTER_SECONDS = 30  # a tiny generation takes seconds, a real one minutes
 _ERROR_CHARS = 2000
 
 metadata = MetaData()
@@ -155,8 +162,13 @@ class RequestQueue:
 
     # --- writes -----------------------------------------------------------------------------
 
-    def add(self, request: GenerationRequest) -> None:
-        """Queue a request (its task_id must be new)."""
+    def add(self, request: GenerationRequest, *, max_queued: int | None = None) -> None:
+        """Queue a request (its task_id must be new).
+
+        Raises:
+            QueueFullError: ``max_queued`` requests wait already (counted in the same write
+                transaction, so concurrent submitters cannot all slip in on SQLite).
+        """
         row = {
             "task_id": request.task_id,
             "model_type": request.model_type,
@@ -170,6 +182,12 @@ class RequestQueue:
             "created_at": utc_now(),
         }
         with self._write("queue a request") as conn:
+            if max_queued is not None:
+                waiting = conn.execute(
+                    select(func.count()).where(_t.c.status == RequestStatus.QUEUED.value)
+                ).scalar_one()
+                if waiting >= max_queued:
+                    raise QueueFullError(max_queued, QUEUE_FULL_RETRY_AFTER_SECONDS)
             conn.execute(insert(_t), row)
 
     def claim_next(self) -> GenerationRequest | None:
@@ -231,6 +249,7 @@ class RequestQueue:
             values["error_message"] = error_message[:_ERROR_CHARS]
         with self._write("finish a request") as conn:
             conn.execute(update(_t).where(_t.c.task_id == task_id).values(**values))
+        self._forget_prompts()
 
     def fail_abandoned(self) -> int:
         """Fail requests left running by a process that stopped; returns how many."""
@@ -246,6 +265,7 @@ class RequestQueue:
                 )
             ).rowcount
         if changed:
+            self._forget_prompts()
             logger.warning(
                 "failed %d generation request(s) left running by a stopped service", changed
             )
@@ -276,6 +296,14 @@ class RequestQueue:
             return int(conn.execute(stmt).scalar_one())
 
     # --- internals --------------------------------------------------------------------------
+
+    def _forget_prompts(self) -> None:
+        """Cleared prompts were zeroed in the database file (secure_delete); the WAL still
+        holds the pages written before: checkpoint and truncate it, so they are gone now."""
+        try:
+            checkpoint_and_truncate(self._engine)
+        except Exception as exc:  # the next finished request tries again
+            logger.debug("cannot checkpoint the generation queue's database: %s", exc)
 
     @contextmanager
     def _write(self, action: str) -> Iterator[Connection]:

@@ -7,10 +7,18 @@ given to the registry (``paths=``) or, by convention, ``<model_dir>/<model_type>
 ``model_dir`` setting, ``GENPERF_MODEL_DIR``) when it holds a ``model_index.json``. Real
 Wan2.2 types (``t2v-A14B`` ...) are known by name, so a request for one that is not installed
 gets an error that says where to put it, not "unknown model".
+
+A model type comes from clients, so it is a name, never a path: one component of letters,
+digits, ``.``, ``_`` and ``-``, starting with a letter or digit, looked up in the registry or
+as an entry of ``model_dir`` (entries the operator put there, symlinks included, are
+followed). Errors
+name the model type and the setting, never a directory of this host, and read the same
+whether or not something of that name exists there.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +31,10 @@ from genperf.generation.tiny_wan import MODEL_INDEX, ensure_tiny_wan
 
 TINY_WAN = "tiny-wan-t2v"
 DEFAULT_MODEL_TYPE = TINY_WAN
+
+# A model type is one path component: it starts with a letter or digit (so never "." or ".."),
+# has no separator, and nothing a shell or terminal would read.
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 # Real models known by name, with where to get them.
 KNOWN_MODELS: dict[str, str] = {
@@ -93,7 +105,11 @@ class ModelRegistry:
         found = {TINY_WAN, *self._specs}
         model_dir = self.settings.model_dir
         if model_dir is not None and model_dir.is_dir():
-            found.update(p.name for p in model_dir.iterdir() if (p / MODEL_INDEX).is_file())
+            found.update(
+                p.name
+                for p in model_dir.iterdir()
+                if is_model_name(p.name) and (p / MODEL_INDEX).is_file()
+            )
         return sorted(found)
 
     def resolve(self, model_type: str) -> ModelSpec:
@@ -105,6 +121,12 @@ class ModelRegistry:
         """
         if model_type in self._specs:
             return self._specs[model_type]
+        if not is_model_name(model_type):
+            raise ModelNotAvailableError(
+                model_type,
+                f"model type {model_type!r} is not a model name: use letters, digits, '.', '_' "
+                "and '-' (a name from the registry or model_dir, never a path)",
+            )
         if model_type == TINY_WAN:
             return ModelSpec(
                 TINY_WAN,
@@ -113,9 +135,9 @@ class ModelRegistry:
                 load_kwargs=_TINY_LOAD,
                 call_kwargs=_TINY_CALL,
             )
-        model_dir = self.settings.model_dir
-        if model_dir is not None and (model_dir / model_type / MODEL_INDEX).is_file():
-            return ModelSpec(model_type, model_dir / model_type, load_kwargs=_REAL_LOAD)
+        path = self._in_model_dir(model_type)
+        if path is not None and (path / MODEL_INDEX).is_file():
+            return ModelSpec(model_type, path, load_kwargs=_REAL_LOAD)
         raise ModelNotAvailableError(model_type, self._not_available(model_type))
 
     def ensure_ready(self, model_type: str) -> ModelSpec:
@@ -126,16 +148,35 @@ class ModelRegistry:
                 ensure_tiny_wan(spec.path)
         return spec
 
-    def _not_available(self, model_type: str) -> str:
+    def _in_model_dir(self, model_type: str) -> Path | None:
+        """``<model_dir>/<model_type>``, checked to be an entry of model_dir, or None."""
         model_dir = self.settings.model_dir
-        where = f"{model_dir}/{model_type}" if model_dir else f"<model_dir>/{model_type}"
+        if model_dir is None:
+            return None
+        base = model_dir.absolute()
+        path = base / model_type
+        # The name rule already makes this one component; checked again so that a change to
+        # the rule can never open the rest of the file system.
+        if path.parent != base or path.name != model_type:
+            return None
+        return path
+
+    def _not_available(self, model_type: str) -> str:
+        # The client sees this: the model type and the setting's name, no directory of ours,
+        # and the same text whether or not something of that name exists.
+        where = f"<model_dir>/{model_type}"
         hint = (
             f"model type {model_type!r} has no local diffusers directory: put the model at "
-            f"{where} (the model_dir setting, GENPERF_MODEL_DIR, is "
-            f"{str(model_dir) if model_dir else 'not set'}) or register its path"
+            f"{where} (the model_dir setting, GENPERF_MODEL_DIR"
+            f"{'' if self.settings.model_dir else ', is not set'}) or register its path"
         )
         if model_type in KNOWN_MODELS:
             hint += (
                 f"; download it with: hf download {KNOWN_MODELS[model_type]} --local-dir {where}"
             )
         return f"{hint}. Available: {', '.join(self.model_types())}"
+
+
+def is_model_name(model_type: str) -> bool:
+    """True for a name a client may ask for: one path component, not ``.`` or ``..``."""
+    return _MODEL_NAME.fullmatch(model_type) is not None  # fullmatch: "$" lets "\n" through

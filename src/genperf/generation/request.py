@@ -3,7 +3,8 @@
 The limits are the pipeline's own rules made strict: Wan's VAE compresses 4x in time and 8x
 in space and its transformer patches 2x2, so frames are 4k+1 and width and height multiples of
 16 (the pipeline would only warn and round them); steps are bounded so one request cannot hold
-the worker for days.
+the worker for days. These are the hard bounds of any request; the operator's tighter limits
+(``generation_limits``, per model type) are checked by :func:`check_limits`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+
+from genperf.config import ModelLimits
+from genperf.generation.errors import RequestLimitError
 
 MAX_STEPS = 200
 MAX_FRAMES = 241  # 15 s at Wan's 16 fps; the real models are trained on 81 (and 121)
@@ -106,3 +110,30 @@ def check_headroom(mib: int | None) -> int | None:
             f"memory_headroom_mib must be from {MIN_HEADROOM_MIB} to {MAX_HEADROOM_MIB} (MiB)"
         )
     return mib
+
+
+def check_limits(request: GenerationRequest, limits: ModelLimits) -> None:
+    """Refuse a request over its model type's limits (``generation_limits``).
+
+    Raises:
+        RequestLimitError: naming the field (resolution, frames or steps) and the limit.
+    """
+    pixels = request.width * request.height
+    if limits.max_pixels is not None and pixels > limits.max_pixels:
+        raise RequestLimitError(
+            "resolution",
+            f"{request.resolution} is {pixels} pixels; {request.model_type} allows at most "
+            f"{limits.max_pixels} (generation_limits.max_pixels)",
+        )
+    if limits.max_frames is not None and request.frames > limits.max_frames:
+        raise RequestLimitError(
+            "frames",
+            f"{request.frames} frames; {request.model_type} allows at most {limits.max_frames} "
+            "(generation_limits.max_frames)",
+        )
+    if limits.max_steps is not None and request.steps > limits.max_steps:
+        raise RequestLimitError(
+            "steps",
+            f"{request.steps} steps; {request.model_type} allows at most {limits.max_steps} "
+            "(generation_limits.max_steps)",
+        )

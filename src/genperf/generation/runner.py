@@ -9,7 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from genperf.generation.model_cache import PipelineCache
-from genperf.generation.pipelines import generation_kwargs, load_model, prepare_libraries
+from genperf.generation.pipelines import (
+    Deadline,
+    generation_kwargs,
+    load_model,
+    prepare_libraries,
+)
 from genperf.generation.registry import ModelRegistry
 from genperf.generation.request import GenerationRequest
 from genperf.monitor import PerformanceMonitor, TaskHandle
@@ -28,13 +33,17 @@ class InProcessRunner:
         self.registry = registry
         self.cache = cache
 
-    def run(self, request: GenerationRequest, on_run: OnRun) -> TaskRecord:
-        """Generate; returns the completed record (failed or not).
+    def run(
+        self, request: GenerationRequest, on_run: OnRun, *, time_limit_seconds: float | None = None
+    ) -> TaskRecord:
+        """Generate; returns the completed record (failed or not). Past ``time_limit_seconds``
+        (counted from here) the generation stops at its next denoising step, a ``timeout``.
 
         Raises:
             ModelNotAvailableError: the model type no longer resolves (before any task).
             Exception: whatever escaped before the monitored task began.
         """
+        deadline = None if time_limit_seconds is None else Deadline(time_limit_seconds)
         spec = self.registry.ensure_ready(request.model_type)  # building is not the task's cost
         prepare_libraries()  # nor are the imports
         key = f"{spec.model_type}@{spec.path}"
@@ -54,7 +63,7 @@ class InProcessRunner:
                 if pipe is None:
                     pipe = load_model(spec, self.monitor, handle)
                     self.cache.put(key, pipe)
-                pipe(**generation_kwargs(request, spec), task=handle)
+                pipe(**generation_kwargs(request, spec, deadline=deadline), task=handle)
         except Exception:
             if handle is not None and handle.record is not None:
                 return handle.record  # the failure is recorded, with its diagnosis

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from genperf.config import GenerationLimits
 from genperf.generation.errors import RequestNotFoundError
-from genperf.generation.isolated import DEFAULT_TIMEOUT_SECONDS, IsolatedRunner
+from genperf.generation.isolated import IsolatedRunner
 from genperf.generation.model_cache import PipelineCache
 from genperf.generation.queue import QueuedRequest, RequestQueue
 from genperf.generation.registry import ModelRegistry
@@ -35,6 +36,7 @@ from genperf.generation.request import (
     RequestStatus,
     check_frames,
     check_headroom,
+    check_limits,
     check_steps,
     parse_resolution,
 )
@@ -93,7 +95,8 @@ class GenerationService:
         database_url: where the queue lives; default: the monitor's database.
         memory_budget_bytes: how much loaded models may hold; default half the host's RAM.
         poll_seconds: how often the idle worker looks at the queue.
-        isolated_timeout_seconds: time limit of a generation in a worker subprocess.
+        limits: sizes, queue length and run time (default: the monitor's
+            ``generation_limits`` setting).
     """
 
     def __init__(
@@ -104,15 +107,16 @@ class GenerationService:
         database_url: str | None = None,
         memory_budget_bytes: int | None = None,
         poll_seconds: float = 1.0,
-        isolated_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        limits: GenerationLimits | None = None,
     ) -> None:
         self.monitor = monitor
+        self.limits = limits if limits is not None else monitor.settings.generation_limits
         self.registry = registry if registry is not None else ModelRegistry(monitor.settings)
         self.queue = RequestQueue(database_url or monitor.settings.resolved_database_url)
         self.cache = PipelineCache(memory_budget_bytes)
         self._in_process = InProcessRunner(monitor, self.registry, self.cache)
         self._isolated = IsolatedRunner(
-            monitor, self.registry, timeout_seconds=isolated_timeout_seconds
+            monitor, self.registry, timeout_seconds=self.limits.max_run_seconds
         )
         self.worker = Worker(self.queue, self._run, poll_seconds=poll_seconds)
 
@@ -158,7 +162,9 @@ class GenerationService:
 
         Raises:
             ModelNotAvailableError: the model type has no local directory (says how to add one).
+            RequestLimitError: over the model type's limits (a ValueError naming the field).
             ValueError: a bad resolution, step or frame count, or headroom.
+            QueueFullError: ``limits.max_queued_requests`` wait already; retry later.
         """
         self.registry.resolve(model_type)
         width, height = parse_resolution(resolution)
@@ -172,7 +178,8 @@ class GenerationService:
             frames=check_frames(frames),
             memory_headroom_mib=check_headroom(memory_headroom_mib),
         )
-        self.queue.add(request)
+        check_limits(request, self.limits.for_model(model_type))
+        self.queue.add(request, max_queued=self.limits.max_queued_requests)
         self.worker.wake()
         logger.info(
             "queued generation %s: %s %s, %d steps, %d frames",
@@ -232,6 +239,9 @@ class GenerationService:
 
     def _run(self, request: GenerationRequest) -> None:
         runner = self._isolated if request.memory_headroom_mib is not None else self._in_process
+        # Every run has a time limit: a subprocess is killed at it, an in-process run stops
+        # at its next denoising step; either fails as a timeout and the worker goes on.
+        time_limit = self.limits.for_model(request.model_type).max_run_seconds
 
         def on_run(run_id: str) -> None:
             try:
@@ -240,7 +250,7 @@ class GenerationService:
                 logger.warning("cannot link %s to its run", request.task_id, exc_info=True)
 
         try:
-            record = runner.run(request, on_run)
+            record = runner.run(request, on_run, time_limit_seconds=time_limit)
         except Exception as exc:
             logger.warning("generation %s failed before it was monitored: %s", request.task_id, exc)
             self.queue.finish(

@@ -329,6 +329,33 @@ class PerformanceMonitor:
         )
         return record
 
+    def interrupt_task(self, task_id: str, reason: str) -> TaskRecord:
+        """Close a running task as ``interrupted`` with ``reason`` (its client went away
+        without completing it); stored and announced like any finished task.
+
+        Raises:
+            UnknownTaskError / TaskStateError: no running task has this id.
+        """
+        task_id = str(task_id)
+        while self._tracker.end_phase(task_id, self._clock(), failed=True):
+            pass
+        task = self._tracker.close(task_id)
+        category, suggestions = _diagnose(None, task.failed_phase, ErrorCategory.INTERRUPTED)
+        record = task.snapshot(
+            self._clock(),
+            status=TaskStatus.INTERRUPTED,
+            completed_at=self._wall_clock(),
+            current_phase=None,
+            failed_phase=task.failed_phase,
+            error_category=category,
+            error_message=reason,
+            recovery_suggestions=suggestions,
+        )
+        self._writer.save_task(record)
+        self._notify(record)
+        logger.info("task %s interrupted: %s", task_id, reason)
+        return record
+
     @contextmanager
     def track(
         self,
@@ -386,8 +413,9 @@ class PerformanceMonitor:
             store = self._writer.store()
             return store.get_task(str(task_id)) if store is not None else None
 
-    def active_tasks(self) -> list[ActiveTask]:
-        return [ActiveTask(r, p) for r, p in self._tracker.snapshots(self._clock())]
+    def active_tasks(self, limit: int | None = None) -> list[ActiveTask]:
+        """Tasks in progress, oldest first; at most ``limit`` (their count: self_stats)."""
+        return [ActiveTask(r, p) for r, p in self._tracker.snapshots(self._clock(), limit)]
 
     def current_sample(self) -> SystemSample:
         """The latest sample, taking one now if the sampler has none yet."""

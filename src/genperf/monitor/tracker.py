@@ -9,6 +9,7 @@ thread feeds samples.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -269,10 +270,13 @@ class Tracker:
         with self._lock:
             return self._get(task_id).snapshot(now_t)
 
-    def snapshots(self, now_t: float) -> list[tuple[TaskRecord, str | None]]:
-        """Every open task as a record, with the phase it is in now."""
+    def snapshots(
+        self, now_t: float, limit: int | None = None
+    ) -> list[tuple[TaskRecord, str | None]]:
+        """Open tasks as records, oldest first (at most ``limit``), with their phase now."""
         with self._lock:
-            return [(t.snapshot(now_t), t.current_phase) for t in self._open.values()]
+            tasks = itertools.islice(self._open.values(), limit)
+            return [(t.snapshot(now_t), t.current_phase) for t in tasks]
 
     @property
     def open_count(self) -> int:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from genperf.errors import StoreError, StoreUnavailableError
+from genperf.logs import Throttle
 from genperf.records import Durability, SystemSample, TaskRecord
 from genperf.storage.base import Store
 
@@ -83,6 +84,7 @@ class StoreWriter:
         self._thread: threading.Thread | None = None
         self._last_prune: float | None = None  # monotonic time of the last prune
         self._reopen_at = 0.0  # monotonic time before which a failed open is not retried
+        self._queued_note = Throttle()  # one "queued" line per window, not one per task
         self.tasks_written = 0
         self.tasks_dropped = 0
         self.samples_written = 0
@@ -314,7 +316,15 @@ class StoreWriter:
                     self.tasks_dropped,
                 )
         if not quiet:
-            logger.warning("task %s queued until the store is back", record.task_id)
+            held = self._queued_note.ready()
+            if held is not None:
+                logger.warning(
+                    "task %s queued until the store is back (%d waiting; %d more queued since "
+                    "the last such line)",
+                    record.task_id,
+                    self.pending_tasks,
+                    held,
+                )
 
     def _drop(self, record: TaskRecord, exc: Exception) -> None:
         with self._lock:

@@ -170,7 +170,10 @@ class StatusOut(_Out):
     timestamp: datetime
     monitoring: MonitoringOut
     system: SampleOut
-    active_tasks: list[ActiveTaskOut]
+    active_tasks: list[ActiveTaskOut] = Field(
+        description="The first running tasks (20), oldest first; monitor.tasks_running counts "
+        "them all, GET /tasks pages through them."
+    )
     monitor: MonitorStatsOut
 
 

@@ -7,6 +7,7 @@ question with the same code, and the CLI's remote source parses the same models.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +37,7 @@ from genperf.records import SystemSample, TaskRecord, utc_now
 from genperf.storage.base import Store, TaskQuery
 
 EXPORT_BATCH = 1000  # records read from the store per batch while exporting
+STATUS_ACTIVE_TASKS = 20  # /status lists the first running tasks; GET /tasks pages through all
 EXPORT_FORMATS = ("json", "csv", "influx", "ndjson")
 MEDIA_TYPES = {
     "json": "application/json",
@@ -70,11 +72,19 @@ class LiveMonitor(Protocol):
 
     def current_sample(self) -> SystemSample: ...
 
-    def active_tasks(self) -> Iterable[ActiveTaskView]: ...
+    def active_tasks(self, limit: int | None = None) -> Iterable[ActiveTaskView]: ...
 
     def self_stats(self) -> dict[str, float | int]: ...
 
     def gpu_monitoring(self) -> tuple[str, str | None]: ...
+
+
+def normalise_window(hours: float) -> float:
+    """Round a window up to whole minutes below one hour, whole hours above: 24.3 -> 25.0,
+    0.26 -> 0.2666... (16 min). Few distinct keys, and never a narrower window than asked."""
+    if hours < 1.0:
+        return max(1, math.ceil(round(hours * 60.0, 6))) / 60.0  # one minute at least
+    return float(math.ceil(round(hours, 6)))
 
 
 @dataclass(frozen=True)
@@ -137,7 +147,11 @@ class Queries:
         now: datetime | None = None,
     ) -> dict[str, Any]:
         """``build_report(...).to_dict()``: from the cache unless ``now`` is given (an export
-        reports the exact window it exports)."""
+        reports the exact window it exports). A cached report's window is normalised
+        (:func:`normalise_window`), so a client varying the window cannot make every request
+        a new build; the report says the window it covers."""
+        if now is None and self._cache is not None:
+            hours = normalise_window(hours)
 
         def build() -> dict[str, Any]:
             report = build_report(
@@ -161,13 +175,14 @@ class Queries:
         return AnalysisOut.model_validate(report)
 
     def recommendations(self, hours: float) -> RecommendationsOut:
-        items = list(self.report(hours).get("optimization_recommendations") or [])
+        report = self.report(hours)
+        items = list(report.get("optimization_recommendations") or [])
         by_category: dict[str, list[dict[str, object]]] = {}
         for item in items:
             by_category.setdefault(str(item.get("category", "other")), []).append(item)
         return RecommendationsOut.model_validate(
             {
-                "time_window_hours": hours,
+                "time_window_hours": report.get("time_window_hours", hours),
                 "total": len(items),
                 "recommendations": items,
                 "by_category": by_category,
@@ -179,7 +194,7 @@ class Queries:
         thresholds = self.settings.performance_thresholds
         return BenchmarksOut.model_validate(
             {
-                "time_window_hours": hours,
+                "time_window_hours": report.get("time_window_hours", hours),
                 "targets": {
                     "generation_time_seconds": thresholds.generation_time_targets(),
                     **self.settings.benchmark_targets.model_dump(mode="json"),
@@ -278,7 +293,10 @@ class Queries:
                 update={"gpu_monitoring": gpu, "gpu_monitoring_reason": gpu_reason}
             ),
             system=SampleOut.model_validate(sample),
-            active_tasks=[active_task(a.record, a.phase) for a in monitor.active_tasks()],
+            active_tasks=[
+                active_task(a.record, a.phase)
+                for a in monitor.active_tasks(limit=STATUS_ACTIVE_TASKS)
+            ],
             monitor=MonitorStatsOut.model_validate(monitor.self_stats()),
         )
 

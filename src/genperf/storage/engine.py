@@ -8,7 +8,9 @@ driver exception, and never a password.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -79,8 +81,8 @@ def make_engine(url: str, engine_kwargs: Mapping[str, Any] | None = None) -> Eng
             # An in-memory database lives in one connection: keep exactly one, shared in turn.
             kwargs = {"poolclass": QueuePool, "pool_size": 1, "max_overflow": 0}
         else:
-            with store_errors("create the database directory", url):
-                Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+            with store_errors("create the database directory and file", url):
+                _private_sqlite_file(Path(parsed.database or ""))
     elif backend == "postgresql":
         connect_args = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS, **_POSTGRES_TCP}
         kwargs = {"pool_pre_ping": True}  # survive a server restart between writes
@@ -120,8 +122,70 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         # the last commits. The cost is one fsync per commit, and commits are few: one per
         # finished generation, one per batch of samples.
         cursor.execute("PRAGMA synchronous=FULL")
+        # Deleted content (a cleared prompt, a pruned sample) is overwritten with zeros, not
+        # left in free space; checkpoint_and_truncate then removes the older copies in the WAL.
+        cursor.execute("PRAGMA secure_delete=ON")
     finally:
         cursor.close()
+
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+_WAL_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Make the database readable by its owner only: a new directory 0700 and the file 0600
+    (SQLite gives its -wal and -shm files the mode of the database file). An existing file of
+    ours that others may read is tightened; an existing directory is left as it is (it may be
+    shared, such as /tmp), but a new one is private."""
+    path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)  # an empty file is an empty SQLite database
+    for suffix in _WAL_SUFFIXES:
+        _tighten(Path(f"{path}{suffix}"))
+
+
+def _tighten(path: Path) -> None:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return
+    if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o077)
+
+
+CHECKPOINT_BUSY_MS = 1000  # how long a checkpoint waits for readers before giving up
+
+
+def checkpoint_and_truncate(engine: Engine) -> bool:
+    """Copy the WAL into the database file and empty it, so content deleted with
+    ``secure_delete`` is gone from both files. SQLite only (a no-op elsewhere); waits at most
+    CHECKPOINT_BUSY_MS for readers. Returns True when the WAL was emptied; False (logged at
+    debug) when readers kept it, and the next checkpoint will do it."""
+    if engine.dialect.name != "sqlite":
+        return False
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        try:
+            (usual_ms,) = cursor.execute("PRAGMA busy_timeout").fetchone()
+            cursor.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_MS}")
+            try:
+                busy, _, _ = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                cursor.execute(f"PRAGMA busy_timeout={int(usual_ms)}")
+        finally:
+            cursor.close()
+    finally:
+        connection.close()
+    if busy:
+        logger.debug("WAL checkpoint deferred: readers are active")
+    return not busy
 
 
 def _use_wal(cursor: Any) -> None:

@@ -7,7 +7,8 @@
 - ``GET /api/v1/generation/tasks`` (newest first, ``status``, ``limit``, ``offset``) and
   ``GET /api/v1/generation/tasks/{task_id}``: status and the performance record (role ``read``).
 
-Bad input is a 422 naming the field. Responses never carry the prompt.
+Bad input, or a request over the service's ``generation_limits``, is a 422 naming the field;
+a full queue is a 429 with Retry-After. Responses never carry the prompt.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from genperf.generation import (
     GenerationService,
     GenerationTask,
     ModelNotAvailableError,
+    QueueFullError,
+    RequestLimitError,
     RequestNotFoundError,
     RequestStatus,
     parse_resolution,
@@ -145,6 +148,9 @@ def make_router(
         response_model=GenerationTaskAccepted,
         dependencies=list(write),
         summary="Queue a generation (monitored when it runs)",
+        responses={
+            429: {"model": ErrorResponse, "description": "The queue is full: see Retry-After"}
+        },
     )
     def submit(body: GenerationTaskIn, response: Response) -> GenerationTaskAccepted:
         try:
@@ -158,6 +164,15 @@ def make_router(
             )
         except ModelNotAvailableError as exc:
             raise ApiError(422, "invalid_request", str(exc), field="model_type") from None
+        except RequestLimitError as exc:
+            raise ApiError(422, "invalid_request", str(exc), field=exc.field) from None
+        except QueueFullError as exc:
+            raise ApiError(
+                429,
+                "queue_full",
+                str(exc),
+                headers={"Retry-After": str(exc.retry_after_seconds)},
+            ) from None
         response.headers["Location"] = f"{PREFIX}/{quote(task_id, safe='')}"
         return GenerationTaskAccepted(task_id=task_id, status=RequestStatus.QUEUED)
 

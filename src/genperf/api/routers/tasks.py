@@ -13,12 +13,15 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Path, Request, Response, status
+from fastapi import APIRouter, Body, Path, Query, Request, Response, status
 
 from genperf.api.auth import RequireRead, RequireWrite, is_loopback
 from genperf.api.deps import Context
 from genperf.api.errors import ApiError, ErrorResponse
+from genperf.api.open_tasks import client_key
 from genperf.api.schemas import (
+    ActiveTaskOut,
+    RunningTasksPage,
     TaskCompletedOut,
     TaskCompleteIn,
     TaskMetricsIn,
@@ -43,6 +46,10 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorResponse, "description": "The task is already finished (or running)"}
 }
+_TOO_MANY: dict[int | str, dict[str, Any]] = {
+    429: {"model": ErrorResponse, "description": "Too many running tasks: see Retry-After"}
+}
+MAX_PAGE = 500
 
 
 @contextmanager
@@ -64,7 +71,7 @@ def _conflict_when_finished_elsewhere(context: Context, task_id: str) -> Iterato
     status_code=status.HTTP_201_CREATED,
     dependencies=[RequireWrite],
     summary="Start monitoring a generation",
-    responses=_CONFLICT,
+    responses={**_CONFLICT, **_TOO_MANY},
 )
 def start_task(
     context: Context, body: TaskStartIn, request: Request, response: Response
@@ -72,14 +79,21 @@ def start_task(
     # The generation runs in the client's process: on this host when it calls over loopback
     # (this server's host and GPU samples then apply to it), elsewhere otherwise.
     client = request.client.host if request.client else None
-    record = context.monitor.start_task_monitoring(
-        body.task_id,
-        body.model_type,
-        body.resolution,
-        body.steps,
-        runs_in="this_host" if is_loopback(client) else "elsewhere",
-        **body.fields(),
-    )
+    ledger = context.open_tasks
+    reserved = ledger.admit(body.task_id, client_key(request))  # 429 past the bounds
+    try:
+        record = context.monitor.start_task_monitoring(
+            body.task_id,
+            body.model_type,
+            body.resolution,
+            body.steps,
+            runs_in="this_host" if is_loopback(client) else "elsewhere",
+            **body.fields(),
+        )
+    except BaseException:
+        if reserved:
+            ledger.release(body.task_id)
+        raise
     response.headers["Location"] = f"{TASKS_PATH}/{quote(record.task_id, safe='')}"
     return TaskOut.model_validate(record)
 
@@ -94,6 +108,7 @@ def start_task(
 def update_task(context: Context, task_id: TaskIdPath, body: TaskMetricsIn) -> TaskOut:
     with _conflict_when_finished_elsewhere(context, task_id):
         context.monitor.update_task_metrics(task_id, **body.fields())
+        context.open_tasks.touch(task_id)
     record = context.monitor.get_task_metrics(task_id)
     if record is None:  # completed by another caller in between
         raise UnknownTaskError(task_id)
@@ -157,6 +172,34 @@ def _retried(
     if finished.success != success:
         raise TaskStateError(f"task {task_id!r} is already {finished.status.value}")
     return finished
+
+
+@router.get(
+    "",
+    response_model=RunningTasksPage,
+    dependencies=[RequireRead],
+    summary="Running tasks, oldest first, one page at a time",
+)
+def running_tasks(
+    context: Context,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Tasks per page.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="Tasks to skip.")] = 0,
+) -> RunningTasksPage:
+    """Every task being monitored now, with its record so far and the phase it is in
+    (``/status`` shows only the first few). Finished tasks are in ``/metrics``."""
+    active = context.monitor.active_tasks(limit=offset + limit)[offset:]
+    total = int(context.monitor.self_stats()["tasks_running"])
+    following = offset + len(active)
+    return RunningTasksPage(
+        total=total,
+        limit=limit,
+        offset=offset,
+        next_offset=following if following < total and active else None,
+        tasks=[
+            ActiveTaskOut.model_validate(a.record).model_copy(update={"current_phase": a.phase})
+            for a in active
+        ],
+    )
 
 
 @router.get(

@@ -33,6 +33,7 @@ from genperf.api.routers import (
     export,
     health,
     metrics,
+    predict,
     prometheus,
     recommendations,
     status,
@@ -56,6 +57,7 @@ _PERFORMANCE_ROUTERS = (
     benchmarks.router,
     export.router,
     tasks.router,
+    predict.router,
 )
 
 

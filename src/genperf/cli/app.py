@@ -13,6 +13,7 @@ from genperf.cli import (
     commands_export,
     commands_interactive,
     commands_monitor,
+    commands_predict,
     commands_read,
 )
 from genperf.cli.context import GenperfGroup, TokenOption, UrlOption, state
@@ -66,6 +67,7 @@ def console() -> Console:
 
 for _commands in (commands_read, commands_export, commands_monitor, commands_interactive):
     _commands.register(app)
+commands_predict.register(app)
 
 
 @app.command()

@@ -111,6 +111,8 @@ class Source(Protocol):
 
     def live(self, recent: int = RECENT_TASKS) -> dict[str, Any]: ...
 
+    def predict(self, question: dict[str, Any]) -> dict[str, Any]: ...
+
     def export(
         self, fmt: str, hours: float, out: IO[bytes], progress: ExportProgress
     ) -> ExportResult: ...
@@ -296,6 +298,22 @@ class LocalSource:
         if self._owns_store and self._store is not None:
             self._store.close()
         self._store = None
+
+    def predict(self, question: dict[str, Any]) -> dict[str, Any]:
+        """``POST /predict``'s answer, fitted here from the local history."""
+        from genperf.monitor.predictor import HistoryPredictor
+
+        q = dict(question)
+        prediction = HistoryPredictor().predict(
+            self.store(),
+            q.pop("model_type"),
+            q.pop("resolution"),
+            q.pop("frames"),
+            q.pop("steps"),
+            **q,
+        )
+        payload: dict[str, Any] = to_jsonable(prediction)
+        return payload
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -496,11 +514,20 @@ class HttpSource:
     def close(self) -> None:
         self._client.close()
 
+    def predict(self, question: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", "/predict", body=question)
+
     # -- helpers ---------------------------------------------------------------------------
 
-    def _json(self, method: str, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _json(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         with self._errors(method, path):
-            response = self._client.request(method, path, params=params)
+            response = self._client.request(method, path, params=params, json=body)
         self._check(response, method, path)
         try:
             body = response.json()

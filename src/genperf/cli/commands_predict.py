@@ -1,0 +1,127 @@
+"""``genperf predict``: a generation's time and peak memory before it runs, from history.
+
+Reads the local database (the fit runs here) or a server (``--url``: ``POST /predict``); both
+print the same payload with ``--json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from genperf.cli.commands_read import emit
+from genperf.cli.context import JsonOption, state
+from genperf.generation.request import RESOLUTION_ALIASES, parse_resolution
+from genperf.units import count_of, human_duration, human_mib
+
+PHASE_ORDER = ("model_load", "text_encode", "denoise", "vae_decode")
+
+
+def _resolution(value: str) -> str:
+    try:
+        width, height = RESOLUTION_ALIASES.get(value.strip().lower()) or parse_resolution(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--resolution") from None
+    return f"{width}x{height}"
+
+
+def predict(  # noqa: PLR0917 - each option is a parameter to Typer
+    model_type: Annotated[str, typer.Option("--model-type", help="e.g. t2v-A14B.")],
+    resolution: Annotated[
+        str, typer.Option("--resolution", help="WIDTHxHEIGHT (1280x720), or 480p / 720p.")
+    ],
+    frames: Annotated[int, typer.Option("--frames", min=1, max=241, help="Frames (4k+1).")],
+    steps: Annotated[int, typer.Option("--steps", min=1, max=200, help="Denoising steps.")],
+    optimizations: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--optimizations",
+            "-O",
+            help="An optimisation token (vae_tiling, offload:model ...); repeat for more, "
+            "or 'none'. Default: the set most runs of this model used.",
+        ),
+    ] = None,
+    node: Annotated[str | None, typer.Option("--node", help="Learn from this node only.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Predict a generation's time (total and per phase) and peak RAM and VRAM, with 90 %
+    intervals, from this model's history. Says so, and which runs would help, when the
+    history cannot answer."""
+    question: dict[str, Any] = {
+        "model_type": model_type,
+        "resolution": _resolution(resolution),
+        "frames": frames,
+        "steps": steps,
+    }
+    if optimizations is not None:
+        question["optimizations"] = [t for t in optimizations if t.lower() != "none"]
+    if node is not None:
+        question["node"] = node
+    payload = state.source().predict(question)
+    emit(payload, as_json, None if as_json else prediction_view(payload))
+    if not payload.get("answerable"):
+        raise typer.Exit(1)
+
+
+def _estimate(row: Mapping[str, Any] | None, fmt: Any) -> tuple[str, str]:
+    if not row:
+        return "n/a", ""
+    return fmt(row["value"]), f"{fmt(row['low'])} – {fmt(row['high'])}"
+
+
+def _phase_rank(name: str) -> tuple[int, str]:
+    return (PHASE_ORDER.index(name) if name in PHASE_ORDER else len(PHASE_ORDER), name)
+
+
+def prediction_view(p: Mapping[str, Any]) -> RenderableType:
+    """The prediction as a table, or the reasons and the runs that would answer it."""
+    opts = "+".join(p.get("optimizations") or []) or "no optimisations"
+    title = f"{p['model_type']} {p['resolution']}, {p['frames']} frames, {p['steps']} steps, {opts}"
+    if p.get("node"):
+        title += f", node {p['node']}"
+    parts: list[RenderableType] = []
+    if p.get("answerable"):
+        level = round(100 * float(p.get("interval_level") or 0.9))
+        table = Table(title=title, title_justify="left")
+        table.add_column("")
+        table.add_column("predicted", justify="right")
+        table.add_column(f"{level} % interval", justify="right")
+        table.add_row(
+            "generation time", *_estimate(p.get("generation_time_seconds"), human_duration)
+        )
+        phases = p.get("phases") or {}
+        for name in sorted(phases, key=_phase_rank):
+            table.add_row(f"  {name}", *_estimate(phases[name], human_duration))
+        table.add_row("peak RAM (process)", *_estimate(p.get("peak_ram_mb"), human_mib))
+        table.add_row("peak VRAM", *_estimate(p.get("peak_vram_mb"), human_mib))
+        parts.append(table)
+        parts.append(
+            Text(
+                f"learnt from {count_of(int(p.get('tasks') or 0), 'run')} in "
+                f"{count_of(int(p.get('configurations') or 0), 'configuration')}; "
+                "generation time is without the model load",
+                style="dim",
+            )
+        )
+    else:
+        parts.append(Text(f"{title}: cannot predict yet", style="bold yellow"))
+    for reason in p.get("reasons") or []:
+        parts.append(Text(f"• {reason}"))
+    runs = p.get("suggested_runs") or []
+    if runs:
+        parts.append(Text("Runs that would make it answerable:"))
+        for run in runs:
+            o = "+".join(run.get("optimizations") or []) or "no optimisations"
+            parts.append(
+                Text(f"  {run['resolution']}, {run['frames']} frames, {run['steps']} steps, {o}")
+            )
+    return Group(*parts)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(predict)

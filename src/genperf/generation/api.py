@@ -3,7 +3,8 @@
     app = create_app(settings, monitor=monitor, extra_routers=[make_router(service)])
 
 - ``POST /api/v1/generation/tasks`` ``{"model_type", "prompt", "resolution", "steps",
-  "frames"}`` -> 202 ``{"task_id", "status"}`` (role ``write``);
+  "frames"}`` -> 202 ``{"task_id", "status", "prediction"}`` (role ``write``; the prediction
+  is ``POST /api/v1/performance/predict``'s answer for it);
 - ``GET /api/v1/generation/tasks`` (newest first, ``status``, ``limit``, ``offset``) and
   ``GET /api/v1/generation/tasks/{task_id}``: status and the performance record (role ``read``).
 
@@ -12,6 +13,7 @@ Bad input is a 422 naming the field. Responses never carry the prompt.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
@@ -23,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from genperf.api.auth import RequireRead, RequireWrite
 from genperf.api.errors import ApiError, ErrorResponse
+from genperf.api.routers.predict import PredictionOut, prediction_out
 from genperf.api.schemas import TaskOut
 from genperf.generation.errors import ModelNotAvailableError, RequestNotFoundError
 from genperf.generation.registry import DEFAULT_MODEL_TYPE
@@ -37,6 +40,8 @@ from genperf.generation.request import (
     parse_resolution,
 )
 from genperf.generation.service import GenerationService, GenerationTask
+
+logger = logging.getLogger("genperf.generation")
 
 PREFIX = "/api/v1/generation/tasks"
 MAX_PAGE = 500
@@ -86,6 +91,11 @@ class GenerationTaskIn(BaseModel):
 class GenerationTaskAccepted(BaseModel):
     task_id: str
     status: RequestStatus
+    prediction: PredictionOut | None = Field(
+        None,
+        description="What the history predicts for it (answerable or not); null when the "
+        "history could not be read.",
+    )
 
 
 class GenerationTaskOut(BaseModel):
@@ -136,6 +146,18 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _prediction(service: GenerationService, body: GenerationTaskIn) -> PredictionOut | None:
+    """The request's prediction; None when it cannot be made now (the request is queued
+    whatever happens here)."""
+    try:
+        return prediction_out(
+            service.monitor.predict(body.model_type, body.resolution, body.frames, body.steps)
+        )
+    except Exception as exc:
+        logger.warning("no prediction for a queued generation: %s", exc)
+        return None
+
+
 def make_router(
     service: GenerationService,
     *,
@@ -166,7 +188,9 @@ def make_router(
         except ModelNotAvailableError as exc:
             raise ApiError(422, "invalid_request", str(exc), field="model_type") from None
         response.headers["Location"] = f"{PREFIX}/{quote(task_id, safe='')}"
-        return GenerationTaskAccepted(task_id=task_id, status=RequestStatus.QUEUED)
+        return GenerationTaskAccepted(
+            task_id=task_id, status=RequestStatus.QUEUED, prediction=_prediction(service, body)
+        )
 
     @router.get(
         "",

@@ -311,13 +311,19 @@ def fit_history(
 def fit_observations(
     observations: Iterable[Observation], model_type: str, node: str | None = None
 ) -> HistoryModel:
-    runs: dict[frozenset[str], dict[Workload, list[Observation]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
+    # One pass: each run's values go straight into its configuration's lists (no per-run
+    # objects kept), so 100k runs cost what reading them costs.
+    runs: dict[frozenset[str], dict[Workload, _Runs]] = defaultdict(dict)
     loads: list[float] = []
     total = 0
     for o in observations:
-        runs[o.optimizations][o.workload].append(o)
+        by_config = runs[o.optimizations]
+        bucket = by_config.get(o.workload)
+        if bucket is None:
+            bucket = by_config[o.workload] = _Runs()
+        bucket.count += 1
+        for target, value in o.values.items():
+            bucket.values[target].append(value)
         if o.model_load_seconds is not None and o.model_load_seconds > 0:
             loads.append(o.model_load_seconds)
         total += 1
@@ -325,22 +331,26 @@ def fit_observations(
     return HistoryModel(model_type, node, groups, _constant_estimate(loads), total)
 
 
-def _fit_group(key: frozenset[str], by_config: Mapping[Workload, list[Observation]]) -> GroupModel:
+@dataclass(slots=True)
+class _Runs:
+    """The runs of one configuration: how many, and each target's values."""
+
+    count: int = 0
+    values: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+
+def _fit_group(key: frozenset[str], by_config: Mapping[Workload, _Runs]) -> GroupModel:
     configs: list[_Config] = []
     spreads: dict[str, list[float]] = defaultdict(list)
-    for workload, obs in by_config.items():
-        values: dict[str, list[float]] = defaultdict(list)
-        for o in obs:
-            for target, value in o.values.items():
-                values[target].append(value)
+    for workload, runs in by_config.items():
         medians: dict[str, float] = {}
-        for target, measured in values.items():
+        for target, measured in runs.values.items():
             arr = np.asarray(measured)
             median = float(np.median(arr))
             medians[target] = median
             if arr.size > 1:
                 spreads[target].extend(np.abs(arr / median - 1.0).tolist())
-        configs.append(_Config(workload, len(obs), medians))
+        configs.append(_Config(workload, runs.count, medians))
     fits: dict[str, TargetFit] = {}
     for target, features in TARGETS.items():
         rows = [c for c in configs if target in c.medians]

@@ -65,3 +65,11 @@ def test_a_bad_resolution_is_refused_naming_the_option(env):
     result = CliRunner().invoke(app, [*ARGS, "--resolution", "1280x719"])
     assert result.exit_code == 2
     assert "--resolution" in result.output
+
+
+def test_impact_says_what_it_needs_when_nothing_compares(env):
+    result = CliRunner().invoke(app, ["impact", "--hours", "8760"], terminal_width=100)
+    assert result.exit_code == 0, result.output
+    assert "No optimisation to compare in the last 8760 h" in result.output
+    data = json.loads(CliRunner().invoke(app, ["impact", "--hours", "8760", "--json"]).output)
+    assert data["tasks"] == 36 and data["optimizations"] == []

@@ -96,3 +96,25 @@ def test_the_api_predicts_and_says_when_it_cannot(monitor, store):
             r = client.post(P, json={**body, **bad})
             assert r.status_code == 422, bad
             assert field in r.text
+
+
+def test_the_api_shows_each_optimisations_impact(monitor, store):
+    import dataclasses
+
+    from genperf.records import utc_now
+
+    now = utc_now()
+    base = history(repeats=1, sizes=((128, 128),), frames=(9,), steps=(2, 4, 8))
+    tiled = history(repeats=1, sizes=((128, 128),), frames=(9,), steps=(2, 4, 8), tiling=(True,))
+    for r in base + tiled:
+        store.save_task(dataclasses.replace(r, started_at=now))
+    app = create_app(monitor.settings, monitor=monitor, store=store, environ={})
+    with TestClient(app, base_url="http://localhost", client=("127.0.0.1", 5000)) as client:
+        r = client.get("/api/v1/performance/impact", params={"time_window_hours": 1})
+        assert r.status_code == 200, r.text
+        (row,) = [i for i in r.json()["optimizations"] if i["token"] == "vae_tiling"]
+        assert (row["count_with"], row["count_without"]) == (3, 3)
+        assert row["peak_metric"] == "peak_process_rss_mb"
+        assert row["peak_change_percent"] < 0
+        assert row["summary"].startswith("vae_tiling: peak −")
+        assert r.json()["tasks"] == 6

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from genperf.cli.commands_read import emit
-from genperf.cli.context import JsonOption, state
+from genperf.cli.context import JsonOption, parse_hours, state
 from genperf.generation.request import RESOLUTION_ALIASES, parse_resolution
 from genperf.units import count_of, human_duration, human_mib
 
@@ -123,5 +123,55 @@ def prediction_view(p: Mapping[str, Any]) -> RenderableType:
     return Group(*parts)
 
 
+def impact(
+    hours: Annotated[
+        float, typer.Option("--hours", parser=parse_hours, help="Time window in hours.")
+    ] = 168.0,
+    model_type: Annotated[
+        str | None, typer.Option("--model-type", help="Only this model type.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What each optimisation did: median time and peak memory with against without it, on
+    the same model type x resolution class, with task counts and a confidence."""
+    payload = state.source().impact(hours, model_type)
+    emit(payload, as_json, None if as_json else impact_view(payload))
+
+
+def _percent(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.0f} %".replace("-", "−")
+
+
+def impact_view(p: Mapping[str, Any]) -> RenderableType:
+    rows = p.get("optimizations") or []
+    if not rows:
+        return Text(
+            f"No optimisation to compare in the last {p['time_window_hours']:g} h: each needs "
+            "at least 3 completed tasks with it and 3 without, on the same model type and "
+            "resolution class."
+        )
+    title = f"Optimisation impact, last {p['time_window_hours']:g} h"
+    table = Table(title=title, title_justify="left")
+    table.add_column("optimisation")
+    table.add_column("model / class")
+    table.add_column("time", justify="right")
+    table.add_column("peak", justify="right")
+    table.add_column("tasks with / without", justify="right")
+    table.add_column("confidence (time, peak)")
+    for r in rows:
+        table.add_row(
+            r["token"],
+            f"{r['model_type']} {r['resolution_class']}",
+            _percent(r["time_change_percent"]),
+            _percent(r["peak_change_percent"]),
+            f"{r['count_with']} / {r['count_without']}",
+            f"{r['time_confidence']}, {r['peak_confidence']}",
+        )
+    return table
+
+
 def register(app: typer.Typer) -> None:
     app.command()(predict)
+    app.command()(impact)

@@ -113,6 +113,8 @@ class Source(Protocol):
 
     def predict(self, question: dict[str, Any]) -> dict[str, Any]: ...
 
+    def impact(self, hours: float, model_type: str | None = None) -> dict[str, Any]: ...
+
     def export(
         self, fmt: str, hours: float, out: IO[bytes], progress: ExportProgress
     ) -> ExportResult: ...
@@ -315,6 +317,12 @@ class LocalSource:
         payload: dict[str, Any] = to_jsonable(prediction)
         return payload
 
+    def impact(self, hours: float, model_type: str | None = None) -> dict[str, Any]:
+        """``GET /impact``'s answer, measured here on the local history."""
+        from genperf.api.routers.predict import impact_payload
+
+        return impact_payload(self.store(), hours, model_type, now=self._now())
+
     # -- helpers ---------------------------------------------------------------------------
 
     def store(self) -> Store:
@@ -516,6 +524,12 @@ class HttpSource:
 
     def predict(self, question: dict[str, Any]) -> dict[str, Any]:
         return self._json("POST", "/predict", body=question)
+
+    def impact(self, hours: float, model_type: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"time_window_hours": hours}
+        if model_type is not None:
+            params["model_type"] = model_type
+        return self._json("GET", "/impact", params)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -1,25 +1,34 @@
-"""POST /api/v1/performance/predict: a generation's time and peak memory before it runs.
+"""Prediction and what history says about optimisations.
 
-Learnt from the store's history of that model type (and node); see :mod:`genperf.prediction`.
-A question the history cannot answer is still a 200, with ``answerable: false``, the reasons
-and the runs that would make it answerable: never a made-up number.
+- ``POST /api/v1/performance/predict``: a generation's time and peak memory before it runs,
+  learnt from the store's history of that model type (and node); see
+  :mod:`genperf.prediction`. A question the history cannot answer is still a 200, with
+  ``answerable: false``, the reasons and the runs that would make it answerable: never a
+  made-up number.
+- ``GET /api/v1/performance/impact``: each optimisation's measured impact (median time and
+  peak with against without it, same model type x resolution class), see
+  :mod:`genperf.analysis.impact`.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from genperf.analysis.impact import optimization_impact
 from genperf.api.auth import RequireRead
-from genperf.api.deps import Context, StoreDep
+from genperf.api.deps import Context, ModelTypeFilter, StoreDep, TimeWindowHours
 from genperf.generation.request import MAX_FRAMES, MAX_STEPS, RESOLUTION_ALIASES
-from genperf.records import to_jsonable
+from genperf.records import to_jsonable, utc_now
+from genperf.storage.base import Store, TaskQuery
 
 router = APIRouter(tags=["prediction"], dependencies=[RequireRead])
 
 MAX_TOKENS = 16
+MAX_IMPACT_TASKS = 50_000  # the newest tasks of the window the impact is measured on
 
 
 class PredictIn(BaseModel):
@@ -109,3 +118,99 @@ def predict(context: Context, store: StoreDep, body: PredictIn) -> PredictionOut
         node=body.node,
     )
     return prediction_out(prediction)
+
+
+class ImpactOut(BaseModel):
+    """One optimisation token on one model type x resolution class: without (a) against
+    with (b)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    token: str
+    model_type: str
+    resolution_class: str
+    summary: str
+    count_without: int
+    count_with: int
+    time_without_seconds: float | None
+    time_with_seconds: float | None
+    time_change_percent: float | None
+    time_confidence: str
+    peak_metric: str | None
+    peak_without_mb: float | None
+    peak_with_mb: float | None
+    peak_change_percent: float | None
+    peak_confidence: str
+
+
+class ImpactListOut(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    time_window_hours: float
+    model_type: str | None
+    tasks: int
+    optimizations: list[ImpactOut]
+
+
+def impact_payload(
+    store: Store, hours: float, model_type: str | None, now: datetime | None = None
+) -> dict[str, Any]:
+    """The impact of each optimisation over the last ``hours`` (the API's and CLI's payload)."""
+    since = (now or utc_now()) - timedelta(hours=hours)
+    records = list(
+        store.iter_tasks(
+            TaskQuery(
+                since=since,
+                model_type=model_type,
+                success_only=True,
+                newest_first=True,
+                limit=MAX_IMPACT_TASKS,
+            )
+        )
+    )
+    rows = []
+    for i in optimization_impact(records):
+        c = i.comparison
+        rows.append(
+            {
+                "token": i.token,
+                "model_type": i.model_type,
+                "resolution_class": i.resolution_class,
+                "summary": i.summary,
+                "count_without": c.count_a,
+                "count_with": c.count_b,
+                "time_without_seconds": c.time_a_seconds,
+                "time_with_seconds": c.time_b_seconds,
+                "time_change_percent": c.time_change_percent,
+                "time_confidence": c.time_confidence,
+                "peak_metric": c.peak_metric,
+                "peak_without_mb": c.peak_a_mb,
+                "peak_with_mb": c.peak_b_mb,
+                "peak_change_percent": c.peak_change_percent,
+                "peak_confidence": c.peak_confidence,
+            }
+        )
+    payload: dict[str, Any] = to_jsonable(
+        {
+            "time_window_hours": hours,
+            "model_type": model_type,
+            "tasks": len(records),
+            "optimizations": rows,
+        }
+    )
+    return payload
+
+
+@router.get(
+    "/impact",
+    response_model=ImpactListOut,
+    summary="Each optimisation's impact on time and peak memory, from history",
+)
+def impact(
+    store: StoreDep,
+    time_window_hours: TimeWindowHours = 168.0,
+    model_type: ModelTypeFilter = None,
+) -> ImpactListOut:
+    """Median generation time and peak memory with against without each optimisation token,
+    on the same model type x resolution class, with task counts and a confidence."""
+    return ImpactListOut.model_validate(impact_payload(store, time_window_hours, model_type))

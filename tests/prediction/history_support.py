@@ -30,7 +30,7 @@ def record(w: Workload, tiling: bool = False, noise: float = 0.02, rng=None, **o
         return v * rng.uniform(1 - noise, 1 + noise)
 
     phases = (
-        PhaseRecord("text_encode", 0.0, n(c["text_encode"])),
+        PhaseRecord("text_encode", 0.0, n(c["text_encode"]), peak_ram_mb=600.0),
         PhaseRecord("denoise", 0.01, n(c["denoise"])),
         PhaseRecord("vae_decode", 0.5, n(c["vae_decode"])),
     )
@@ -51,10 +51,10 @@ def record(w: Workload, tiling: bool = False, noise: float = 0.02, rng=None, **o
     return make_task(**fields)
 
 
-def history(repeats: int = 2, tiling=(False,), sizes=SIZES, frames=FRAMES, steps=STEPS):
+def history(repeats: int = 2, tiling=(False,), sizes=SIZES, frames=FRAMES, steps=STEPS, noise=0.02):
     rng = random.Random(1)
     return [
-        record(Workload(w, h, f, s), t, rng=rng)
+        record(Workload(w, h, f, s), t, noise=noise, rng=rng)
         for _ in range(repeats)
         for (w, h) in sizes
         for f in frames

@@ -116,6 +116,9 @@ class GenerationTaskOut(BaseModel):
     run_id: str | None = None
     error_message: str | None = None
     metrics: TaskOut | None = None
+    tuning: list[TuningOut] = Field(
+        default_factory=list, description="Auto-tune's preset for each run, and why."
+    )
 
     @classmethod
     def of(cls, task: GenerationTask) -> GenerationTaskOut:
@@ -134,7 +137,18 @@ class GenerationTaskOut(BaseModel):
             run_id=r.run_id,
             error_message=r.error_message,
             metrics=None if task.metrics is None else TaskOut.model_validate(task.metrics),
+            tuning=[TuningOut.model_validate(d, from_attributes=True) for d in task.tuning],
         )
+
+
+class TuningOut(BaseModel):
+    """Auto-tune's choice for one run of the request, and why."""
+
+    run_id: str | None
+    preset: str | None
+    reason: str
+    retry_of_run_id: str | None
+    created_at: datetime
 
 
 class GenerationTaskList(BaseModel):

@@ -54,6 +54,7 @@ SUGGESTIONS = 4
 # Target name -> (what it is, its features). Phases are "phase:<name>".
 TIME = "generation_time_seconds"
 PEAK_RAM = "peak_ram_mb"
+PEAK_RAM_GROWTH = "peak_ram_growth_mb"  # above the process's RSS as the generation began
 PEAK_VRAM = "peak_vram_mb"
 MODEL_LOAD = "model_load"
 PREDICTED_PHASES = ("text_encode", "denoise", "vae_decode")
@@ -63,6 +64,7 @@ TARGETS: dict[str, tuple[tuple[str, FeatureFn], ...]] = {
     "phase:denoise": DENOISE_FEATURES,
     "phase:vae_decode": DECODE_FEATURES,
     PEAK_RAM: MEMORY_FEATURES,
+    PEAK_RAM_GROWTH: MEMORY_FEATURES,
     PEAK_VRAM: MEMORY_FEATURES,
 }
 
@@ -94,6 +96,7 @@ def observe(record: TaskRecord) -> Observation | None:
         return None
     values: dict[str, float] = {}
     durations = {p.name: p.duration_seconds for p in record.phases}  # the last of each name
+    encode = record.phase("text_encode")
     load_seconds = durations.get(MODEL_LOAD)
     if record.generation_time_seconds is not None:
         values[TIME] = record.generation_time_seconds - (load_seconds or 0.0)
@@ -102,6 +105,11 @@ def observe(record: TaskRecord) -> Observation | None:
             values[f"phase:{name}"] = durations[name]
     if record.peak_process_rss_mb is not None:
         values[PEAK_RAM] = record.peak_process_rss_mb
+        # The text encode is the generation's first, small phase: its peak is the process
+        # with the model loaded, so the rest is what the generation itself adds (what a
+        # worker subprocess's memory headroom must hold).
+        if encode is not None and encode.peak_ram_mb is not None:
+            values[PEAK_RAM_GROWTH] = record.peak_process_rss_mb - encode.peak_ram_mb
     if record.peak_vram_usage_mb is not None:
         values[PEAK_VRAM] = record.peak_vram_usage_mb
     values = {k: v for k, v in values.items() if math.isfinite(v) and v > 0}
@@ -151,6 +159,7 @@ class Prediction:
     generation_time_seconds: Estimate | None = None
     phases: Mapping[str, Estimate] = field(default_factory=dict)
     peak_ram_mb: Estimate | None = None
+    peak_ram_growth_mb: Estimate | None = None
     peak_vram_mb: Estimate | None = None
     interval_level: float = INTERVAL_LEVEL
     tasks: int = 0
@@ -293,6 +302,7 @@ class HistoryModel:
             generation_time_seconds=estimates.get(TIME),
             phases=phases if answerable else {},
             peak_ram_mb=estimates.get(PEAK_RAM) if answerable else None,
+            peak_ram_growth_mb=estimates.get(PEAK_RAM_GROWTH) if answerable else None,
             peak_vram_mb=estimates.get(PEAK_VRAM) if answerable else None,
             tasks=group.tasks,
             configurations=len(group.configs),

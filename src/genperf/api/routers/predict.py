@@ -90,6 +90,9 @@ class PredictionOut(BaseModel):
     )
     phases: dict[str, EstimateOut]
     peak_ram_mb: EstimateOut | None = Field(None, description="The process's peak RSS.")
+    peak_ram_growth_mb: EstimateOut | None = Field(
+        None, description="What the generation adds to the process's RSS (model loaded)."
+    )
     peak_vram_mb: EstimateOut | None = None
     interval_level: float
     tasks: int = Field(description="Completed runs the answer is learnt from.")

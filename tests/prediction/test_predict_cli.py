@@ -73,3 +73,10 @@ def test_impact_says_what_it_needs_when_nothing_compares(env):
     assert "No optimisation to compare in the last 8760 h" in result.output
     data = json.loads(CliRunner().invoke(app, ["impact", "--hours", "8760", "--json"]).output)
     assert data["tasks"] == 36 and data["optimizations"] == []
+
+
+def test_forecast_prints_capacity(env):
+    result = CliRunner().invoke(app, ["forecast", "--hours", "8760"], terminal_width=100)
+    assert result.exit_code == 0, result.output
+    assert "p95 forecast, last 8760 h" in result.output
+    assert "capacity:" in result.output and "tasks/hour on 1 node" in result.output

@@ -118,3 +118,30 @@ def test_the_api_shows_each_optimisations_impact(monitor, store):
         assert row["peak_change_percent"] < 0
         assert row["summary"].startswith("vae_tiling: peak −")
         assert r.json()["tasks"] == 6
+
+
+def test_the_api_forecasts_and_counts_the_queue(monitor, store):
+    import dataclasses
+    from datetime import timedelta
+
+    from genperf.records import TaskStatus, utc_now
+    from genperf.testing import make_task
+
+    now = utc_now()
+    for i in range(60):
+        at = now - timedelta(hours=167) + timedelta(hours=i * 2.7)
+        store.save_task(make_task(started_at=at, generation_time_seconds=200.0 + i, node="n1"))
+    store.save_task(
+        dataclasses.replace(make_task(started_at=now), status=TaskStatus.RUNNING, node="n2")
+    )
+    app = create_app(monitor.settings, monitor=monitor, store=store, environ={})
+    with TestClient(app, base_url="http://localhost", client=("127.0.0.1", 5000)) as client:
+        r = client.get("/api/v1/performance/forecast")
+        assert r.status_code == 200, r.text
+        (c720,) = r.json()["classes"]
+        assert c720["resolution_class"] == "720p" and c720["tasks"] == 60
+        assert c720["trend_seconds_per_day"] > 0
+        assert c720["target"]["text"] != "already above"
+        cap = r.json()["capacity"]
+        assert cap["nodes"] == 1 and cap["queue"] == 1
+        assert cap["tasks_per_hour"] == pytest.approx(3600 / 229.5, rel=0.01)

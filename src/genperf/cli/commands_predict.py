@@ -172,6 +172,49 @@ def impact_view(p: Mapping[str, Any]) -> RenderableType:
     return table
 
 
+def forecast(
+    hours: Annotated[
+        float, typer.Option("--hours", parser=parse_hours, help="Time window in hours.")
+    ] = 168.0,
+    as_json: JsonOption = False,
+) -> None:
+    """When each resolution class's p95 crosses its target and acceptable lines at the current
+    trend; the fleet's capacity in tasks per hour and how long the queue takes."""
+    payload = state.source().forecast(hours)
+    emit(payload, as_json, None if as_json else forecast_view(payload))
+
+
+def forecast_view(p: Mapping[str, Any]) -> RenderableType:
+    table = Table(title=f"p95 forecast, last {p['time_window_hours']:g} h", title_justify="left")
+    table.add_column("class")
+    table.add_column("tasks", justify="right")
+    table.add_column("p95 now", justify="right")
+    table.add_column("trend / day", justify="right")
+    table.add_column("crosses target")
+    table.add_column("crosses acceptable")
+    for c in p.get("classes") or []:
+        trend = c.get("trend_seconds_per_day")
+        table.add_row(
+            c["resolution_class"],
+            str(c["tasks"]),
+            human_duration(c.get("p95_now_seconds")),
+            "n/a" if trend is None else f"{trend:+.1f} s",
+            (c.get("target") or {}).get("text") or c.get("note") or "n/a",
+            (c.get("acceptable") or {}).get("text") or "n/a",
+        )
+    cap = p.get("capacity") or {}
+    per_hour = cap.get("tasks_per_hour")
+    line = (
+        f"capacity: {per_hour:.1f} tasks/hour on {count_of(int(cap.get('nodes') or 0), 'node')}; "
+        f"queue {cap.get('queue', 0)}, "
+        f"{human_duration(None if cap.get('queue_hours') is None else cap['queue_hours'] * 3600)}"
+        if per_hour
+        else "capacity: no finished task in the window"
+    )
+    return Group(table, Text(line))
+
+
 def register(app: typer.Typer) -> None:
     app.command()(predict)
     app.command()(impact)
+    app.command()(forecast)

@@ -115,6 +115,8 @@ class Source(Protocol):
 
     def impact(self, hours: float, model_type: str | None = None) -> dict[str, Any]: ...
 
+    def forecast(self, hours: float) -> dict[str, Any]: ...
+
     def export(
         self, fmt: str, hours: float, out: IO[bytes], progress: ExportProgress
     ) -> ExportResult: ...
@@ -323,6 +325,12 @@ class LocalSource:
 
         return impact_payload(self.store(), hours, model_type, now=self._now())
 
+    def forecast(self, hours: float) -> dict[str, Any]:
+        """``GET /forecast``'s answer, computed here on the local history."""
+        from genperf.api.routers.predict import forecast_payload
+
+        return forecast_payload(self.store(), self.settings, hours, now=self._now())
+
     # -- helpers ---------------------------------------------------------------------------
 
     def store(self) -> Store:
@@ -530,6 +538,9 @@ class HttpSource:
         if model_type is not None:
             params["model_type"] = model_type
         return self._json("GET", "/impact", params)
+
+    def forecast(self, hours: float) -> dict[str, Any]:
+        return self._json("GET", "/forecast", {"time_window_hours": hours})
 
     # -- helpers ---------------------------------------------------------------------------
 

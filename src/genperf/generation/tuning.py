@@ -115,9 +115,13 @@ def choose(
             )
     if too_big:
         lightest = candidates[-1]
-        return Choice(
-            lightest, f"{lightest.name}: no preset is predicted to fit {where}; the lightest"
-        )
+        why = f"{lightest.name}: the lightest preset; "
+        if ran_out:
+            names = ", ".join(p.name for p in candidates if frozenset(p.tokens) in ran_out)
+            why += f"this configuration ran out of memory here with {names}"
+        else:
+            why += f"no preset is predicted to fit {where}"
+        return Choice(lightest, why)
     return Choice(
         None,
         "no preset can be predicted for this request yet (too little history: "

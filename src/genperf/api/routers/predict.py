@@ -5,6 +5,9 @@
   :mod:`genperf.prediction`. A question the history cannot answer is still a 200, with
   ``answerable: false``, the reasons and the runs that would make it answerable: never a
   made-up number.
+- ``GET /api/v1/performance/forecast``: when each resolution class's p95 crosses its target
+  and acceptable lines at the current trend, the fleet's capacity in tasks per hour at the
+  current mix and how long the queue takes (see :mod:`genperf.analysis.forecast`).
 - ``GET /api/v1/performance/impact``: each optimisation's measured impact (median time and
   peak with against without it, same model type x resolution class), see
   :mod:`genperf.analysis.impact`.
@@ -18,9 +21,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from genperf.analysis.forecast import Crossing, capacity, forecast_p95
 from genperf.analysis.impact import optimization_impact
 from genperf.api.auth import RequireRead
 from genperf.api.deps import Context, ModelTypeFilter, StoreDep, TimeWindowHours
+from genperf.config import Settings
 from genperf.generation.request import MAX_FRAMES, MAX_STEPS, RESOLUTION_ALIASES
 from genperf.records import to_jsonable, utc_now
 from genperf.storage.base import Store, TaskQuery
@@ -217,3 +222,78 @@ def impact(
     """Median generation time and peak memory with against without each optimisation token,
     on the same model type x resolution class, with task counts and a confidence."""
     return ImpactListOut.model_validate(impact_payload(store, time_window_hours, model_type))
+
+
+class CrossingOut(BaseModel):
+    line_seconds: float
+    already: bool
+    at: datetime | None
+    text: str
+
+
+class ClassForecastOut(BaseModel):
+    resolution_class: str
+    tasks: int
+    p95_now_seconds: float | None
+    trend_seconds_per_day: float | None
+    target: CrossingOut | None
+    acceptable: CrossingOut | None
+    note: str | None
+
+
+class CapacityOut(BaseModel):
+    tasks_per_hour: float | None
+    nodes: int
+    queue: int
+    queue_hours: float | None
+
+
+class ForecastOut(BaseModel):
+    time_window_hours: float
+    classes: list[ClassForecastOut]
+    capacity: CapacityOut
+
+
+def forecast_payload(
+    store: Store, settings: Settings, hours: float, now: datetime | None = None
+) -> dict[str, Any]:
+    """The forecast over the last ``hours`` (the API's and CLI's payload). The queue is the
+    tasks of the window still running (each node's generation and those waiting for it)."""
+    now = now or utc_now()
+    since = now - timedelta(hours=hours)
+    query = TaskQuery(since=since, newest_first=True, limit=MAX_IMPACT_TASKS)
+    records = list(store.iter_tasks(query))
+    running = sum(1 for r in records if not r.finished)
+    thresholds = settings.performance_thresholds
+    factor = settings.benchmark_targets.generation_time_acceptable_factor
+    classes = forecast_p95(
+        records, thresholds.generation_time_targets(), factor, since=since, now=now
+    )
+    rows = [
+        {**to_jsonable(c), "target": _crossing(c.target), "acceptable": _crossing(c.acceptable)}
+        for c in classes
+    ]
+    payload: dict[str, Any] = {
+        "time_window_hours": hours,
+        "classes": rows,
+        "capacity": to_jsonable(capacity(records, running)),
+    }
+    return payload
+
+
+def _crossing(crossing: Crossing | None) -> dict[str, Any] | None:
+    if crossing is None:
+        return None
+    data: dict[str, Any] = to_jsonable(crossing)
+    return {**data, "text": crossing.text}
+
+
+@router.get(
+    "/forecast",
+    response_model=ForecastOut,
+    summary="When each class's p95 crosses its lines; capacity and queue time",
+)
+def forecast(
+    context: Context, store: StoreDep, time_window_hours: TimeWindowHours = 168.0
+) -> ForecastOut:
+    return ForecastOut.model_validate(forecast_payload(store, context.settings, time_window_hours))

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -214,7 +214,95 @@ def forecast_view(p: Mapping[str, Any]) -> RenderableType:
     return Group(table, Text(line))
 
 
+def tune(
+    model_type: Annotated[str, typer.Argument(help="The model type to tune, e.g. tiny-wan-t2v.")],
+    resolution: Annotated[
+        list[str] | None,
+        typer.Option("--resolution", help="WIDTHxHEIGHT to measure at; repeat for more."),
+    ] = None,
+    frames: Annotated[
+        list[int] | None, typer.Option("--frames", help="Frames (4k+1); repeat for more.")
+    ] = None,
+    steps: Annotated[int, typer.Option("--steps", min=1, max=200)] = 4,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, max=10)] = 2,
+) -> None:
+    """Measure every optimisation preset on this machine (real generations, monitored and
+    stored), print time and peak per preset, write the fastest that never failed to the
+    configuration file (tuned_presets) and keep the change, with its before/after figures,
+    in the database."""
+    from rich.progress import Progress
+
+    from genperf.generation.pipelines import prepare_libraries
+    from genperf.generation.presets import available
+    from genperf.generation.registry import ModelRegistry
+    from genperf.generation.tune import best, grid, measure, record_change, write_preset
+    from genperf.monitor import PerformanceMonitor
+
+    config = state.config
+    if config is None:
+        raise typer.BadParameter(
+            "name the configuration file to write with --config (or GENPERF_CONFIG)",
+            param_hint="--config",
+        )
+    settings = state.settings()
+    sizes = [parse_resolution(_resolution(r)) for r in (resolution or ["832x480"])]
+    counts = frames or [9]
+    prepare_libraries()
+    import importlib
+
+    torch: Any = importlib.import_module("torch")
+    presets = available(accelerator=bool(torch.cuda.is_available()))
+    points = grid(sizes, counts, [steps], presets)
+    monitor = PerformanceMonitor(settings)
+    try:
+        with Progress(transient=True) as progress:
+            bar = progress.add_task("measuring presets", total=len(points) * repeats)
+            results = measure(
+                monitor,
+                ModelRegistry(settings),
+                model_type,
+                points,
+                repeats=repeats,
+                on_done=lambda point, record: progress.advance(bar),
+            )
+        monitor.flush()
+    finally:
+        monitor.close()
+    table = Table(title=f"{model_type}: presets measured", title_justify="left")
+    for name in ("preset", "median time", "median peak", "runs", "failed"):
+        table.add_column(name, justify="left" if name == "preset" else "right")
+    for r in results:
+        table.add_row(
+            r.preset.name,
+            human_duration(r.time_seconds),
+            human_mib(r.peak_mb),
+            str(r.runs),
+            str(r.failed),
+        )
+    out = Console()
+    out.print(table)
+    chosen = best(results)
+    if chosen is None:
+        out.print("No preset ran without failing: the configuration is unchanged.")
+        raise typer.Exit(1)
+    old = write_preset(config, model_type, chosen.preset.name)
+    before = next((r for r in results if r.preset.name == (old or "default")), None)
+    record_change(
+        settings.resolved_database_url,
+        f"tuned_presets.{model_type}",
+        old=old,
+        new=chosen.preset.name,
+        before=before,
+        after=chosen,
+    )
+    out.print(
+        f"{model_type}: {chosen.preset.name} (was {old or 'not set'}) written to {config}; "
+        "the change is recorded in the database"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command()(predict)
     app.command()(impact)
     app.command()(forecast)
+    app.command()(tune)

@@ -239,6 +239,10 @@ class GenerationService:
 
     def _run(self, request: GenerationRequest) -> None:
         reason: str | None = None
+        tuned = self.monitor.settings.tuned_presets.get(request.model_type)
+        if tuned is not None and request.preset is None:
+            request = replace(request, preset=tuned)
+            reason = f"{tuned}: the tuned preset of {request.model_type} (genperf tune)"
         if self.auto_tune:
             choice = self._choose(request)
             reason = choice.reason

@@ -36,7 +36,8 @@ def test_predict_prints_time_phases_and_peaks_with_intervals(env):
     assert result.exit_code == 0, result.output
     out = result.output
     assert "tiny-wan-t2v 128x128, 9 frames, 4 steps, no optimisations" in out
-    for row in ("generation time", "denoise", "vae_decode", "text_encode", "peak RAM"):
+    rows = ("generation time", "denoise", "vae_decode", "text_encode", "peak RAM", "added by")
+    for row in rows:
         assert row in out
     assert "90 % interval" in out
     assert "learnt from 36 runs in 36 configurations" in out

@@ -98,6 +98,9 @@ def prediction_view(p: Mapping[str, Any]) -> RenderableType:
         for name in sorted(phases, key=_phase_rank):
             table.add_row(f"  {name}", *_estimate(phases[name], human_duration))
         table.add_row("peak RAM (process)", *_estimate(p.get("peak_ram_mb"), human_mib))
+        table.add_row(
+            "  added by the generation", *_estimate(p.get("peak_ram_growth_mb"), human_mib)
+        )
         table.add_row("peak VRAM", *_estimate(p.get("peak_vram_mb"), human_mib))
         parts.append(table)
         parts.append(

@@ -32,5 +32,5 @@ fi
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[dev,postgres,nvidia,diffusers]"
+.venv/bin/python -m pip install --quiet -e ".[dev,postgres,nvidia,diffusers,predict]"
 exec .venv/bin/python -m pytest "$@"

@@ -214,6 +214,9 @@ class Settings(_Section):
     database_url: str | None = None  # None: a SQLite file in data_dir
     data_dir: Path = Field(default_factory=default_data_dir)
     model_dir: Path | None = None  # where model weights live; its disk is watched
+    auto_tune: bool = False  # generation service: each request's preset chosen by prediction
+    # model_type -> optimisation preset the generation service runs it with (`genperf tune`)
+    tuned_presets: dict[str, str] = Field(default_factory=dict)
     sample_retention_hours: Annotated[float, Field(gt=0)] = 24.0 * 7
     sample_flush_seconds: PositiveSeconds = 2.0
     pending_task_queue_size: Annotated[int, Field(ge=1)] = 10_000

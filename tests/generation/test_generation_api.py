@@ -43,6 +43,9 @@ def test_submit_then_read_the_task_and_its_metrics(client, service):
     task_id = answer.json()["task_id"]
     assert answer.json()["status"] == "queued"
     assert answer.headers["location"] == f"{URL}/{task_id}"
+    prediction = answer.json()["prediction"]  # no history yet: says so, and what to run
+    assert prediction["answerable"] is False and prediction["generation_time_seconds"] is None
+    assert prediction["suggested_runs"][0]["resolution"] == "64x64"
     assert service.wait_idle(120)
 
     one = client.get(f"{URL}/{task_id}", headers=_auth(READ))

@@ -39,6 +39,7 @@ from genperf.api.routers import (
     export,
     health,
     metrics,
+    predict,
     prometheus,
     recommendations,
     status,
@@ -65,6 +66,7 @@ _PERFORMANCE_ROUTERS = (
     export.router,
     tasks.router,
     doctor.router,
+    predict.router,
 )
 
 

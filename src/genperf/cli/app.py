@@ -14,6 +14,7 @@ from genperf.cli import (
     commands_export,
     commands_interactive,
     commands_monitor,
+    commands_predict,
     commands_read,
     commands_rules,
 )
@@ -70,6 +71,7 @@ for _commands in (commands_read, commands_export, commands_monitor, commands_int
     _commands.register(app)
 commands_rules.register(app)
 commands_doctor.register(app)
+commands_predict.register(app)
 
 
 @app.command()

@@ -110,6 +110,12 @@ class Source(Protocol):
 
     def live(self, recent: int = RECENT_TASKS) -> dict[str, Any]: ...
 
+    def predict(self, question: dict[str, Any]) -> dict[str, Any]: ...
+
+    def impact(self, hours: float, model_type: str | None = None) -> dict[str, Any]: ...
+
+    def forecast(self, hours: float) -> dict[str, Any]: ...
+
     def export(
         self, fmt: str, hours: float, out: IO[bytes], progress: ExportProgress
     ) -> ExportResult: ...
@@ -239,6 +245,36 @@ class LocalSource:
         if self._owns_store and self._store is not None:
             self._store.close()
         self._store = None
+
+    def predict(self, question: dict[str, Any]) -> dict[str, Any]:
+        """``POST /predict``'s answer, fitted here from the local history."""
+        from genperf.monitor.predictor import HistoryPredictor
+
+        q = dict(question)
+        prediction = HistoryPredictor().predict(
+            self.store(),
+            q.pop("model_type"),
+            q.pop("resolution"),
+            q.pop("frames"),
+            q.pop("steps"),
+            **q,
+        )
+        from genperf.records import to_jsonable
+
+        payload: dict[str, Any] = to_jsonable(prediction)
+        return payload
+
+    def impact(self, hours: float, model_type: str | None = None) -> dict[str, Any]:
+        """``GET /impact``'s answer, measured here on the local history."""
+        from genperf.queries.history import impact_payload
+
+        return impact_payload(self.store(), hours, model_type, now=self._now())
+
+    def forecast(self, hours: float) -> dict[str, Any]:
+        """``GET /forecast``'s answer, computed here on the local history."""
+        from genperf.queries.history import forecast_payload
+
+        return forecast_payload(self.store(), self.settings, hours, now=self._now())
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -422,11 +458,29 @@ class HttpSource:
     def close(self) -> None:
         self._client.close()
 
+    def predict(self, question: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", "/predict", body=question)
+
+    def impact(self, hours: float, model_type: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"time_window_hours": hours}
+        if model_type is not None:
+            params["model_type"] = model_type
+        return self._json("GET", "/impact", params)
+
+    def forecast(self, hours: float) -> dict[str, Any]:
+        return self._json("GET", "/forecast", {"time_window_hours": hours})
+
     # -- helpers ---------------------------------------------------------------------------
 
-    def _json(self, method: str, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _json(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         with self._errors(method, path):
-            response = self._client.request(method, path, params=params)
+            response = self._client.request(method, path, params=params, json=body)
         self._check(response, method, path)
         try:
             body = response.json()

@@ -51,6 +51,7 @@ def limit_address_space(headroom_mib: int) -> int | None:
 def run_job(job: dict[str, Any], send: Any) -> int:
     from genperf.config import Settings
     from genperf.generation.pipelines import generation_kwargs, load_model, prepare_libraries
+    from genperf.generation.presets import apply, preset
     from genperf.generation.registry import ModelSpec
     from genperf.generation.request import GenerationRequest
     from genperf.monitor import PerformanceMonitor, TaskHandle
@@ -86,6 +87,8 @@ def run_job(job: dict[str, Any], send: Any) -> int:
             frames=request.frames,
         ) as handle:
             pipe = load_model(spec, monitor, handle, on_phase=on_phase)
+            if request.preset is not None:
+                apply(pipe.pipeline, preset(request.preset))
             if request.memory_headroom_mib is not None:
                 limit_address_space(request.memory_headroom_mib)
             pipe(**generation_kwargs(request, spec), task=handle)

@@ -40,11 +40,12 @@ def prepare_libraries() -> None:
 def load_model(
     spec: ModelSpec,
     monitor: PerformanceMonitor,
-    task: TaskHandle,
+    task: TaskHandle | None,
     *,
     on_phase: Callable[[str], None] | None = None,
 ) -> MonitoredPipeline:
-    """Load ``spec`` as the ``model_load`` phase of ``task``; a monitored pipeline."""
+    """Load ``spec`` as the ``model_load`` phase of ``task``; a monitored pipeline. Without a
+    task (a measured grid), the load is recorded by the pipeline's first call."""
     prepare_libraries()
     torch: Any = importlib.import_module("torch")
     pipeline_class = importlib.import_module("diffusers").DiffusionPipeline

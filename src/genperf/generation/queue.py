@@ -80,6 +80,21 @@ generation_requests = Table(
     Index("ix_generation_requests_status_id", "status", "id"),
 )
 
+# Auto-tune's decisions: the preset each run of a request used and why; a retry after an
+# out-of-memory names the run it retries (both runs are in generation_tasks).
+generation_tuning = Table(
+    "generation_tuning",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", String(64), nullable=False),
+    Column("run_id", String(64)),
+    Column("preset", String(64)),  # None: run as configured
+    Column("reason", Text, nullable=False),
+    Column("retry_of_run_id", String(64)),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_generation_tuning_task_id", "task_id"),
+)
+
 _t = generation_requests
 
 
@@ -104,6 +119,17 @@ class QueuedRequest:
     @property
     def resolution(self) -> str:
         return f"{self.width}x{self.height}"
+
+
+@dataclass(frozen=True, slots=True)
+class TuningDecision:
+    """The preset one run of a request used (None: as configured), and why."""
+
+    run_id: str | None
+    preset: str | None
+    reason: str
+    retry_of_run_id: str | None
+    created_at: datetime
 
 
 class RequestQueue:
@@ -250,6 +276,37 @@ class RequestQueue:
         with self._write("finish a request") as conn:
             conn.execute(update(_t).where(_t.c.task_id == task_id).values(**values))
         self._forget_prompts()
+
+    def record_tuning(
+        self,
+        task_id: str,
+        run_id: str | None,
+        preset: str | None,
+        reason: str,
+        retry_of_run_id: str | None = None,
+    ) -> None:
+        """Keep auto-tune's choice for one run of a request, and why."""
+        row = {
+            "task_id": task_id,
+            "run_id": run_id,
+            "preset": preset,
+            "reason": reason[:_ERROR_CHARS],
+            "retry_of_run_id": retry_of_run_id,
+            "created_at": utc_now(),
+        }
+        with self._write("record a tuning decision") as conn:
+            conn.execute(insert(generation_tuning), row)
+
+    def tuning(self, task_id: str) -> list[TuningDecision]:
+        """Auto-tune's decisions for a request, oldest first."""
+        g = generation_tuning
+        stmt = (
+            select(g.c.run_id, g.c.preset, g.c.reason, g.c.retry_of_run_id, g.c.created_at)
+            .where(g.c.task_id == task_id)
+            .order_by(g.c.id)
+        )
+        with self._read("read tuning decisions") as conn:
+            return [TuningDecision(**dict(r)) for r in conn.execute(stmt).mappings()]
 
     def fail_abandoned(self) -> int:
         """Fail requests left running by a process that stopped; returns how many."""

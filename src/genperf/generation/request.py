@@ -48,6 +48,8 @@ class GenerationRequest:
         memory_headroom_mib: when set, the generation runs in a worker subprocess whose address
             space may grow by at most this much after the model is loaded (RLIMIT_AS): a
             generation that needs more really runs out of memory, in its own process.
+        preset: the optimisation preset to switch the pipeline to (auto-tune's choice);
+            None leaves the pipeline as it is.
     """
 
     task_id: str
@@ -58,6 +60,7 @@ class GenerationRequest:
     steps: int
     frames: int
     memory_headroom_mib: int | None = None
+    preset: str | None = None  # an optimisation preset (generation.presets) to run with
 
     @property
     def resolution(self) -> str:

@@ -15,6 +15,7 @@ from genperf.generation.pipelines import (
     load_model,
     prepare_libraries,
 )
+from genperf.generation.presets import apply, preset
 from genperf.generation.registry import ModelRegistry
 from genperf.generation.request import GenerationRequest
 from genperf.monitor import PerformanceMonitor, TaskHandle
@@ -63,6 +64,8 @@ class InProcessRunner:
                 if pipe is None:
                     pipe = load_model(spec, self.monitor, handle)
                     self.cache.put(key, pipe)
+                if request.preset is not None:
+                    apply(pipe.pipeline, preset(request.preset))
                 pipe(**generation_kwargs(request, spec, deadline=deadline), task=handle)
         except Exception:
             if handle is not None and handle.record is not None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +29,8 @@ from genperf.config import GenerationLimits
 from genperf.generation.errors import RequestNotFoundError
 from genperf.generation.isolated import IsolatedRunner
 from genperf.generation.model_cache import PipelineCache
-from genperf.generation.queue import QueuedRequest, RequestQueue
+from genperf.generation.presets import Preset, available
+from genperf.generation.queue import QueuedRequest, RequestQueue, TuningDecision
 from genperf.generation.registry import ModelRegistry
 from genperf.generation.request import (
     GenerationRequest,
@@ -41,6 +42,7 @@ from genperf.generation.request import (
     parse_resolution,
 )
 from genperf.generation.runner import InProcessRunner
+from genperf.generation.tuning import Choice, choose, next_lighter
 from genperf.generation.worker import Worker
 from genperf.monitor import PerformanceMonitor
 from genperf.records import TaskRecord, TaskStatus, to_jsonable
@@ -56,6 +58,7 @@ class GenerationTask:
 
     request: QueuedRequest
     metrics: TaskRecord | None
+    tuning: tuple[TuningDecision, ...] = ()
 
     @property
     def task_id(self) -> str:
@@ -97,6 +100,9 @@ class GenerationService:
         poll_seconds: how often the idle worker looks at the queue.
         limits: sizes, queue length and run time (default: the monitor's
             ``generation_limits`` setting).
+        auto_tune: pick each request's optimisation preset from predictions, and retry once
+            with the next lighter preset after an out-of-memory (see
+            :mod:`genperf.generation.tuning`); default: the ``auto_tune`` setting.
     """
 
     def __init__(
@@ -108,9 +114,11 @@ class GenerationService:
         memory_budget_bytes: int | None = None,
         poll_seconds: float = 1.0,
         limits: GenerationLimits | None = None,
+        auto_tune: bool | None = None,
     ) -> None:
         self.monitor = monitor
         self.limits = limits if limits is not None else monitor.settings.generation_limits
+        self.auto_tune = monitor.settings.auto_tune if auto_tune is None else auto_tune
         self.registry = registry if registry is not None else ModelRegistry(monitor.settings)
         self.queue = RequestQueue(database_url or monitor.settings.resolved_database_url)
         self.cache = PipelineCache(memory_budget_bytes)
@@ -200,7 +208,7 @@ class GenerationService:
         request = self.queue.get(task_id)
         if request is None:
             raise RequestNotFoundError(task_id)
-        return GenerationTask(request, self._metrics(request))
+        return GenerationTask(request, self._metrics(request), tuple(self.queue.tuning(task_id)))
 
     def list(
         self, status: RequestStatus | None = None, limit: int = 50, offset: int = 0
@@ -238,6 +246,43 @@ class GenerationService:
             return None
 
     def _run(self, request: GenerationRequest) -> None:
+        reason: str | None = None
+        tuned = self.monitor.settings.tuned_presets.get(request.model_type)
+        if tuned is not None and request.preset is None:
+            request = replace(request, preset=tuned)
+            reason = f"{tuned}: the tuned preset of {request.model_type} (genperf tune)"
+        if self.auto_tune:
+            choice = self._choose(request)
+            reason = choice.reason
+            if choice.preset is not None:
+                request = replace(request, preset=choice.preset.name)
+        record = self._attempt(request, reason)
+        if record is None:
+            return
+        if self.auto_tune and _out_of_memory(record):
+            lighter = next_lighter(request.preset, self._presets())
+            if lighter is not None:
+                why = (
+                    f"{lighter.name}: retry after running out of memory with "
+                    f"{request.preset or 'the configured settings'}"
+                )
+                logger.info("generation %s: %s", request.task_id, why)
+                retried = self._attempt(
+                    replace(request, preset=lighter.name), why, retry_of=record.run_id
+                )
+                record = retried if retried is not None else record
+        status = (
+            RequestStatus.COMPLETED
+            if record.status is TaskStatus.COMPLETED
+            else RequestStatus.FAILED
+        )
+        self.queue.finish(request.task_id, status, run_id=record.run_id)
+        logger.info("generation %s %s", request.task_id, status.value)
+
+    def _attempt(
+        self, request: GenerationRequest, reason: str | None, retry_of: str | None = None
+    ) -> TaskRecord | None:
+        """One monitored run; None when it failed before it was monitored (then finished)."""
         runner = self._isolated if request.memory_headroom_mib is not None else self._in_process
         # Every run has a time limit: a subprocess is killed at it, an in-process run stops
         # at its next denoising step; either fails as a timeout and the worker goes on.
@@ -256,11 +301,28 @@ class GenerationService:
             self.queue.finish(
                 request.task_id, RequestStatus.FAILED, error_message=f"{type(exc).__name__}: {exc}"
             )
-            return
-        status = (
-            RequestStatus.COMPLETED
-            if record.status is TaskStatus.COMPLETED
-            else RequestStatus.FAILED
-        )
-        self.queue.finish(request.task_id, status, run_id=record.run_id)
-        logger.info("generation %s %s", request.task_id, status.value)
+            return None
+        if reason is not None:
+            try:
+                self.queue.record_tuning(
+                    request.task_id, record.run_id, request.preset, reason, retry_of
+                )
+            except Exception:
+                logger.warning("cannot record the tuning of %s", request.task_id, exc_info=True)
+        return record
+
+    def _presets(self) -> tuple[Preset, ...]:
+        gpus = self.monitor.current_sample().gpus
+        return available(accelerator=bool(gpus))
+
+    def _choose(self, request: GenerationRequest) -> Choice:
+        """Auto-tune's choice; never fails the request (it then runs as configured)."""
+        try:
+            return choose(self.monitor, request, self._presets())
+        except Exception as exc:
+            logger.warning("auto-tune could not choose for %s: %s", request.task_id, exc)
+            return Choice(None, f"auto-tune could not choose ({type(exc).__name__}); as configured")
+
+
+def _out_of_memory(record: TaskRecord) -> bool:
+    return not record.success and (record.error_category or "").startswith("out_of_memory")

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -42,8 +42,9 @@ from genperf.collectors import (
     gpu_monitoring_state,
 )
 from genperf.config import Settings, load_settings
-from genperf.errors import TaskStateError
+from genperf.errors import StoreUnavailableError, TaskStateError
 from genperf.monitor.fields import check_text, coerce_fields
+from genperf.monitor.predictor import HistoryPredictor
 from genperf.monitor.sampler import Sampler
 from genperf.monitor.tracker import RunsIn, Tracker, started_record
 from genperf.monitor.writer import StoreWriter
@@ -63,6 +64,9 @@ from genperf.records import (
 from genperf.sinks import Sink, build_sinks
 from genperf.storage.base import Store
 from genperf.units import count_of
+
+if TYPE_CHECKING:
+    from genperf.prediction import Prediction
 
 logger = logging.getLogger("genperf.monitor")
 
@@ -154,6 +158,7 @@ class PerformanceMonitor:
         # offered every finished task and sample, and sends from a thread of its own.
         self.sinks: list[Sink] = build_sinks(s, node=self.node)
         self._listeners.extend(sink.offer_task for sink in self.sinks)
+        self.predictor = HistoryPredictor()  # fits of the store's history, kept until it grows
         logger.debug(
             "monitor %s created: interval %.3fs, database %s",
             self.instance,
@@ -457,6 +462,40 @@ class PerformanceMonitor:
         if error is None and pending:  # another table takes writes, the tasks' does not
             error = f"{count_of(pending, 'finished task')} not yet written"
         return error
+
+    def predict(
+        self,
+        model_type: str,
+        resolution: str,
+        frames: int,
+        steps: int,
+        *,
+        optimizations: Sequence[str] | None = None,
+        node: str | None = None,
+    ) -> Prediction:
+        """Predict a generation's time (total and per phase), peak RAM and peak VRAM, each
+        with a 90 % interval, from the stored history of ``model_type`` (on ``node`` when
+        given). ``optimizations=None``: the set most runs used. When the history cannot
+        answer, ``answerable`` is False and the prediction says why and which runs would
+        make it answerable (``reasons``, ``suggested_runs``); it never guesses.
+
+        Raises:
+            ValueError: a bad resolution (not WIDTHxHEIGHT), frames or steps.
+            StoreUnavailableError: the database cannot be opened.
+            StoreError: the database cannot be read.
+        """
+        store = self.store
+        if store is None:
+            raise StoreUnavailableError("the database cannot be opened")
+        return self.predictor.predict(
+            store,
+            model_type,
+            resolution,
+            frames,
+            steps,
+            optimizations=optimizations,
+            node=node,
+        )
 
     def self_stats(self) -> dict[str, float | int]:
         """The monitor's own health and overhead, for /metrics and `genperf status`."""

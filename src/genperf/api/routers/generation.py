@@ -3,7 +3,8 @@
     app = create_app(settings, monitor=monitor, extra_routers=[make_router(service)])
 
 - ``POST /api/v1/generation/tasks`` ``{"model_type", "prompt", "resolution", "steps",
-  "frames"}`` -> 202 ``{"task_id", "status"}`` (role ``write``);
+  "frames"}`` -> 202 ``{"task_id", "status", "prediction"}`` (role ``write``; the prediction
+  is ``POST /api/v1/performance/predict``'s answer for it);
 - ``GET /api/v1/generation/tasks`` (newest first, ``status``, ``limit``, ``offset``) and
   ``GET /api/v1/generation/tasks/{task_id}``: status and the performance record (role ``read``).
 
@@ -13,6 +14,7 @@ a full queue is a 429 with Retry-After. Responses never carry the prompt.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
@@ -24,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from genperf.api.auth import RequireRead, RequireWrite
 from genperf.api.errors import ApiError, ErrorResponse
+from genperf.api.routers.predict import PredictionOut, prediction_out
 from genperf.api.schemas import TaskOut
 from genperf.generation import (
     DEFAULT_MODEL_TYPE,
@@ -44,6 +47,8 @@ from genperf.generation.request import (
     MIN_HEADROOM_MIB,
     check_frames,
 )
+
+logger = logging.getLogger("genperf.generation")
 
 PREFIX = "/api/v1/generation/tasks"
 MAX_PAGE = 500
@@ -93,6 +98,11 @@ class GenerationTaskIn(BaseModel):
 class GenerationTaskAccepted(BaseModel):
     task_id: str
     status: RequestStatus
+    prediction: PredictionOut | None = Field(
+        None,
+        description="What the history predicts for it (answerable or not); null when the "
+        "history could not be read.",
+    )
 
 
 class GenerationTaskOut(BaseModel):
@@ -113,14 +123,30 @@ class GenerationTaskOut(BaseModel):
     run_id: str | None = None
     error_message: str | None = None
     metrics: TaskOut | None = None
+    tuning: list[TuningOut] = Field(
+        default_factory=list, description="Auto-tune's preset for each run, and why."
+    )
 
     @classmethod
     def of(cls, task: GenerationTask) -> GenerationTaskOut:
         # The request's own fields by name (never its prompt, which is no field here).
         out = cls.model_validate(task.request, from_attributes=True)
-        if task.metrics is None:
-            return out
-        return out.model_copy(update={"metrics": TaskOut.model_validate(task.metrics)})
+        return out.model_copy(
+            update={
+                "metrics": None if task.metrics is None else TaskOut.model_validate(task.metrics),
+                "tuning": [TuningOut.model_validate(d, from_attributes=True) for d in task.tuning],
+            }
+        )
+
+
+class TuningOut(BaseModel):
+    """Auto-tune's choice for one run of the request, and why."""
+
+    run_id: str | None
+    preset: str | None
+    reason: str
+    retry_of_run_id: str | None
+    created_at: datetime
 
 
 class GenerationTaskList(BaseModel):
@@ -130,6 +156,18 @@ class GenerationTaskList(BaseModel):
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "No generation task has this id"}
 }
+
+
+def _prediction(service: GenerationService, body: GenerationTaskIn) -> PredictionOut | None:
+    """The request's prediction; None when it cannot be made now (the request is queued
+    whatever happens here)."""
+    try:
+        return prediction_out(
+            service.monitor.predict(body.model_type, body.resolution, body.frames, body.steps)
+        )
+    except Exception as exc:
+        logger.warning("no prediction for a queued generation: %s", exc)
+        return None
 
 
 def make_router(
@@ -174,7 +212,9 @@ def make_router(
                 headers={"Retry-After": str(exc.retry_after_seconds)},
             ) from None
         response.headers["Location"] = f"{PREFIX}/{quote(task_id, safe='')}"
-        return GenerationTaskAccepted(task_id=task_id, status=RequestStatus.QUEUED)
+        return GenerationTaskAccepted(
+            task_id=task_id, status=RequestStatus.QUEUED, prediction=_prediction(service, body)
+        )
 
     @router.get(
         "",

@@ -1,0 +1,1 @@
+"""The prediction tests share history_support (a history whose truth is known)."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from genperf.collectors import ProcessPeakMemory, TorchMemoryProbe
@@ -23,7 +26,7 @@ def gpu_monitor(settings, store, clock, cuda):
         store=store,
         clock=clock,
         torch_probe=TorchMemoryProbe(cuda),
-        process_memory=ProcessPeakMemory(),
+        process_memory=ProcessPeakMemory(reset_kernel_peak=True),  # exact per phase
     )
     yield m
     m.close()
@@ -88,3 +91,59 @@ def test_process_peak_rss_per_phase_on_linux(gpu_monitor):
     peak = rec.phase("vae_decode").peak_ram_mb
     assert peak is not None and peak >= 300
     assert rec.peak_process_rss_mb >= 300
+
+
+# A process that peaks at ~300 MiB more than it holds, then runs a monitored task with phases,
+# and prints its own ru_maxrss (KiB) before the task, after it, and after the monitor closed.
+_RU_MAXRSS_AFTER_A_TASK = """
+import resource, sys, tempfile
+from pathlib import Path
+from genperf.config import Settings
+from genperf.monitor import PerformanceMonitor
+from genperf.storage import MemoryStore
+
+block = bytearray(300 * 2**20)
+block[::4096] = b"x" * len(block[::4096])  # every page resident
+del block
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+settings = Settings(
+    data_dir=Path(tempfile.mkdtemp()),
+    monitoring_interval_seconds=3600.0,
+    reset_peak_rss=sys.argv[1] == "reset",
+)
+monitor = PerformanceMonitor(settings, store=MemoryStore())
+with monitor.track("t", model_type="m", steps=1) as task:
+    with task.phase("denoise"):
+        pass
+    with task.phase("vae_decode"):
+        pass
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+monitor.close()
+closed = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(before, after, closed)
+"""
+
+
+def _ru_maxrss_around_a_task(mode: str) -> tuple[int, int, int]:
+    out = subprocess.run(
+        [sys.executable, "-c", _RU_MAXRSS_AFTER_A_TASK, mode],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split()
+    before, after, closed = (int(v) for v in out)
+    return before, after, closed
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
+def test_the_process_peak_rss_other_tools_read_is_left_intact():
+    before, after, closed = _ru_maxrss_around_a_task("mark")
+    assert after >= before
+    assert closed >= before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
+def test_resetting_the_kernel_peak_is_a_choice_and_it_lowers_ru_maxrss():
+    before, after, _ = _ru_maxrss_around_a_task("reset")
+    assert after < before - 200 * 1024  # KiB: the 300 MiB peak is gone from ru_maxrss

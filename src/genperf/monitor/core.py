@@ -116,7 +116,11 @@ class PerformanceMonitor:
         self._clock = clock
         self._wall_clock = wall_clock
         self._torch = torch_probe if torch_probe is not None else TorchMemoryProbe()
-        self._rss_peak = process_memory if process_memory is not None else ProcessPeakMemory()
+        self._rss_peak = (
+            process_memory
+            if process_memory is not None
+            else ProcessPeakMemory(reset_kernel_peak=self.settings.reset_peak_rss)
+        )
         self._tracker = Tracker()
         s = self.settings
         self._writer = StoreWriter(

@@ -101,7 +101,12 @@ def create_app(
         tokens=tokens,
         outcomes=outcomes,
         reports=ReportCache(api.report_cache_seconds),
-        registry=registry_for(monitor, outcomes, version=__version__),
+        registry=registry_for(
+            monitor,
+            outcomes,
+            version=__version__,
+            store=(lambda: store) if store is not None else (lambda: monitor.store),
+        ),
         owns_monitor=owns_monitor,
     )
 

@@ -53,6 +53,15 @@ class MemoryStore:
             return None
         return max(runs, key=lambda e: (e[1].started_at, e[0]))[1]
 
+    def status_counts(self) -> dict[tuple[str | None, str | None], int]:
+        """How many task records there are by (status, error_category), as SqlStore's."""
+        counts: dict[tuple[str | None, str | None], int] = {}
+        with self._open("count tasks by status"):
+            for _, record in self._tasks.values():
+                key = (record.status.value, record.error_category)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
     def get_run(self, run_id: str) -> TaskRecord | None:
         with self._open("read a task"):
             entry = self._tasks.get(run_id)

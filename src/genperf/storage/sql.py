@@ -114,6 +114,15 @@ class SqlStore:
                 changed += conn.execute(stmt).rowcount
         return changed
 
+    def status_counts(self) -> dict[tuple[str | None, str | None], int]:
+        """How many task records the database holds by (status, error_category): one grouped
+        count over every writer's records (for Prometheus gauges; see exporters/prometheus)."""
+        stmt = select(tasks.c.status, tasks.c.error_category, func.count()).group_by(
+            tasks.c.status, tasks.c.error_category
+        )
+        with self._read("count tasks by status") as conn:
+            return {(status, cat): int(n) for status, cat, n in conn.execute(stmt)}
+
     def prune_samples(self, older_than: datetime) -> int:
         with self._write("prune samples") as conn:
             return conn.execute(delete(samples).where(samples.c.taken_at < older_than)).rowcount

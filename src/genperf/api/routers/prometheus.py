@@ -18,8 +18,8 @@ router = APIRouter(tags=["prometheus"], dependencies=[RequireRead])
     summary="Prometheus metrics",
     responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
 )
-async def prometheus_metrics(context: Context) -> Response:
-    """Host and per-GPU gauges, task duration histograms by model type and resolution class,
-    finished tasks by status and error category, and the monitor's own overhead."""
-    # async: the collector reads memory only (a fraction of a millisecond of CPU).
+def prometheus_metrics(context: Context) -> Response:
+    """Host and per-GPU gauges, the database's tasks by status and error category, this
+    process's task duration histograms and finished tasks, and the monitor's own overhead."""
+    # Not async: the database's task counts are a query (cached a few seconds), in the pool.
     return Response(render(context.registry), media_type=CONTENT_TYPE)

@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from genperf.config import redact_url
 from genperf.errors import StoreError
 from genperf.records import TASK_FIELDS, ErrorCategory, SystemSample, TaskRecord, TaskStatus
+from genperf.storage.adopt import ServiceTable
 from genperf.storage.base import TaskQuery
 from genperf.storage.codec import row_to_sample, row_to_task, sample_to_row, task_to_row
 from genperf.storage.engine import SQLITE_BEGIN, make_engine, store_errors
@@ -64,6 +65,9 @@ class SqlStore:
         self._engine: Engine = make_engine(url, engine_kwargs)
         try:
             upgrade_database(self._engine)
+            # A service's own generation_tasks, adopted: its rows are filled, its keys kept.
+            with store_errors("read the task table", url):
+                self._service = ServiceTable.reflect(self._engine, tasks)
         except BaseException:
             self._engine.dispose()
             raise
@@ -84,7 +88,10 @@ class SqlStore:
 
     def save_task(self, record: TaskRecord) -> None:
         with self._write("save task") as conn:
-            conn.execute(self._upsert, task_to_row(record))
+            if self._service is None:
+                conn.execute(self._upsert, task_to_row(record))
+            else:
+                self._service.save(conn, task_to_row(record))
 
     def save_samples(self, batch: Sequence[SystemSample]) -> None:
         if not batch:

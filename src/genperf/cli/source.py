@@ -212,7 +212,7 @@ class LocalSource:
                 payload["monitoring"].update(
                     node=latest[-1].node,
                     sample_age_seconds=age,
-                    running=age <= self._fresh_seconds(),
+                    running=age <= self._fresh_seconds() and self._a_monitor_lives(store),
                 )
         payload["settings"] = self.settings.safe_dict()
         return payload
@@ -329,6 +329,17 @@ class LocalSource:
             now=self._now(),
         )
         return report.to_dict()
+
+    def _a_monitor_lives(self, store: Store) -> bool:
+        """Whether a monitor that started on this database has not stopped: one that stopped
+        says so as it stops; one of this node that was killed is found by its process. (One
+        killed on another node shows only by its samples growing old.)"""
+        live = getattr(store, "live_monitors", None)
+        if not callable(live):
+            return True
+        from genperf.monitor.core import instance_alive
+
+        return any(node != self.node or instance_alive(i) for i, node in live())
 
     def _fresh_seconds(self) -> float:
         """How old the newest stored sample may be while its monitor still counts as running:

@@ -164,6 +164,7 @@ class PerformanceMonitor:
             self._writer.start()
             self._sampler.start()
             _running_monitors.add(self)
+        self._record_lifecycle(started=True)
         self.recover_interrupted()
 
     def stop(self) -> None:
@@ -173,6 +174,7 @@ class PerformanceMonitor:
                 return
             self._started = False
         self._sampler.stop()
+        self._record_lifecycle(started=False)
         self._writer.stop()
 
     def close(self) -> None:
@@ -422,7 +424,7 @@ class PerformanceMonitor:
             return 0
         marked = 0
         for record in running:
-            if record.monitor_instance == self.instance or _instance_alive(record.monitor_instance):
+            if record.monitor_instance == self.instance or instance_alive(record.monitor_instance):
                 continue
             phase = record.current_phase
             category, suggestions = _diagnose(None, phase, ErrorCategory.INTERRUPTED)
@@ -444,6 +446,26 @@ class PerformanceMonitor:
         return marked
 
     # --- internals -----------------------------------------------------------------------
+
+    def _record_lifecycle(self, *, started: bool) -> None:
+        """Say in the database that this monitor started (and that monitors of this node whose
+        process is gone stopped) or that it stopped: ``genperf status`` reads it."""
+        store: Any = self._writer.store()  # SqlStore and MemoryStore keep monitors; others not
+        if store is None or not hasattr(store, "live_monitors"):
+            return
+        now = self._wall_clock()
+        try:
+            if not started:
+                store.monitor_stopped(self.instance, now)
+                return
+            for instance, node in store.live_monitors():
+                if node == self.node and instance != self.instance and not instance_alive(instance):
+                    store.monitor_stopped(instance, now)
+            store.monitor_started(self.instance, self.node, now)
+        except Exception as exc:  # status is told less; the monitor goes on
+            logger.debug(
+                "could not record the monitor's %s: %s", "start" if started else "stop", exc
+            )
 
     def _notify(self, record: TaskRecord) -> None:
         for listener in self._listeners:
@@ -545,7 +567,7 @@ def _instance_id(node: str) -> str:
     return f"{node}:{pid}:{created:.2f}"
 
 
-def _instance_alive(instance: str | None) -> bool:
+def instance_alive(instance: str | None) -> bool:
     """Is the process that wrote this instance id still running (same pid, same start)?"""
     if not instance:
         return False

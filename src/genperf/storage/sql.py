@@ -36,6 +36,7 @@ from genperf.storage.codec import row_to_sample, row_to_task, sample_to_row, tas
 from genperf.storage.engine import SQLITE_BEGIN, make_engine, store_errors
 from genperf.storage.migrate import upgrade_database
 from genperf.storage.schema import generation_tasks as tasks
+from genperf.storage.schema import genperf_monitors as monitors
 from genperf.storage.schema import system_samples as samples
 
 logger = logging.getLogger("genperf.storage")
@@ -120,6 +121,26 @@ class SqlStore:
                 )
                 changed += conn.execute(stmt).rowcount
         return changed
+
+    def monitor_started(self, instance: str, node: str, at: datetime) -> None:
+        """Record that a monitor started writing here (see :meth:`live_monitors`)."""
+        with self._write("record a monitor's start") as conn:
+            conn.execute(delete(monitors).where(monitors.c.instance == instance))
+            conn.execute(insert(monitors).values(instance=instance, node=node, started_at=at))
+
+    def monitor_stopped(self, instance: str, at: datetime) -> None:
+        """Record that a monitor stopped."""
+        with self._write("record a monitor's stop") as conn:
+            conn.execute(
+                update(monitors).where(monitors.c.instance == instance).values(stopped_at=at)
+            )
+
+    def live_monitors(self) -> list[tuple[str, str]]:
+        """(instance, node) of the monitors that started and have not said they stopped (one
+        killed never says so: callers check its process, or its samples' age)."""
+        stmt = select(monitors.c.instance, monitors.c.node).where(monitors.c.stopped_at.is_(None))
+        with self._read("read the monitors") as conn:
+            return [(str(i), str(n)) for i, n in conn.execute(stmt)]
 
     def status_counts(self) -> dict[tuple[str | None, str | None], int]:
         """How many task records the database holds by (status, error_category): one grouped

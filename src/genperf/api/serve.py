@@ -63,6 +63,10 @@ def check_bind(host: str, api: ApiSettings) -> None:
     )
 
 
+# How long Ctrl-C waits for a running generation before handing it back as interrupted.
+STOP_GRACE_SECONDS = 0.5
+
+
 def serve(
     settings: Settings,
     *,
@@ -72,8 +76,12 @@ def serve(
     log_level: str = "info",
     extra_routers: Iterable[APIRouter] = (),
     demo: bool = False,
-) -> None:
+) -> bool:
     """Run the API, the sampler and the reference generation service until interrupted.
+
+    Returns True when everything stopped; False when a running generation was handed back as
+    interrupted (Ctrl-C does not wait for it) and its thread still runs: the caller should
+    then end the process at once (``os._exit``) rather than by a normal interpreter exit.
 
     The generation service (its worker and ``/api/v1/generation`` routes) needs the
     ``diffusers`` extra; without it the API runs alone. With ``demo`` a short batch of real
@@ -125,11 +133,12 @@ def serve(
             # the real (remote) client is what the loopback rule sees.
             proxy_headers=True,
             forwarded_allow_ips="127.0.0.1,::1",
+            timeout_graceful_shutdown=1,  # Ctrl-C stops within a second, open requests or not
         )
     finally:
-        if service is not None:
-            service.close()
+        stopped = service is None or service.close(grace_seconds=STOP_GRACE_SECONDS)
         monitor.close()
+    return stopped
 
 
 def _generation_service(monitor: PerformanceMonitor, *, required: bool) -> GenerationService | None:

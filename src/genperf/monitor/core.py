@@ -308,6 +308,37 @@ class PerformanceMonitor:
         )
         return record
 
+    def interrupt_running_tasks(self, reason: str) -> list[TaskRecord]:
+        """Hand back every task still open as ``interrupted`` (in the phase it was in), now:
+        for a service that stops without waiting for its generations. A later complete of
+        one of them raises TaskStateError, as for any completed task."""
+        records = []
+        for task_id in self._tracker.open_ids():
+            try:
+                while self._tracker.end_phase(task_id, self._clock(), failed=True):
+                    pass  # the phases it was in end with it, failed
+                task = self._tracker.close(task_id)
+            except (KeyError, TaskStateError):
+                continue  # completed meanwhile by its own thread
+            phase = task.failed_phase
+            category, suggestions = _diagnose(None, phase, ErrorCategory.INTERRUPTED)
+            record = task.snapshot(
+                self._clock(),
+                status=TaskStatus.INTERRUPTED,
+                completed_at=self._wall_clock(),
+                failed_phase=phase,
+                error_category=category,
+                error_message=reason,
+                recovery_suggestions=suggestions,
+                current_phase=None,
+            )
+            self._writer.save_task(record)
+            self._notify(record)
+            records.append(record)
+        if records:
+            logger.warning("handed back %d running task(s) as interrupted", len(records))
+        return records
+
     @contextmanager
     def track(
         self,

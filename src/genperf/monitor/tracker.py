@@ -273,6 +273,10 @@ class Tracker:
         with self._lock:
             return [(t.snapshot(now_t), t.current_phase) for t in self._open.values()]
 
+    def open_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._open)
+
     @property
     def open_count(self) -> int:
         with self._lock:

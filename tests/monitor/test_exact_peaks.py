@@ -145,12 +145,13 @@ def test_the_process_peak_rss_other_tools_read_is_left_intact():
     before, after, closed, hwm = _ru_maxrss_around_a_task("mark")
     assert after >= before
     assert closed >= before
-    assert hwm >= before
+    assert hwm >= 300 * 1024  # KiB: the 300 MiB block's peak is still the process's peak
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
 def test_resetting_the_kernel_peak_is_a_choice_and_it_lowers_the_process_peak():
-    before, _, _, hwm = _ru_maxrss_around_a_task("reset")
-    # KiB: the 300 MiB peak is gone from VmHWM (and from ru_maxrss, unless a thread of the
-    # process happened to exit in between: the kernel keeps the peak of exited threads).
-    assert hwm < before - 200 * 1024
+    _, _, _, hwm = _ru_maxrss_around_a_task("reset")
+    # KiB: the 300 MiB block's peak is gone from VmHWM (and from ru_maxrss, unless a thread of
+    # the process exited in between, or the image it was exec'd from was bigger: the kernel
+    # keeps those peaks in ru_maxrss).
+    assert hwm < 250 * 1024

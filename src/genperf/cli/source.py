@@ -333,13 +333,17 @@ class LocalSource:
     def _a_monitor_lives(self, store: Store) -> bool:
         """Whether a monitor that started on this database has not stopped: one that stopped
         says so as it stops; one of this node that was killed is found by its process. (One
-        killed on another node shows only by its samples growing old.)"""
-        live = getattr(store, "live_monitors", None)
-        if not callable(live):
+        killed on another node shows only by its samples growing old; samples written by
+        something that never registered leave the answer to their age.)"""
+        known = getattr(store, "monitors", None)
+        if not callable(known):
             return True
         from genperf.monitor.core import instance_alive
 
-        return any(node != self.node or instance_alive(i) for i, node in live())
+        rows = known()
+        return not rows or any(
+            not stopped and (node != self.node or instance_alive(i)) for i, node, stopped in rows
+        )
 
     def _fresh_seconds(self) -> float:
         """How old the newest stored sample may be while its monitor still counts as running:

@@ -482,15 +482,17 @@ class PerformanceMonitor:
         """Say in the database that this monitor started (and that monitors of this node whose
         process is gone stopped) or that it stopped: ``genperf status`` reads it."""
         store: Any = self._writer.store()  # SqlStore and MemoryStore keep monitors; others not
-        if store is None or not hasattr(store, "live_monitors"):
+        if store is None or not hasattr(store, "monitors"):
             return
         now = self._wall_clock()
         try:
             if not started:
                 store.monitor_stopped(self.instance, now)
                 return
-            for instance, node in store.live_monitors():
-                if node == self.node and instance != self.instance and not instance_alive(instance):
+            for instance, node, stopped in store.monitors():
+                if stopped or node != self.node or instance == self.instance:
+                    continue
+                if not instance_alive(instance):
                     store.monitor_stopped(instance, now)
             store.monitor_started(self.instance, self.node, now)
         except Exception as exc:  # status is told less; the monitor goes on

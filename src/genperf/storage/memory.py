@@ -63,9 +63,9 @@ class MemoryStore:
             if instance in self._monitors:
                 self._monitors[instance] = (self._monitors[instance][0], True)
 
-    def live_monitors(self) -> list[tuple[str, str]]:
+    def monitors(self) -> list[tuple[str, str, bool]]:
         with self._open("read the monitors"):
-            return [(i, node) for i, (node, stopped) in self._monitors.items() if not stopped]
+            return [(i, node, stopped) for i, (node, stopped) in self._monitors.items()]
 
     def status_counts(self) -> dict[tuple[str | None, str | None], int]:
         """How many task records there are by (status, error_category), as SqlStore's."""

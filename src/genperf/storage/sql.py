@@ -135,12 +135,12 @@ class SqlStore:
                 update(monitors).where(monitors.c.instance == instance).values(stopped_at=at)
             )
 
-    def live_monitors(self) -> list[tuple[str, str]]:
-        """(instance, node) of the monitors that started and have not said they stopped (one
-        killed never says so: callers check its process, or its samples' age)."""
-        stmt = select(monitors.c.instance, monitors.c.node).where(monitors.c.stopped_at.is_(None))
+    def monitors(self) -> list[tuple[str, str, bool]]:
+        """(instance, node, stopped) of every monitor that started writing here (one killed
+        never says it stopped: callers check its process, or its samples' age)."""
+        stmt = select(monitors.c.instance, monitors.c.node, monitors.c.stopped_at)
         with self._read("read the monitors") as conn:
-            return [(str(i), str(n)) for i, n in conn.execute(stmt)]
+            return [(str(i), str(n), s is not None) for i, n, s in conn.execute(stmt)]
 
     def status_counts(self) -> dict[tuple[str | None, str | None], int]:
         """How many task records the database holds by (status, error_category): one grouped

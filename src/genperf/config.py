@@ -223,6 +223,9 @@ class Settings(_Section):
     node_name: str | None = None  # None: the host name
     generation_limits: GenerationLimits = GenerationLimits()
     api_limits: ApiLimits = ApiLimits()
+    # Reset the kernel's peak RSS (/proc/self/clear_refs) per task and phase: exact peaks for
+    # every phase, but the process's ru_maxrss/VmHWM then no longer show its lifetime peak.
+    reset_peak_rss: bool = False
     # The HTTP API (genperf serve). Tokens are "role:token" or "role:sha256:<hex digest>"
     # entries, roles read < write < admin; GENPERF_API_TOKENS, GENPERF_ALLOWED_HOSTS and
     # GENPERF_CORS_ORIGINS (comma-separated) add to these.

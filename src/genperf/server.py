@@ -68,6 +68,10 @@ def check_bind(host: str, api: ApiSettings) -> None:
     )
 
 
+# How long Ctrl-C waits for a running generation before handing it back as interrupted.
+STOP_GRACE_SECONDS = 0.5
+
+
 def serve(
     settings: Settings,
     *,
@@ -77,8 +81,12 @@ def serve(
     log_level: str = "info",
     extra_routers: Iterable[APIRouter] = (),
     demo: bool = False,
-) -> None:
+) -> bool:
     """Run the API, the sampler and the reference generation service until interrupted.
+
+    Returns True when everything stopped; False when a running generation was handed back as
+    interrupted (Ctrl-C does not wait for it) and its thread still runs: the caller should
+    then end the process at once (``os._exit``) rather than by a normal interpreter exit.
 
     The generation service (its worker and ``/api/v1/generation`` routes) needs the
     ``diffusers`` extra; without it the API runs alone. With ``demo`` a short batch of real
@@ -130,9 +138,9 @@ def serve(
         with contextlib.suppress(KeyboardInterrupt):
             uvicorn.Server(config).run()
     finally:
-        if service is not None:
-            service.close()
+        stopped = service is None or service.close(grace_seconds=STOP_GRACE_SECONDS)
         monitor.close()
+    return stopped
 
 
 def _generation_service(monitor: PerformanceMonitor, *, required: bool) -> GenerationService | None:

@@ -4,6 +4,8 @@ the monitor's overhead, bounded labels, a private registry."""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import prometheus_client
 from api_support import P
@@ -17,12 +19,14 @@ from genperf.exporters.prometheus import (
     DURATION_BUCKETS,
     MAX_MODEL_TYPES,
     SELF_STATS,
+    StoreTaskCounts,
     TaskOutcomes,
     registry_for,
     render,
 )
 from genperf.records import GPU_METRICS, HOST_METRICS, TaskStatus
-from genperf.testing import make_task
+from genperf.storage import MemoryStore
+from genperf.testing import ManualClock, make_task
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -173,3 +177,63 @@ def test_openmetrics_when_the_scraper_asks_for_it(client):
     plain = client.get("/metrics", headers={"Accept": "text/plain"})
     assert plain.headers["content-type"] == CONTENT_TYPE
     assert "# EOF" not in plain.text
+
+
+# A second process (a worker, another service) writing to the database the server reads.
+_OTHER_WRITER = """
+import sys
+from genperf.config import Settings
+from genperf.monitor import PerformanceMonitor
+
+settings = Settings(database_url=sys.argv[1], monitoring_interval_seconds=3600.0, node_name="w")
+with PerformanceMonitor(settings) as monitor:
+    for i in range(3):
+        with monitor.track(f"other-{i}", model_type="t2v-A14B"):
+            pass
+    monitor.start_task_monitoring("other-oom", "t2v-A14B")
+    monitor.complete_task_monitoring("other-oom", False, "CUDA out of memory")
+"""
+
+
+def test_task_counts_come_from_the_database_every_process_writes(client, store):
+    client.post(f"{P}/tasks", json={"task_id": "mine", "model_type": "t2v-A14B"})
+    client.post(f"{P}/tasks/mine/complete", json={"success": True})
+    url = str(store._url)
+    subprocess.run([sys.executable, "-c", _OTHER_WRITER, url], check=True, timeout=120)
+
+    values = samples(client.get("/metrics").text)
+    completed = (("error_category", "none"), ("status", "completed"))
+    oom = (("error_category", "out_of_memory_gpu"), ("status", "failed"))
+    assert values[("genperf_store_tasks", completed)] == 4  # 3 from the other process + 1
+    assert values[("genperf_store_tasks", oom)] == 1
+    # This process's own counters are labelled as such, and count only what it saw.
+    assert values[("genperf_tasks_finished_total", completed)] == 1
+    assert values.get(("genperf_tasks_finished_total", oom), 0) == 0  # its series starts at 0
+
+
+def test_database_counts_are_cached_for_a_few_seconds_and_bounded_in_labels():
+    store = MemoryStore()
+    clock = ManualClock(0.0)
+    counts = StoreTaskCounts(lambda: store, ttl=5.0, clock=clock)
+    store.save_task(make_task())
+    assert counts.counts() == {("completed", "none"): 1}
+    store.save_task(make_task())
+    store.save_task(make_task(status=TaskStatus.FAILED, error_category="made-up"))
+    clock.advance(4.9)
+    assert counts.counts() == {("completed", "none"): 1}  # one query per ttl
+    clock.advance(0.2)
+    assert counts.counts() == {("completed", "none"): 2, ("failed", "other"): 1}
+
+
+def test_database_counts_survive_a_short_outage_and_then_go_away():
+    store = MemoryStore()
+    clock = ManualClock(0.0)
+    counts = StoreTaskCounts(lambda: store, ttl=5.0, clock=clock)
+    store.save_task(make_task())
+    assert counts.counts() == {("completed", "none"): 1}
+    store.close()  # reads now raise
+    clock.advance(10.0)
+    assert counts.counts() == {("completed", "none"): 1}  # recent enough to keep
+    clock.advance(60.0)
+    assert counts.counts() is None
+    assert list(counts.metrics()) == []

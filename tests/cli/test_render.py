@@ -6,6 +6,8 @@ settings: green target met, yellow acceptable, red beyond.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -416,3 +418,61 @@ def test_an_efficiency_without_its_gpu_term_says_what_it_lacks() -> None:
     out = text(render.analysis_view(report, TARGETS))
     assert "without gpu utilization, on time" in out
     assert "without" not in text(render.analysis_view(REPORT, TARGETS))
+
+
+def _long_ids(records: list[Any]) -> list[Any]:
+    """Every other task with a uuid-long id, as services make them."""
+    return [
+        dataclasses.replace(r, task_id=f"{r.task_id}-{'0123456789abcdef' * 2}") if i % 2 else r
+        for i, r in enumerate(records)
+    ]
+
+
+def _screens(records: list[Any]) -> dict[str, Any]:
+    running = [
+        active_task(dataclasses.replace(r, task_id=f"live-{'f' * 32}"))
+        for r in known_tasks()
+        if r.status is TaskStatus.RUNNING
+    ]
+    live = {
+        "timestamp": NOW.isoformat(),
+        "system": sample_json(sample()),
+        "monitoring": {"running": True, "node": NODE},
+        "active_tasks": running,
+        "recent_tasks": [t.to_dict() for t in records],
+    }
+    return {
+        "tasks": render.tasks_view(
+            {"total": 7, "metrics": [t.to_dict() for t in records]}, TARGETS
+        ),
+        "monitor": render.live_view(live, TARGETS, interval=5.0, where="local database"),
+        "analysis": render.analysis_view(REPORT, TARGETS),
+        "benchmarks": render.benchmarks_view(BENCHMARKS, TARGETS),
+    }
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_every_table_is_readable_at_80_and_120_columns_with_several_models(width: int) -> None:
+    records = _long_ids(finished())
+    assert len({r.model_type for r in records}) > 1
+    for name, screen in _screens(records).items():
+        shown = render_text(screen, width)
+        lines = shown.splitlines()
+        assert all(len(line.rstrip()) <= width for line in lines), name
+        # Nothing is cut but long ids, shortened as a short git hash is: never a status.
+        for line in lines:
+            for cut in re.finditer(r"(\S*)…", line):
+                assert any(r.task_id.startswith(cut.group(1)) for r in records) or cut.group(
+                    1
+                ).startswith("live-"), (name, line)
+        if name == "tasks":
+            rows = [line for line in lines if line[:5] == "01-01" or line[:1] in "ti"]
+            for r in records:
+                row = next(line for line in rows if r.task_id[:9] in line)
+                assert f" {r.status.value} " in f"{row} ", row  # the whole status, always
+                assert r.model_type in row
+    tasks = render_text(_screens(records)["tasks"], width)
+    if width >= 120:  # room for every column once the long ids are shortened
+        assert "peak RAM" in tasks and "load" in tasks and "steps" in tasks
+    else:  # 80: the least important columns make way
+        assert "load" not in tasks and "peak VRAM" in tasks

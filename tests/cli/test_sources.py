@@ -218,7 +218,7 @@ def test_a_failed_refresh_keeps_the_last_frame_and_says_so() -> None:
     screen = io.StringIO()
     drawn = run_live(frame, Console(file=screen, width=80), 0.0, 2, sleep=lambda _: None)
     assert drawn == 2
-    # Not a terminal: Live shows the last frame only, the good one with the failure under it.
+    # Not a terminal: each frame as it comes, and the failure's note after the last good one.
     assert screen.getvalue() == "frame one\nrefresh failed, retrying: database is locked\n"
 
 

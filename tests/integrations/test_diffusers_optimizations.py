@@ -21,6 +21,34 @@ def test_a_plain_fp32_pipeline_has_only_sdpa_attention(wan):
     assert detect_optimizations(wan, environ={}) == ("attention:sdpa",)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "token"), [("bfloat16", "dtype:bf16"), ("float16", "dtype:fp16")]
+)
+def test_a_half_precision_wan_load_is_seen_although_wan_keeps_some_weights_in_fp32(
+    tiny_wan_dir, dtype, token
+):
+    from diffusers import WanPipeline
+
+    pipe = WanPipeline.from_pretrained(str(tiny_wan_dir), dtype=getattr(torch, dtype))
+    first = next(pipe.transformer.parameters())
+    assert first.dtype == torch.float32  # scale_shift_table: what fooled the first-parameter read
+    assert token in detect_optimizations(pipe, environ={})
+
+
+def test_a_module_without_its_own_dtype_runs_in_the_dtype_of_most_weights():
+    class Denoiser(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.zeros(4))  # first, small, fp32
+            self.body = torch.nn.Linear(64, 64).to(torch.bfloat16)
+
+    class Pipe:
+        components = {"transformer": Denoiser()}  # noqa: RUF012
+
+    assert not hasattr(Pipe.components["transformer"], "dtype")
+    assert "dtype:bf16" in detect_optimizations(Pipe(), environ={})
+
+
 def test_vae_tiling_slicing_and_model_offload_are_seen_and_recorded(monitor, wan):
     wan.vae.enable_tiling()
     wan.vae.enable_slicing()

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
 import pytest
 from diffusers_support import CALL, torch
 
+from genperf.config import Settings
 from genperf.integrations.diffusers import load_pipeline, monitor_pipeline
+from genperf.monitor import PerformanceMonitor
 from genperf.records import ErrorCategory, TaskStatus
 
 # diffusers leaves the weights file open when loading with disable_mmap=True.
@@ -61,6 +68,45 @@ def test_a_call_is_a_monitored_task_with_load_phases_steps_and_experts(monitor, 
     assert call.warmup_steps == (0, expected.index("transformer_2"))
     assert call.warmup_step_seconds == record.step_times_seconds[0]
     assert call.steady_step_seconds is not None
+
+
+@pytest.fixture
+def ram_dir(tmp_path):
+    """A folder in RAM where there is one: the durable commit of a task's record (an fsync,
+    10-30 ms on a busy disk) comes after its time is taken, so it is part of a call's wall time
+    but not of its generation time; here it costs nothing and the comparison is fair."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        yield tmp_path
+        return
+    folder = Path(tempfile.mkdtemp(dir=shm, prefix="genperf-test-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_phases_add_up_to_the_task_and_the_task_to_the_calls_wall_time(wan, ram_dir):
+    """A tiny call lasts ~0.1 s: a systematic gap (the monitor starting inside the first call,
+    time between phases) of the ~45 ms once seen would fail the closest of three fresh runs."""
+    task_gaps, phase_gaps = [], []
+    for trial in range(3):
+        settings = Settings(data_dir=ram_dir / str(trial), monitoring_interval_seconds=3600.0)
+        monitor = PerformanceMonitor(settings)  # a real SQLite file, opened on start
+        try:
+            pipe = monitor_pipeline(wan, monitor, model_type="tiny-wan-t2v")
+            began = time.perf_counter()
+            pipe(**CALL, num_inference_steps=2)
+            wall = time.perf_counter() - began
+            record = pipe.last_record
+        finally:
+            monitor.close()
+        total = record.generation_time_seconds
+        phases = sum(p.duration_seconds for p in record.phases)
+        assert [p.name for p in record.phases] == PHASES
+        assert phases <= total + 1e-9 <= wall + 2e-9  # each measured inside the other
+        task_gaps.append(wall - total)
+        phase_gaps.append(total - phases)
+    assert min(task_gaps) < 0.02, task_gaps
+    assert min(phase_gaps) < 0.01, phase_gaps
 
 
 def test_the_next_call_reuses_the_loaded_model(monitor, tiny_wan_dir):

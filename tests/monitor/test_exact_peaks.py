@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from genperf.collectors import ProcessPeakMemory, TorchMemoryProbe
@@ -23,7 +26,7 @@ def gpu_monitor(settings, store, clock, cuda):
         store=store,
         clock=clock,
         torch_probe=TorchMemoryProbe(cuda),
-        process_memory=ProcessPeakMemory(),
+        process_memory=ProcessPeakMemory(reset_kernel_peak=True),  # exact per phase
     )
     yield m
     m.close()
@@ -102,3 +105,67 @@ def test_a_phase_vram_peak_is_the_allocator_reserved_peak(gpu_monitor, cuda):
     phase = task.record.phase("denoise")
     assert phase.peak_vram_allocated_mb == pytest.approx(1500)
     assert phase.peak_vram_mb == pytest.approx(4000)
+
+
+# A process that peaks at ~300 MiB more than it holds, then runs a monitored task with phases,
+# and prints its own ru_maxrss (KiB) before the task, after it, and after the monitor closed,
+# then its VmHWM (KiB) after the task.
+_RU_MAXRSS_AFTER_A_TASK = """
+import resource, sys, tempfile
+from pathlib import Path
+from genperf.config import Settings
+from genperf.monitor import PerformanceMonitor
+from genperf.storage import MemoryStore
+
+block = bytearray(300 * 2**20)
+block[::4096] = b"x" * len(block[::4096])  # every page resident
+del block
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+settings = Settings(
+    data_dir=Path(tempfile.mkdtemp()),
+    monitoring_interval_seconds=3600.0,
+    reset_peak_rss=sys.argv[1] == "reset",
+)
+monitor = PerformanceMonitor(settings, store=MemoryStore())
+with monitor.track("t", model_type="m", steps=1) as task:
+    with task.phase("denoise"):
+        pass
+    with task.phase("vae_decode"):
+        pass
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+hwm = next(
+    line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")
+)
+monitor.close()
+closed = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(before, after, closed, hwm)
+"""
+
+
+def _ru_maxrss_around_a_task(mode: str) -> tuple[int, int, int, int]:
+    out = subprocess.run(
+        [sys.executable, "-c", _RU_MAXRSS_AFTER_A_TASK, mode],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split()
+    before, after, closed, hwm = (int(v) for v in out)
+    return before, after, closed, hwm
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
+def test_the_process_peak_rss_other_tools_read_is_left_intact():
+    before, after, closed, hwm = _ru_maxrss_around_a_task("mark")
+    assert after >= before
+    assert closed >= before
+    assert hwm >= 300 * 1024  # KiB: the 300 MiB block's peak is still the process's peak
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
+def test_resetting_the_kernel_peak_is_a_choice_and_it_lowers_the_process_peak():
+    _, _, _, hwm = _ru_maxrss_around_a_task("reset")
+    # KiB: the 300 MiB block's peak is gone from VmHWM (and from ru_maxrss, unless a thread of
+    # the process exited in between, or the image it was exec'd from was bigger: the kernel
+    # keeps those peaks in ru_maxrss).
+    assert hwm < 250 * 1024

@@ -106,7 +106,12 @@ def create_app(
         monitor = PerformanceMonitor(settings, store=store)  # store None: the settings' database
     monitor.add_task_listener(outcomes.observe)  # every finished task reaches /metrics
     monitor.add_task_listener(details.observe)
-    registry = registry_for(monitor, outcomes, version=__version__)
+    registry = registry_for(
+        monitor,
+        outcomes,
+        version=__version__,
+        store=(lambda: store) if store is not None else (lambda: monitor.store),
+    )
     registry.register(details)
     registry.register(ThrottleCollector(monitor))
     bounds = settings.api_limits

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -88,4 +90,10 @@ def serve(
     loopback only."""
     from genperf.server import serve as run_server
 
-    run_server(settings(), host=host, port=port, demo=demo)
+    if not run_server(settings(), host=host, port=port, demo=demo):
+        # A generation was handed back as interrupted and its thread is still in torch: a
+        # normal interpreter exit would abort under it. Everything is written; leave now.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

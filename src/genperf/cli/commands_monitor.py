@@ -1,7 +1,10 @@
 """``genperf monitor [SECONDS]``: the live dashboard, redrawn in place until Ctrl-C.
 
 In a terminal it draws on the alternate screen (rich ``Live``), so leaving, by Ctrl-C or after
-``--count`` frames, gives back the terminal as it was, cursor included. A refresh that fails
+``--count`` frames, gives back the terminal as it was, cursor included. Into a pipe or a file
+(``genperf monitor 5 | tee log``) it prints each frame as it comes, one after the other, like
+``nvidia-smi -l``, so a reader sees them live and a killed monitor leaves what it showed. A
+refresh that fails
 (the database busy, the server restarting) keeps the last frame and says so; it does not end
 the monitor. With ``--json`` it prints one JSON document per refresh, a line each.
 """
@@ -72,6 +75,8 @@ def run_live(
         first = frame()
     except KeyboardInterrupt:
         return 0
+    if not console.is_terminal:
+        return _stream(first, frame, console, seconds, count, sleep=sleep)
     drawn = 1
     last_good = first
     try:
@@ -94,11 +99,39 @@ def run_live(
                 drawn += 1
     except KeyboardInterrupt:
         pass
-    if console.is_terminal:
-        console.print(f"genperf monitor stopped after {drawn} frame{'s' if drawn != 1 else ''}.")
-    else:  # a pipe or a file: Live wrote the last frame only, as it stopped, without a newline
-        console.line()
+    console.print(f"genperf monitor stopped after {drawn} frame{'s' if drawn != 1 else ''}.")
     return drawn
+
+
+def _stream(
+    first: RenderableType,
+    frame: Callable[[], RenderableType],
+    console: Console,
+    seconds: float,
+    count: int | None,
+    *,
+    sleep: Callable[[float], None],
+) -> int:
+    """Not a terminal: every frame printed (and flushed) as it comes; a failed refresh adds
+    its note instead of repeating the last frame."""
+    _emit(console, first)
+    drawn = 1
+    try:
+        while count is None or drawn < count:
+            sleep(seconds)
+            try:
+                _emit(console, frame())
+            except GenperfError as exc:
+                _emit(console, Text(f"refresh failed, retrying: {exc}", style="red"))
+            drawn += 1
+    except KeyboardInterrupt:
+        pass
+    return drawn
+
+
+def _emit(console: Console, renderable: RenderableType) -> None:
+    console.print(renderable)
+    console.file.flush()  # a pipe is block-buffered: the reader must see the frame now
 
 
 def _json_lines(live: Callable[[], dict[str, Any]], seconds: float, count: int | None) -> None:

@@ -7,12 +7,13 @@ the settings (:mod:`genperf.cli.style`); sizes and times are in human units.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -65,6 +66,41 @@ def _table(title: str | None) -> Table:
         pad_edge=False,
         collapse_padding=True,
     )
+
+
+class Fitted:
+    """A table that gives up detail, least important first, until it fits the width it is
+    drawn at (known only then: a terminal of 80 columns, 120, a pipe). Never cut: a status
+    that reads ``complet…`` is worse than a column fewer.
+
+    Args:
+        build: the table at a level of detail given up (0: everything).
+        levels: how many levels there are beyond 0.
+    """
+
+    def __init__(self, build: Callable[[int], Table], levels: int) -> None:
+        self.build = build
+        self.levels = levels
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Table]:
+        yield self.fit(console, options)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self.fit(console, options))
+
+    def fit(self, console: Console, options: ConsoleOptions) -> Table:
+        """The most detailed table whose natural width fits ``options.max_width``."""
+        unbounded = options.update_width(10_000)
+        for level in range(self.levels):
+            table = self.build(level)
+            if Measurement.get(console, unbounded, table).maximum <= options.max_width:
+                return table
+        return self.build(self.levels)
+
+
+def short_id(task_id: str, keep: int = 10) -> str:
+    """A long task id cut to its first characters (as a short git hash), marked with "…"."""
+    return task_id if len(task_id) <= keep else f"{task_id[: keep - 1]}…"
 
 
 def _when(moment: datetime | None) -> str:
@@ -259,19 +295,34 @@ def _peak(mib: float | None, total_mib: float | None, band: Band) -> Text:
     return _text(f"{human_mib(mib)} {pct:.0f}%", style_of(grade_usage(pct, band)))
 
 
+# What a narrow terminal gives up first: long ids shortened, then the columns that matter
+# least (the load, the steps, the RAM peak, the start time).
+_TASK_DETAIL = ("ids", "load", "steps", "peak RAM", "started")
+
+
 def task_table(
     records: Sequence[TaskRecord], targets: Targets, *, title: str | None = None
-) -> Table:
+) -> Fitted:
     """One row per task: when, what, outcome, time against its target, peaks against bands.
 
-    When every task is of one model type, it goes in the title instead of a column.
+    When every task is of one model type, it goes in the title instead of a column. Drawn
+    narrower than its natural width, it gives up the detail of ``_TASK_DETAIL`` in order.
     """
+    return Fitted(
+        lambda level: _task_table(records, targets, title, set(_TASK_DETAIL[:level])),
+        len(_TASK_DETAIL),
+    )
+
+
+def _task_table(
+    records: Sequence[TaskRecord], targets: Targets, title: str | None, given_up: set[str]
+) -> Table:
     models = {r.model_type for r in records}
     one_model = len(models) == 1
     if one_model and title:
         title = f"{title} · model {next(iter(models))}"
     table = _table(title)
-    columns = (
+    columns = [
         ("started", "left"),
         ("task", "left"),
         *(() if one_model else (("model", "left"),)),
@@ -282,25 +333,31 @@ def task_table(
         ("load", "right"),
         ("peak VRAM", "right"),
         ("peak RAM", "right"),
-    )
-    for name, justify in columns:
-        table.add_column(name, justify=justify, no_wrap=True)
+    ]
+    shown = [(name, justify) for name, justify in columns if name not in given_up]
+    for name, justify in shown:
+        # The status is never cut: its column is as wide as its longest value.
+        widest = max((len(r.status.value) for r in records), default=0)
+        table.add_column(
+            name, justify=justify, no_wrap=True, min_width=widest if name == "status" else None
+        )
     for r in records:
         target = targets.generation_time_target(r.resolution_class)
         grade = grade_time(r.generation_time_seconds, target, targets.acceptable_factor)
         time_style = style_of(grade) if r.status is TaskStatus.COMPLETED else ""
-        table.add_row(
-            _when(r.started_at),
-            r.task_id,
-            *(() if one_model else (r.model_type,)),
-            r.resolution_class,
-            "n/a" if r.steps is None else str(r.steps),
-            _text(r.status.value, STATUS_STYLES.get(r.status.value, "")),
-            _text(human_duration(r.generation_time_seconds), time_style),
-            human_duration(r.model_load_time_seconds),
-            _peak(r.peak_vram_usage_mb, r.vram_total_mb, targets.vram),
-            _peak(r.peak_ram_usage_mb, r.ram_total_mb, targets.ram),
-        )
+        cells: dict[str, RenderableType] = {
+            "started": _when(r.started_at),
+            "task": short_id(r.task_id) if "ids" in given_up else r.task_id,
+            "model": r.model_type,
+            "res": r.resolution_class,
+            "steps": "n/a" if r.steps is None else str(r.steps),
+            "status": _text(r.status.value, STATUS_STYLES.get(r.status.value, "")),
+            "time": _text(human_duration(r.generation_time_seconds), time_style),
+            "load": human_duration(r.model_load_time_seconds),
+            "peak VRAM": _peak(r.peak_vram_usage_mb, r.vram_total_mb, targets.vram),
+            "peak RAM": _peak(r.peak_ram_usage_mb, r.ram_total_mb, targets.ram),
+        }
+        table.add_row(*(cells[name] for name, _ in shown))
     return table
 
 
@@ -348,6 +405,12 @@ def running_table(running: Sequence[Mapping[str, Any]], now: datetime | None) ->
     """Tasks in progress: their phase and how long they have run (at ``now``)."""
     if not running:
         return _text("No task running.", "dim")
+    return Fitted(lambda level: _running_table(running, now, level > 0), 1)
+
+
+def _running_table(
+    running: Sequence[Mapping[str, Any]], now: datetime | None, short: bool
+) -> Table:
     table = _table("Running now")
     for name in ("task", "model", "res", "steps", "phase", "elapsed", "started"):
         table.add_column(name, justify="right" if name in ("steps", "elapsed") else "left")
@@ -355,7 +418,7 @@ def running_table(running: Sequence[Mapping[str, Any]], now: datetime | None) ->
         record = task_from_json(item)
         elapsed = None if now is None else max(0.0, (now - record.started_at).total_seconds())
         table.add_row(
-            record.task_id,
+            short_id(record.task_id) if short else record.task_id,
             record.model_type,
             record.resolution_class,
             "n/a" if record.steps is None else str(record.steps),

@@ -3,7 +3,7 @@
 - :class:`HostCollector`: CPU, RAM, swap, disk, disk I/O, CPU temperature, RSS (psutil).
 - :class:`NvmlCollector`: every GPU through NVML, or nothing where NVML is unavailable.
 - :class:`TorchMemoryProbe`: torch's allocator peaks (exact, resettable, process-wide).
-- :class:`ProcessPeakMemory`: this process's peak RSS (resettable on Linux).
+- :class:`ProcessPeakMemory`: this process's peak RSS since a mark (its own peak left intact).
 
 Collectors know nothing of tasks or storage.
 """

@@ -1,11 +1,19 @@
-"""This process's peak resident memory (RSS), with a reset where the OS allows one.
+"""This process's peak resident memory (RSS) since a mark, without changing what others see.
 
-Linux keeps the peak in ``VmHWM`` of ``/proc/self/status`` and, since 4.0, resets it to the
-current RSS when "5" is written to ``/proc/self/clear_refs``. Elsewhere the peak comes from
-``getrusage(RUSAGE_SELF).ru_maxrss`` (the peak since the process started; no reset).
+Linux keeps the peak in ``VmHWM`` of ``/proc/self/status``; elsewhere it comes from
+``getrusage(RUSAGE_SELF).ru_maxrss``. Both are the peak since the process started.
 
-The peak is process-wide: tasks running at the same time in one process share it, and a reset
-for one task resets it for all.
+By default :meth:`ProcessPeakMemory.reset` only remembers the current high-water mark: a peak
+since then is known exactly when it rose above that mark (a task that needs more memory than any
+before it), and is ``None`` (the sampled RSS stands in) when it did not. The process's own peak
+stays intact, so ``ru_maxrss``, ``VmHWM`` and every tool reading them keep telling the truth.
+
+With ``reset_kernel_peak=True`` (the ``reset_peak_rss`` setting) a reset writes "5" to
+``/proc/self/clear_refs`` (Linux 4.0+), which sets ``VmHWM`` back to the current RSS: every phase
+then has its exact peak, but ``ru_maxrss`` and ``VmHWM`` report the peak since the last reset,
+not since the process started, to everyone (a service's own memory report included).
+
+The peak is process-wide: tasks running at the same time in one process share it.
 """
 
 from __future__ import annotations
@@ -18,18 +26,39 @@ logger = logging.getLogger(__name__)
 
 
 class ProcessPeakMemory:
-    """Peak RSS of this process, in bytes, resettable on Linux.
+    """Peak RSS of this process since the last :meth:`reset`, in bytes.
 
     Args:
         proc_self: the ``/proc/self`` directory to read (tests point it elsewhere).
+        reset_kernel_peak: reset the kernel's peak (``clear_refs``) instead of marking it.
     """
 
-    def __init__(self, proc_self: Path = Path("/proc/self")) -> None:
+    def __init__(
+        self, proc_self: Path = Path("/proc/self"), *, reset_kernel_peak: bool = False
+    ) -> None:
         self._status = proc_self / "status"
         self._clear_refs = proc_self / "clear_refs"
+        self.reset_kernel_peak = reset_kernel_peak
+        self._mark: int | None = None  # the high-water mark at the last reset; None: lifetime
 
     def reset(self) -> bool:
-        """Start a new peak from the current RSS. False where the OS does not allow it."""
+        """Start a new peak. True when the kernel's peak was reset to the current RSS; False
+        when the current peak was only marked (by choice, or where the OS does not allow it)."""
+        if self.reset_kernel_peak and self._clear():
+            self._mark = 0  # everything the kernel reports from now on is since the reset
+            return True
+        self._mark = self._high_water()
+        return False
+
+    def peak_bytes(self) -> int | None:
+        """The peak RSS since the last :meth:`reset` (or since start); None if unknown, or
+        if it stayed below the process's earlier peak (then it is not known exactly)."""
+        peak = self._high_water()
+        if peak is None or self._mark is None:
+            return peak
+        return peak if peak > self._mark else None
+
+    def _clear(self) -> bool:
         try:
             with self._clear_refs.open("w") as f:
                 f.write("5")
@@ -38,8 +67,7 @@ class ProcessPeakMemory:
             return False
         return True
 
-    def peak_bytes(self) -> int | None:
-        """The peak RSS since the last :meth:`reset` (or since start), None if unknown."""
+    def _high_water(self) -> int | None:
         try:
             with self._status.open("rb") as f:
                 for line in f:

@@ -6,9 +6,14 @@ scrapes, so values are never stale copies and nothing runs between scrapes:
 * host gauges, one per :data:`genperf.records.HOST_METRICS` entry: ``genperf_host_<name>``;
 * GPU gauges, one per :data:`genperf.records.GPU_METRICS` entry, labelled by GPU index and
   model name: ``genperf_gpu_<name>{gpu="0",name="NVIDIA H200"}``;
-* task duration histograms by model type and resolution class, and finished-task counters by
-  status and error category, from :class:`TaskOutcomes`;
-* the monitor's own overhead and health (``PerformanceMonitor.self_stats``);
+* the database's tasks by status and error category, ``genperf_store_tasks``, from
+  :class:`StoreTaskCounts`: true for every process writing to the database the server reads
+  (a worker, a second service, the CLI), counted there with one grouped query cached for
+  :data:`STORE_COUNTS_SECONDS`;
+* this process's own task duration histograms by model type and resolution class, and its
+  finished-task counters by status and error category, from :class:`TaskOutcomes`: only what
+  this process's monitor saw finish since it started (Prometheus sums them across processes);
+* the monitor's own overhead and health (``PerformanceMonitor.self_stats``).
 * ``genperf_info{node, version}``, an info metric.
 
 :func:`negotiate` answers in OpenMetrics when the scraper asks for it (``Accept:
@@ -21,6 +26,7 @@ their own; later ones are counted under ``model_type="other"``.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -49,6 +55,8 @@ from genperf.records import (
     TaskStatus,
 )
 
+logger = logging.getLogger("genperf.exporters")
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # without an Accept header
 
 # From seconds (tiny test models) to half an hour (1080p video), with the spec's lines:
@@ -58,6 +66,7 @@ DURATION_BUCKETS: tuple[float, ...] = (
     600.0, 900.0, 1350.0, 1800.0, 2700.0, 3600.0,
 )  # fmt: skip
 MAX_MODEL_TYPES = 50
+STORE_COUNTS_SECONDS = 5.0  # a scrape every 15 s reads the database at most once per scrape
 OTHER = "other"
 _SEEN_RUNS = 10_000  # run ids remembered, so a record saved twice is counted once
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -182,7 +191,7 @@ class TaskOutcomes:
             outcomes = {**_ZERO_OUTCOMES, **self._outcomes}
         hist = HistogramMetricFamily(
             "genperf_task_duration_seconds",
-            "Generation time of completed tasks",
+            "Generation time of the tasks this process's monitor completed since it started",
             labels=("model_type", "resolution_class"),
         )
         for (model_type, res_class), (counts, count, total) in sorted(durations.items()):
@@ -193,7 +202,8 @@ class TaskOutcomes:
         yield hist
         finished = CounterMetricFamily(
             "genperf_tasks_finished",
-            "Finished tasks by status and error category",
+            "Tasks this process's monitor finished since it started, by status and error"
+            " category (the database's totals are genperf_store_tasks)",
             labels=("status", "error_category"),
         )
         for (status, category), n in sorted(outcomes.items()):
@@ -208,6 +218,99 @@ _ZERO_OUTCOMES: Mapping[tuple[str, str], int] = {
     **{(TaskStatus.FAILED.value, category.value): 0 for category in ErrorCategory},
     (TaskStatus.INTERRUPTED.value, ErrorCategory.INTERRUPTED.value): 0,
 }
+
+
+class TaskCountSource(Protocol):
+    """A store that can count its task records by (status, error_category)."""
+
+    def status_counts(self) -> Mapping[tuple[str | None, str | None], int]: ...
+
+
+class StoreTaskCounts:
+    """``genperf_store_tasks{status, error_category}``: the task records of the database.
+
+    Read with one grouped count, kept for ``ttl`` seconds so that scrapes (or several
+    Prometheus servers) cost the database at most one query per ``ttl``. When the database
+    cannot be read, the last counts are kept while they are recent (``ttl`` * 12), then the
+    family is left out rather than shown stale.
+
+    Args:
+        store: returns the store to count (None while it cannot be opened).
+        ttl: seconds a count is reused.
+        clock: monotonic seconds.
+    """
+
+    def __init__(
+        self,
+        store: Callable[[], object | None],
+        *,
+        ttl: float = STORE_COUNTS_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], int] | None = None
+        self._read_at = 0.0
+
+    def counts(self) -> dict[tuple[str, str], int] | None:
+        """(status, error_category) -> records, None when the database cannot be read."""
+        with self._lock:  # one reader at a time: concurrent scrapes share one query
+            now = self._clock()
+            if self._counts is not None and now - self._read_at < self._ttl:
+                return self._counts
+            try:
+                fresh = self._read()
+            except Exception:
+                logger.debug("could not count the database's tasks", exc_info=True)
+                fresh = None
+            if fresh is not None:
+                self._counts, self._read_at = fresh, now
+            elif self._counts is not None and now - self._read_at > self._ttl * 12:
+                self._counts = None
+            return self._counts
+
+    def _read(self) -> dict[tuple[str, str], int] | None:
+        store = self._store()
+        count = getattr(store, "status_counts", None)
+        if not callable(count):
+            return None
+        out: dict[tuple[str, str], int] = {}
+        for (status, category), n in count().items():
+            key = (_status_label(status), _category_label(status, category))
+            out[key] = out.get(key, 0) + int(n)
+        return out
+
+    def metrics(self) -> Iterator[Metric]:
+        counts = self.counts()
+        if counts is None:
+            return
+        family = GaugeMetricFamily(
+            "genperf_store_tasks",
+            "Task records in the database by status and error category, written by any process"
+            " (the server's own finished tasks are genperf_tasks_finished_total)",
+            labels=("status", "error_category"),
+        )
+        for (status, category), n in sorted(counts.items()):
+            family.add_metric([status, category], n)
+        yield family
+
+
+def _status_label(status: str | None) -> str:
+    try:
+        return TaskStatus(status or "").value
+    except ValueError:
+        return OTHER
+
+
+def _category_label(status: str | None, category: str | None) -> str:
+    if status in (TaskStatus.COMPLETED.value, TaskStatus.RUNNING.value) and category is None:
+        return "none"
+    try:
+        return ErrorCategory(category or "unknown").value
+    except ValueError:
+        return OTHER
 
 
 def _bound(value: float) -> str:
@@ -235,11 +338,13 @@ class MonitorCollector(Collector):
         *,
         version: str = "",
         wall_time: Callable[[], float] = time.time,
+        store_counts: StoreTaskCounts | None = None,
     ) -> None:
         self.monitor = monitor
         self.outcomes = outcomes
         self.version = version
         self._wall_time = wall_time
+        self.store_counts = store_counts
 
     def collect(self) -> Iterator[Metric]:
         yield InfoMetricFamily(
@@ -249,6 +354,8 @@ class MonitorCollector(Collector):
         )
         sample = self.monitor.current_sample()
         yield from _sample_metrics(sample, self._wall_time())
+        if self.store_counts is not None:
+            yield from self.store_counts.metrics()
         yield from self.outcomes.metrics()
         yield from _self_metrics(self.monitor.self_stats())
 
@@ -290,12 +397,18 @@ def _self_metrics(stats: Mapping[str, float | int]) -> Iterator[Metric]:
 
 
 def registry_for(
-    monitor: MonitorSource, outcomes: TaskOutcomes, *, version: str = ""
+    monitor: MonitorSource,
+    outcomes: TaskOutcomes,
+    *,
+    version: str = "",
+    store: Callable[[], object | None] | None = None,
 ) -> CollectorRegistry:
     """A private registry holding only genperf's collector (no process or platform metrics
-    of whoever imported prometheus_client first)."""
+    of whoever imported prometheus_client first). ``store`` returns the store whose tasks
+    ``genperf_store_tasks`` counts."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(MonitorCollector(monitor, outcomes, version=version))
+    counts = StoreTaskCounts(store) if store is not None else None
+    registry.register(MonitorCollector(monitor, outcomes, version=version, store_counts=counts))
     return registry
 
 
@@ -316,6 +429,7 @@ __all__ = [
     "CONTENT_TYPE",
     "DURATION_BUCKETS",
     "MonitorCollector",
+    "StoreTaskCounts",
     "TaskOutcomes",
     "negotiate",
     "registry_for",

@@ -141,10 +141,22 @@ class GenerationService:
         """Stop the worker after its current generation; True when it has stopped."""
         return self.worker.stop(timeout)
 
-    def close(self) -> None:
-        self.stop()
+    def close(self, grace_seconds: float | None = None) -> bool:
+        """Stop the worker and release the models and the queue; True when it has stopped.
+
+        With ``grace_seconds``, a generation still running after that long is handed back
+        instead of awaited: its task is recorded ``interrupted`` (in the phase it was in) and
+        its request failed, and False says the worker thread still runs: the process should
+        end at once (``os._exit``), since an interpreter that exits normally under a running
+        torch operation aborts.
+        """
+        if not self.stop(grace_seconds):
+            self.monitor.interrupt_running_tasks("the service stopped while this generation ran")
+            self.queue.fail_abandoned()
+            return False  # the worker still holds the model and the queue
         self.cache.clear()
         self.queue.close()
+        return True
 
     def __enter__(self) -> GenerationService:
         self.start()

@@ -3,10 +3,15 @@
 The pipeline's hooks (see :mod:`genperf.integrations.pipeline_hooks`) report events here;
 the recorder turns them into the monitor's phases and the task's step metrics:
 
-- ``text_encode``: from ``encode_prompt``'s entry to its return;
+- ``text_encode``: from the start of the call (input checks, then ``encode_prompt``) to the
+  first denoiser forward, so it includes preparing the latents and timesteps;
 - ``denoise``: from the first denoiser forward to the first ``vae.decode``;
 - ``vae_decode``: from the first ``vae.decode`` to the end of the call (decode and
   post-processing: on CPU the video conversion is part of the cost).
+
+The phases follow one another without gaps and cover the whole call, so they add up to the
+task's ``generation_time_seconds`` (a pipeline without ``encode_prompt`` starts in ``denoise``).
+A failure after encoding but before the first step is put in ``denoise``, whose set-up it was.
 
 A step lasts from its first denoiser forward to the end of the scheduler step (the pipeline's
 ``callback_on_step_end``), so the time the user's own callback takes is not counted in it. The
@@ -121,6 +126,7 @@ class CallRecorder:
         self._phase: AbstractContextManager[Any] | None = None
         self._phase_name: str | None = None
         self._encoded = False
+        self._forwarded = False
         self._decoding = False
         self._encode_depth = 0
         self._step_start: float | None = None
@@ -132,22 +138,26 @@ class CallRecorder:
 
     # --- events from the hooks --------------------------------------------------------------
 
+    def begin(self, phase: str = TEXT_ENCODE) -> None:
+        """The call starts: its first phase opens now, so no time of the call is outside one."""
+        self._switch(phase)
+
     def encode_started(self, phase: str = TEXT_ENCODE) -> None:
         self._encode_depth += 1
-        if self._encode_depth == 1 and not self._decoding and self._phase_name != DENOISE:
+        if self._encode_depth == 1 and not self._decoding and not self._forwarded:
             self._switch(phase)
 
     def encode_finished(self, phase: str = TEXT_ENCODE) -> None:
         self._encode_depth = max(0, self._encode_depth - 1)
         if self._encode_depth == 0 and self._phase_name == phase:
-            self._encoded = True
-            self._exit_phase(None)  # prep between encoding and the first step is no phase
+            self._encoded = True  # the phase stays open until the next one begins: no gap
 
     def denoiser_forward(self, name: str) -> None:
         now = self._clock()
         self._calls[name] = self._calls.get(name, 0) + 1
         if self._decoding:
             return
+        self._forwarded = True
         if self._phase_name != DENOISE:
             self._switch(DENOISE)
         if self._step_per_forward:
@@ -181,7 +191,8 @@ class CallRecorder:
     def finish(self, error: BaseException | None) -> CallSummary:
         """Close the open phase (failed if ``error``) and summarise the call."""
         self._close_forward_step(self._clock())
-        if error is not None and self._phase is None and self._encoded and not self._decoding:
+        in_prep = self._encoded and self._encode_depth == 0 and not self._forwarded
+        if error is not None and in_prep and not self._decoding:
             self._switch(DENOISE)  # failed between encoding and the first step: in its prep
         self._exit_phase(error)
         return self.summary()

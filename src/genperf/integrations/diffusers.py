@@ -10,7 +10,8 @@
     video = pipe(prompt, height=720, width=1280, num_frames=81).frames   # one monitored task
 
 Each call records, without more code: the phases ``text_encode`` / ``denoise`` / ``vae_decode``
-with their durations and peak memory, every denoising step's time (the first, the warm-up,
+with their durations and peak memory (they cover the whole call, so they add up to the task's
+time), every denoising step's time (the first, the warm-up,
 kept apart in :class:`CallSummary`), which expert ran each step of a two-expert Wan2.2 model,
 the optimisations the pipeline runs with (:func:`detect_optimizations`), and the model load
 (its time, and whether the weights were memory-mapped: then the real reading happens during
@@ -41,7 +42,7 @@ from os import PathLike
 from typing import Any
 
 from genperf import optimizations as opt
-from genperf.integrations.call_recorder import CallRecorder, CallSummary
+from genperf.integrations.call_recorder import DENOISE, TEXT_ENCODE, CallRecorder, CallSummary
 from genperf.integrations.pipeline_hooks import PipelineHooks
 from genperf.integrations.pipeline_inspect import denoisers, detect_optimizations
 from genperf.monitor import PerformanceMonitor, TaskHandle
@@ -94,6 +95,9 @@ class MonitoredPipeline:
         self._calls = 0
         self._hooks = PipelineHooks(pipe)
         self._hooks.install()
+        # Start sampling and open the store now: a first call must not pay for it (its time
+        # would fall outside the task and the call would take longer than it records).
+        monitor.start()
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name == "pipeline":
@@ -133,6 +137,7 @@ class MonitoredPipeline:
         self._hooks.recorder = recorder
         error: BaseException | None = None
         try:
+            self._safely(recorder.begin, self._first_phase())
             self._safely(self._record_setup, tid, joined=not owned)
             return self.pipeline(*args, **call_kwargs)
         except BaseException as exc:
@@ -160,6 +165,10 @@ class MonitoredPipeline:
         if self.model_used:
             fields["model_used"] = self.model_used
         return fields
+
+    def _first_phase(self) -> str:
+        """Where a call starts: encoding the prompt, or denoising for pipelines without one."""
+        return TEXT_ENCODE if callable(getattr(self.pipeline, "encode_prompt", None)) else DENOISE
 
     def _recorder(self, task_id: str, kwargs: Mapping[str, Any]) -> CallRecorder:
         experts = list(denoisers(self.pipeline))

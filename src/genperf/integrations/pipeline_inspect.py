@@ -1,10 +1,10 @@
 """Which optimisations a diffusers pipeline runs with, found by looking at the pipeline itself.
 
-The caller does not have to say: the dtype of the denoiser, a quantisation config on any
-component, accelerate's CPU-offload hooks (model or sequential) and diffusers' group offloading,
-VAE tiling and slicing, the attention backend or processor class, ``torch.compile`` (whole
-module or regional), and ``PYTORCH_CUDA_ALLOC_CONF=expandable_segments``. Each maps to a
-canonical token of :mod:`genperf.optimizations`.
+The caller does not have to say: the dtype of each denoiser (its own ``dtype``), a quantisation
+config on any component, accelerate's CPU-offload hooks (model or sequential) and diffusers'
+group offloading, VAE tiling and slicing, the attention backend or processor class,
+``torch.compile`` (whole module or regional), and ``PYTORCH_CUDA_ALLOC_CONF=expandable_segments``.
+Each maps to a canonical token of :mod:`genperf.optimizations`.
 
 Nothing here imports torch or diffusers: components are recognised by their attributes and
 class names, so inspecting costs one walk over the modules and never fails a generation.
@@ -62,9 +62,10 @@ def detect_optimizations(pipe: Any, environ: Mapping[str, str] | None = None) ->
 def _detect(pipe: Any, environ: Mapping[str, str]) -> Iterator[str]:
     comps = components(pipe)
     main = denoisers(pipe) or comps
-    dtype = next((d for d in (_dtype(m) for m in main.values()) if d is not None), None)
-    if dtype in _DTYPE_TOKENS:
-        yield _DTYPE_TOKENS[dtype]
+    for module in main.values():
+        dtype = _dtype(module)
+        if dtype in _DTYPE_TOKENS:
+            yield _DTYPE_TOKENS[dtype]
     for module in comps.values():
         token = quantization_token(module, walk=False)
         if token is not None:
@@ -89,14 +90,24 @@ def _detect(pipe: Any, environ: Mapping[str, str]) -> Iterator[str]:
 
 
 def _dtype(module: Any) -> str | None:
-    """The dtype of the module's first floating-point parameter, as text (``torch.bfloat16``)."""
+    """The dtype the component runs in, as text (``torch.bfloat16``).
+
+    Its own ``dtype`` where it has one (diffusers' ModelMixin and transformers' PreTrainedModel
+    skip the modules they keep in fp32: a bf16 Wan transformer's first parameter,
+    ``scale_shift_table``, stays fp32). Otherwise the floating-point dtype holding most weights.
+    """
     try:
+        own = getattr(module, "dtype", None)
+        if own is not None and str(own).startswith("torch."):
+            return str(own)
+        counts: dict[str, int] = {}
         for param in module.parameters():
             if param.is_floating_point():
-                return str(param.dtype)
+                key = str(param.dtype)
+                counts[key] = counts.get(key, 0) + int(param.numel())
     except Exception:
         return None
-    return None
+    return max(counts, key=counts.__getitem__) if counts else None
 
 
 def quantization_token(module: Any, *, walk: bool = True) -> str | None:

@@ -126,7 +126,11 @@ class PerformanceMonitor:
         self._clock = clock
         self._wall_clock = wall_clock
         self._torch = torch_probe if torch_probe is not None else TorchMemoryProbe()
-        self._rss_peak = process_memory if process_memory is not None else ProcessPeakMemory()
+        self._rss_peak = (
+            process_memory
+            if process_memory is not None
+            else ProcessPeakMemory(reset_kernel_peak=self.settings.reset_peak_rss)
+        )
         self._tracker = Tracker()
         s = self.settings
         self._writer = StoreWriter(
@@ -180,6 +184,7 @@ class PerformanceMonitor:
                 sink.start()
             self._sampler.start()
             _running_monitors.add(self)
+        self._record_lifecycle(started=True)
         self.recover_interrupted()
 
     def stop(self) -> None:
@@ -189,6 +194,7 @@ class PerformanceMonitor:
                 return
             self._started = False
         self._sampler.stop()
+        self._record_lifecycle(started=False)
         self._writer.stop()
 
     def close(self) -> None:
@@ -360,6 +366,37 @@ class PerformanceMonitor:
         self._notify(record)
         logger.info("task %s interrupted: %s", task_id, reason)
         return record
+
+    def interrupt_running_tasks(self, reason: str) -> list[TaskRecord]:
+        """Hand back every task still open as ``interrupted`` (in the phase it was in), now:
+        for a service that stops without waiting for its generations. A later complete of
+        one of them raises TaskStateError, as for any completed task."""
+        records = []
+        for task_id in self._tracker.open_ids():
+            try:
+                while self._tracker.end_phase(task_id, self._clock(), failed=True):
+                    pass  # the phases it was in end with it, failed
+                task = self._tracker.close(task_id)
+            except (KeyError, TaskStateError):
+                continue  # completed meanwhile by its own thread
+            phase = task.failed_phase
+            category, suggestions = _diagnose(None, phase, ErrorCategory.INTERRUPTED)
+            record = task.snapshot(
+                self._clock(),
+                status=TaskStatus.INTERRUPTED,
+                completed_at=self._wall_clock(),
+                failed_phase=phase,
+                error_category=category,
+                error_message=reason,
+                recovery_suggestions=suggestions,
+                current_phase=None,
+            )
+            self._writer.save_task(record)
+            self._notify(record)
+            records.append(record)
+        if records:
+            logger.warning("handed back %d running task(s) as interrupted", len(records))
+        return records
 
     @contextmanager
     def track(
@@ -555,7 +592,7 @@ class PerformanceMonitor:
     def _mark_interrupted(self, running: Sequence[TaskRecord]) -> int:
         marked = 0
         for record in running:
-            if record.monitor_instance == self.instance or _instance_alive(record.monitor_instance):
+            if record.monitor_instance == self.instance or instance_alive(record.monitor_instance):
                 continue
             phase = record.current_phase
             category, suggestions = _diagnose(None, phase, ErrorCategory.INTERRUPTED)
@@ -577,6 +614,28 @@ class PerformanceMonitor:
         return marked
 
     # --- internals -----------------------------------------------------------------------
+
+    def _record_lifecycle(self, *, started: bool) -> None:
+        """Say in the database that this monitor started (and that monitors of this node whose
+        process is gone stopped) or that it stopped: ``genperf status`` reads it."""
+        store: Any = self._writer.store()  # SqlStore and MemoryStore keep monitors; others not
+        if store is None or not hasattr(store, "monitors"):
+            return
+        now = self._wall_clock()
+        try:
+            if not started:
+                store.monitor_stopped(self.instance, now)
+                return
+            for instance, node, stopped in store.monitors():
+                if stopped or node != self.node or instance == self.instance:
+                    continue
+                if not instance_alive(instance):
+                    store.monitor_stopped(instance, now)
+            store.monitor_started(self.instance, self.node, now)
+        except Exception as exc:  # status is told less; the monitor goes on
+            logger.debug(
+                "could not record the monitor's %s: %s", "start" if started else "stop", exc
+            )
 
     def _notify(self, record: TaskRecord) -> None:
         for listener in self._listeners:
@@ -710,7 +769,7 @@ def _instance_id(node: str) -> str:
     return f"{node}:{pid}:{created:.2f}"
 
 
-def _instance_alive(instance: str | None) -> bool:
+def instance_alive(instance: str | None) -> bool:
     """Is the process that wrote this instance id still running (same pid, same start)?"""
     if not instance:
         return False

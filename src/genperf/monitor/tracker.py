@@ -278,6 +278,10 @@ class Tracker:
             tasks = itertools.islice(self._open.values(), limit)
             return [(t.snapshot(now_t), t.current_phase) for t in tasks]
 
+    def open_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._open)
+
     @property
     def open_count(self) -> int:
         with self._lock:

@@ -325,7 +325,7 @@ class Queries:
             return status.model_copy(update={"database_error": str(exc)})
         if latest:
             age = max(0.0, (now - latest[-1].taken_at).total_seconds())
-            fresh = age <= self._fresh_seconds()
+            fresh = age <= self._fresh_seconds() and _a_monitor_lives(store, node)
             monitoring = self._monitoring(
                 fresh, latest[-1].node, now, latest[-1].taken_at
             ).model_copy(update=gpu_state)
@@ -353,6 +353,22 @@ class Queries:
         running: a few intervals, plus the writer's flush period."""
         s = self.settings
         return 3 * s.monitoring_interval_seconds + s.sample_flush_seconds + 5.0
+
+
+def _a_monitor_lives(store: Store, node: str) -> bool:
+    """Whether a monitor that started on this database has not stopped: one that stopped
+    says so as it stops; one of this node that was killed is found by its process. (One
+    killed on another node shows only by its samples growing old; samples written by
+    something that never registered leave the answer to their age.)"""
+    known = getattr(store, "monitors", None)
+    if not callable(known):
+        return True
+    from genperf.monitor.core import instance_alive
+
+    rows = known()
+    return not rows or any(
+        not stopped and (row_node != node or instance_alive(i)) for i, row_node, stopped in rows
+    )
 
 
 def _told(

@@ -26,6 +26,7 @@ class MemoryStore:
         self._order = itertools.count()  # plays the part of the SQL table's id
         self._tasks: dict[str, tuple[int, TaskRecord]] = {}
         self._samples: list[tuple[int, SystemSample]] = []
+        self._monitors: dict[str, tuple[str, bool]] = {}  # instance -> (node, stopped)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -52,6 +53,28 @@ class MemoryStore:
         if not runs:
             return None
         return max(runs, key=lambda e: (e[1].started_at, e[0]))[1]
+
+    def monitor_started(self, instance: str, node: str, at: datetime) -> None:
+        with self._open("record a monitor's start"):
+            self._monitors[instance] = (node, False)
+
+    def monitor_stopped(self, instance: str, at: datetime) -> None:
+        with self._open("record a monitor's stop"):
+            if instance in self._monitors:
+                self._monitors[instance] = (self._monitors[instance][0], True)
+
+    def monitors(self) -> list[tuple[str, str, bool]]:
+        with self._open("read the monitors"):
+            return [(i, node, stopped) for i, (node, stopped) in self._monitors.items()]
+
+    def status_counts(self) -> dict[tuple[str | None, str | None], int]:
+        """How many task records there are by (status, error_category), as SqlStore's."""
+        counts: dict[tuple[str | None, str | None], int] = {}
+        with self._open("count tasks by status"):
+            for _, record in self._tasks.values():
+                key = (record.status.value, record.error_category)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
 
     def get_run(self, run_id: str) -> TaskRecord | None:
         with self._open("read a task"):

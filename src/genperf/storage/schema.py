@@ -38,6 +38,7 @@ from genperf.storage.utc import as_utc_or_none
 
 TASKS_TABLE = "generation_tasks"
 SAMPLES_TABLE = "system_samples"
+MONITORS_TABLE = "genperf_monitors"
 # Our own Alembic version table: a service that shares the database may run Alembic too.
 VERSION_TABLE = "genperf_alembic_version"
 
@@ -190,4 +191,14 @@ system_samples = Table(
     _float("cpu_temperature_celsius"),
     Column("process_rss_bytes", BigInteger),
     Column("gpus", Text),  # JSON list of GpuReading objects
+)
+
+# The monitors writing to this database: a row when one starts, stopped_at when it stops.
+genperf_monitors = Table(
+    MONITORS_TABLE,
+    metadata,
+    Column("instance", String(255), primary_key=True),  # node:pid:process start time
+    Column("node", String(255), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("stopped_at", UtcDateTime),
 )

@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from genperf.config import Settings, redact_url
 from genperf.errors import StoreError
 from genperf.records import TASK_FIELDS, ErrorCategory, SystemSample, TaskRecord, TaskStatus
+from genperf.storage.adopt import ServiceTable
 from genperf.storage.base import TaskQuery
 from genperf.storage.codec import row_to_sample, row_to_task, sample_to_row, task_to_row
 from genperf.storage.engine import (
@@ -40,6 +41,7 @@ from genperf.storage.engine import (
 )
 from genperf.storage.migrate import upgrade_database
 from genperf.storage.schema import generation_tasks as tasks
+from genperf.storage.schema import genperf_monitors as monitors
 from genperf.storage.schema import system_samples as samples
 from genperf.tally import Aggregate
 
@@ -70,6 +72,9 @@ class SqlStore:
         self._engine: Engine = make_engine(url, engine_kwargs)
         try:
             upgrade_database(self._engine)
+            # A service's own generation_tasks, adopted: its rows are filled, its keys kept.
+            with store_errors("read the task table", url):
+                self._service = ServiceTable.reflect(self._engine, tasks)
         except BaseException:
             self._engine.dispose()
             raise
@@ -91,7 +96,10 @@ class SqlStore:
 
     def save_task(self, record: TaskRecord) -> None:
         with self._write("save task") as conn:
-            conn.execute(self._upsert, task_to_row(record))
+            if self._service is None:
+                conn.execute(self._upsert, task_to_row(record))
+            else:
+                self._service.save(conn, task_to_row(record))
 
     def save_samples(self, batch: Sequence[SystemSample]) -> None:
         if not batch:
@@ -120,6 +128,35 @@ class SqlStore:
                 )
                 changed += conn.execute(stmt).rowcount
         return changed
+
+    def monitor_started(self, instance: str, node: str, at: datetime) -> None:
+        """Record that a monitor started writing here (see :meth:`live_monitors`)."""
+        with self._write("record a monitor's start") as conn:
+            conn.execute(delete(monitors).where(monitors.c.instance == instance))
+            conn.execute(insert(monitors).values(instance=instance, node=node, started_at=at))
+
+    def monitor_stopped(self, instance: str, at: datetime) -> None:
+        """Record that a monitor stopped."""
+        with self._write("record a monitor's stop") as conn:
+            conn.execute(
+                update(monitors).where(monitors.c.instance == instance).values(stopped_at=at)
+            )
+
+    def monitors(self) -> list[tuple[str, str, bool]]:
+        """(instance, node, stopped) of every monitor that started writing here (one killed
+        never says it stopped: callers check its process, or its samples' age)."""
+        stmt = select(monitors.c.instance, monitors.c.node, monitors.c.stopped_at)
+        with self._read("read the monitors") as conn:
+            return [(str(i), str(n), s is not None) for i, n, s in conn.execute(stmt)]
+
+    def status_counts(self) -> dict[tuple[str | None, str | None], int]:
+        """How many task records the database holds by (status, error_category): one grouped
+        count over every writer's records (for Prometheus gauges; see exporters/prometheus)."""
+        stmt = select(tasks.c.status, tasks.c.error_category, func.count()).group_by(
+            tasks.c.status, tasks.c.error_category
+        )
+        with self._read("count tasks by status") as conn:
+            return {(status, cat): int(n) for status, cat, n in conn.execute(stmt)}
 
     def prune_samples(self, older_than: datetime) -> int:
         with self._write("prune samples") as conn:

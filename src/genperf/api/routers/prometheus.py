@@ -27,10 +27,10 @@ router = APIRouter(tags=["prometheus"], dependencies=[RequireRead])
         }
     },
 )
-async def prometheus_metrics(context: Context, request: Request) -> Response:
-    """Host and per-GPU gauges, task duration histograms by model type and resolution class,
-    finished tasks by status and error category, the monitor's own overhead and
+def prometheus_metrics(context: Context, request: Request) -> Response:
+    """Host and per-GPU gauges, the database's tasks by status and error category, this
+    process's task duration histograms and finished tasks, the monitor's own overhead and
     ``genperf_info``. OpenMetrics when the ``Accept`` header asks for it."""
-    # async: the collector reads memory only (a fraction of a millisecond of CPU).
+    # Not async: the database's task counts are a query (cached a few seconds), in the pool.
     body, content_type = negotiate(context.registry, request.headers.get("accept"))
     return Response(body, media_type=content_type)

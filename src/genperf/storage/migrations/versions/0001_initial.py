@@ -4,7 +4,9 @@ A generation service may already keep its own ``generation_tasks`` table (the sp
 metric columns to the service's table). Then this revision adopts it in place: it keeps every
 row and column there, adds the genperf columns the table lacks (nullable; the spec's defaults
 for the spec's columns) and genperf's indexes. genperf's rows are those with a run_id; the
-service's own rows have none and genperf never reads them.
+service's own rows have none and genperf never reads them, until it records a task a row
+stands for and fills it (``storage/adopt.py``, which also says how genperf's own rows get keys
+and values for the service's NOT NULL columns).
 
 The columns are written out here, not imported from schema.py: a revision must keep building
 the schema of its time after schema.py moves on.
@@ -153,18 +155,32 @@ def _adopt_tasks_table(inspector: Inspector) -> None:
     blocking = sorted(
         name
         for name, column in present.items()
-        if name not in written and not _fills_itself(column, primary_key, inspector.dialect.name)
+        if name not in written
+        and not _fills_itself(column, primary_key, inspector.dialect.name)
+        and not _genperf_fills(column, primary_key)
     )
     if blocking:
         raise StoreError(
             f"cannot share the existing table {TASKS}: its column(s) {', '.join(blocking)} "
-            "are NOT NULL without a default, so genperf could not insert its rows there; "
-            "give genperf a database of its own (database_url)"
+            "are NOT NULL without a default, of a type genperf has no neutral value for, so "
+            "genperf could not insert its rows there; give genperf a database of its own "
+            "(database_url)"
         )
     for column in ours:
         if column.name not in present:
             column.nullable = True  # the service's rows have no value for it
             op.add_column(TASKS, column)
+
+
+def _genperf_fills(column: ReflectedColumn, primary_key: list[str]) -> bool:
+    """Whether genperf gives this column a value in the rows it inserts (see storage/adopt.py):
+    a single integer or text key, or a column with a neutral value of its type."""
+    from genperf.storage.adopt import filler_for
+
+    kind = column["type"]
+    if primary_key == [column["name"]]:
+        return isinstance(kind, sa.Integer | sa.String)
+    return filler_for(kind) is not None
 
 
 def _fills_itself(column: ReflectedColumn, primary_key: list[str], dialect: str) -> bool:

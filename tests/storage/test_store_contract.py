@@ -424,3 +424,27 @@ def test_concurrent_saves_from_16_threads_lose_nothing(store: Store) -> None:
     assert store.count_tasks(TaskQuery()) == 16 * per_thread + 5
     assert len({r.run_id for r in store.iter_tasks(TaskQuery(), batch_size=50)}) == 405
     assert len(store.query_samples()) == 16
+
+
+# --- the fleet: several nodes in one store ----------------------------------------------------
+
+
+def test_tasks_and_samples_filter_by_any_of_several_nodes(store: Store) -> None:
+    for i, node in enumerate(("node-a", "node-b", "node-c", "node-a")):
+        store.save_task(make_task(node=node, started_at=T0 + timedelta(minutes=i)))
+        store.save_samples([SystemSample(taken_at=T0 + timedelta(seconds=i), node=node)])
+
+    picked = TaskQuery(nodes=("node-a", "node-c"), newest_first=False)
+    assert [t.node for t in store.query_tasks(picked)] == ["node-a", "node-c", "node-a"]
+    assert store.count_tasks(picked) == 3
+    assert [t.node for t in store.iter_tasks(picked, batch_size=1)] == [
+        "node-a",
+        "node-c",
+        "node-a",
+    ]
+    assert store.count_tasks(TaskQuery(nodes=("nowhere",))) == 0
+    assert store.count_tasks(TaskQuery()) == 4  # empty: every node
+    samples = store.query_samples(nodes=("node-b",))
+    assert [s.node for s in samples] == ["node-b"]
+    assert len(store.query_samples(limit=2, nodes=("node-a", "node-c"))) == 2
+    assert len(store.query_samples(nodes=())) == 4

@@ -91,10 +91,15 @@ class Source(Protocol):
     def where(self) -> str:
         """Where the data comes from, for people ("local database ...", "server ...")."""
 
-    def status(self) -> dict[str, Any]: ...
+    def status(self, *, nodes: Sequence[str] = ()) -> dict[str, Any]: ...
 
     def analysis(
-        self, hours: float, *, model_type: str | None = None, success_only: bool = False
+        self,
+        hours: float,
+        *,
+        model_type: str | None = None,
+        success_only: bool = False,
+        nodes: Sequence[str] = (),
     ) -> dict[str, Any]: ...
 
     def tasks(
@@ -104,14 +109,21 @@ class Source(Protocol):
         hours: float | None = None,
         model_type: str | None = None,
         success_only: bool = False,
+        nodes: Sequence[str] = (),
     ) -> dict[str, Any]: ...
 
-    def benchmarks(self, hours: float) -> dict[str, Any]: ...
+    def benchmarks(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]: ...
 
     def live(self, recent: int = RECENT_TASKS) -> dict[str, Any]: ...
 
     def export(
-        self, fmt: str, hours: float, out: IO[bytes], progress: ExportProgress
+        self,
+        fmt: str,
+        hours: float,
+        out: IO[bytes],
+        progress: ExportProgress,
+        *,
+        nodes: Sequence[str] = (),
     ) -> ExportResult: ...
 
     def close(self) -> None: ...
@@ -185,17 +197,27 @@ class LocalSource:
         """The query layer over this source's store: the API answers with the same code."""
         return Queries(self.settings, self.store, now=self._now)
 
-    def status(self) -> dict[str, Any]:
+    def status(self, *, nodes: Sequence[str] = ()) -> dict[str, Any]:
         payload = _json(self.queries().stored_status(self._sample(), self.node))
         if payload["database_error"] is None:
             del payload["database_error"]
+        if nodes:  # as the API's status: the running tasks of these nodes only
+            active = payload["active_tasks"]
+            payload["active_tasks"] = [t for t in active if t["node"] in nodes]
         return payload
 
     def analysis(
-        self, hours: float, *, model_type: str | None = None, success_only: bool = False
+        self,
+        hours: float,
+        *,
+        model_type: str | None = None,
+        success_only: bool = False,
+        nodes: Sequence[str] = (),
     ) -> dict[str, Any]:
         return _json(
-            self.queries().analysis(hours, model_type=model_type, success_only=success_only)
+            self.queries().analysis(
+                hours, model_type=model_type, success_only=success_only, nodes=nodes
+            )
         )
 
     def tasks(
@@ -205,17 +227,19 @@ class LocalSource:
         hours: float | None = None,
         model_type: str | None = None,
         success_only: bool = False,
+        nodes: Sequence[str] = (),
     ) -> dict[str, Any]:
         page = self.queries().metrics_page(
             ALL_HOURS if hours is None else hours,
             limit=limit,
             model_type=model_type,
             success_only=success_only,
+            nodes=nodes,
         )
         return _json(page)
 
-    def benchmarks(self, hours: float) -> dict[str, Any]:
-        return _json(self.queries().benchmarks(hours))
+    def benchmarks(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]:
+        return _json(self.queries().benchmarks(hours, nodes=nodes))
 
     def live(self, recent: int = RECENT_TASKS) -> dict[str, Any]:
         payload = self.status()
@@ -226,9 +250,17 @@ class LocalSource:
         return payload
 
     def export(
-        self, fmt: str, hours: float, out: IO[bytes], progress: ExportProgress
+        self,
+        fmt: str,
+        hours: float,
+        out: IO[bytes],
+        progress: ExportProgress,
+        *,
+        nodes: Sequence[str] = (),
     ) -> ExportResult:
-        return export_local(self.queries(), fmt, hours=hours, out=out, progress=progress)
+        return export_local(
+            self.queries(), fmt, hours=hours, out=out, progress=progress, nodes=nodes
+        )
 
     def close(self) -> None:
         if self._owns_store and self._store is not None:
@@ -271,6 +303,11 @@ class LocalSource:
             if self._warmup > 0:
                 time.sleep(self._warmup)  # psutil's CPU figure is a rate over this pause
         return self._sampler.sample_once()
+
+
+def _with_nodes(params: dict[str, Any], nodes: Sequence[str]) -> dict[str, Any]:
+    """The query parameters with the node filter (``node`` once per node)."""
+    return {**params, "node": list(nodes)} if nodes else params
 
 
 def _json(model: BaseModel) -> dict[str, Any]:
@@ -333,13 +370,18 @@ class HttpSource:
     def where(self) -> str:
         return f"server {self.url}"
 
-    def status(self) -> dict[str, Any]:
-        return self._parsed(StatusOut, "GET", "/status")
+    def status(self, *, nodes: Sequence[str] = ()) -> dict[str, Any]:
+        return self._parsed(StatusOut, "GET", "/status", params=_with_nodes({}, nodes))
 
     def analysis(
-        self, hours: float, *, model_type: str | None = None, success_only: bool = False
+        self,
+        hours: float,
+        *,
+        model_type: str | None = None,
+        success_only: bool = False,
+        nodes: Sequence[str] = (),
     ) -> dict[str, Any]:
-        params: dict[str, Any] = {"time_window_hours": hours}
+        params: dict[str, Any] = _with_nodes({"time_window_hours": hours}, nodes)
         if model_type is not None:
             params["model_type"] = model_type
         if success_only:
@@ -353,11 +395,13 @@ class HttpSource:
         hours: float | None = None,
         model_type: str | None = None,
         success_only: bool = False,
+        nodes: Sequence[str] = (),
     ) -> dict[str, Any]:
         params: dict[str, Any] = {
             "time_window_hours": ALL_HOURS if hours is None else hours,
             "limit": limit,
             "offset": 0,
+            "node": list(nodes),
         }
         if model_type is not None:
             params["model_type"] = model_type
@@ -365,10 +409,9 @@ class HttpSource:
             params["success_only"] = "true"
         return self._parsed(MetricsPage, "GET", "/metrics", params=params)
 
-    def benchmarks(self, hours: float) -> dict[str, Any]:
-        return self._parsed(
-            BenchmarksOut, "GET", "/benchmarks", params={"time_window_hours": hours}
-        )
+    def benchmarks(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]:
+        params = _with_nodes({"time_window_hours": hours}, nodes)
+        return self._parsed(BenchmarksOut, "GET", "/benchmarks", params=params)
 
     def live(self, recent: int = RECENT_TASKS) -> dict[str, Any]:
         payload = self.status()
@@ -390,9 +433,15 @@ class HttpSource:
         return payload
 
     def export(
-        self, fmt: str, hours: float, out: IO[bytes], progress: ExportProgress
+        self,
+        fmt: str,
+        hours: float,
+        out: IO[bytes],
+        progress: ExportProgress,
+        *,
+        nodes: Sequence[str] = (),
     ) -> ExportResult:
-        params: dict[str, str | float] = {"time_window_hours": hours, "format": fmt}
+        params = _with_nodes({"time_window_hours": hours, "format": fmt}, nodes)
         written = 0
         head = b""
         with self._errors("POST", "/export"):

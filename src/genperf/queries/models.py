@@ -172,6 +172,7 @@ class MetricsPage(_Out):
     time_window_hours: float
     model_type: str | None
     success_only: bool
+    nodes: list[str] = Field(default_factory=list, description="The node filter (empty: all).")
     total: int = Field(description="Tasks matching the filters, all pages.")
     limit: int
     offset: int

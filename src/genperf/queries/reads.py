@@ -7,7 +7,7 @@ question with the same code, and the CLI's remote source parses the same models.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -125,10 +125,12 @@ class Queries:
         *,
         model_type: str | None = None,
         success_only: bool = False,
+        nodes: Sequence[str] = (),
         now: datetime | None = None,
     ) -> dict[str, Any]:
         """``build_report(...).to_dict()``: from the cache unless ``now`` is given (an export
-        reports the exact window it exports)."""
+        reports the exact window it exports). ``nodes`` empty: the whole fleet."""
+        wanted = _nodes(nodes)
 
         def build() -> dict[str, Any]:
             report = build_report(
@@ -137,22 +139,28 @@ class Queries:
                 time_window_hours=hours,
                 model_type=model_type,
                 success_only=success_only,
+                nodes=wanted,
                 now=now if now is not None else self._now(),
             )
             return report.to_dict()
 
         if now is not None or self._cache is None:
             return build()
-        return self._cache.get(("report", hours, model_type, success_only), build)
+        return self._cache.get(("report", hours, model_type, success_only, wanted), build)
 
     def analysis(
-        self, hours: float, *, model_type: str | None = None, success_only: bool = False
+        self,
+        hours: float,
+        *,
+        model_type: str | None = None,
+        success_only: bool = False,
+        nodes: Sequence[str] = (),
     ) -> AnalysisOut:
-        report = self.report(hours, model_type=model_type, success_only=success_only)
+        report = self.report(hours, model_type=model_type, success_only=success_only, nodes=nodes)
         return AnalysisOut.model_validate(report)
 
-    def recommendations(self, hours: float) -> RecommendationsOut:
-        items = list(self.report(hours).get("optimization_recommendations") or [])
+    def recommendations(self, hours: float, *, nodes: Sequence[str] = ()) -> RecommendationsOut:
+        items = list(self.report(hours, nodes=nodes).get("optimization_recommendations") or [])
         by_category: dict[str, list[dict[str, object]]] = {}
         for item in items:
             by_category.setdefault(str(item.get("category", "other")), []).append(item)
@@ -165,8 +173,8 @@ class Queries:
             }
         )
 
-    def benchmarks(self, hours: float) -> BenchmarksOut:
-        report = self.report(hours)
+    def benchmarks(self, hours: float, *, nodes: Sequence[str] = ()) -> BenchmarksOut:
+        report = self.report(hours, nodes=nodes)
         thresholds = self.settings.performance_thresholds
         return BenchmarksOut.model_validate(
             {
@@ -189,6 +197,7 @@ class Queries:
         offset: int = 0,
         model_type: str | None = None,
         success_only: bool = False,
+        nodes: Sequence[str] = (),
     ) -> MetricsPage:
         """Tasks started in the last ``hours`` (running ones included), newest first."""
         now = self._now()
@@ -197,6 +206,7 @@ class Queries:
             until=now,
             model_type=model_type,
             success_only=success_only,
+            nodes=_nodes(nodes),
             newest_first=True,
             limit=limit,
             offset=offset,
@@ -209,6 +219,7 @@ class Queries:
             time_window_hours=hours,
             model_type=model_type,
             success_only=success_only,
+            nodes=list(_nodes(nodes)),
             total=total,
             limit=limit,
             offset=offset,
@@ -216,13 +227,18 @@ class Queries:
             metrics=[TaskOut.model_validate(r) for r in records],
         )
 
-    def recent(self, limit: int) -> list[TaskOut]:
+    def recent(self, limit: int, *, nodes: Sequence[str] = ()) -> list[TaskOut]:
         """The newest finished tasks."""
-        query = TaskQuery(finished_only=True, newest_first=True, limit=limit)
+        query = TaskQuery(finished_only=True, newest_first=True, limit=limit, nodes=_nodes(nodes))
         return [TaskOut.model_validate(r) for r in self._store().query_tasks(query)]
 
     def export(
-        self, fmt: str, hours: float, *, each: Callable[[TaskRecord], None] | None = None
+        self,
+        fmt: str,
+        hours: float,
+        *,
+        nodes: Sequence[str] = (),
+        each: Callable[[TaskRecord], None] | None = None,
     ) -> Export:
         """The tasks started in the last ``hours``, oldest first, as a JSON document (the
         spec's shape, with the analysis of the same window) or CSV, streamed from the store
@@ -232,7 +248,10 @@ class Queries:
             raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
         now = self._now()
         store = self._store()
-        query = TaskQuery(since=now - timedelta(hours=hours), until=now, newest_first=False)
+        wanted = _nodes(nodes)
+        query = TaskQuery(
+            since=now - timedelta(hours=hours), until=now, nodes=wanted, newest_first=False
+        )
         count = store.count_tasks(query)
         records: Iterable[TaskRecord] = store.iter_tasks(query, batch_size=EXPORT_BATCH)
         if each is not None:
@@ -243,22 +262,25 @@ class Queries:
             export_timestamp=now,
             time_window_hours=hours,
             metrics_count=count,
-            performance_analysis=self.report(hours, now=now),
+            performance_analysis=self.report(hours, nodes=wanted, now=now),
             metrics=records,
         )
         return Export(fmt, now, count, chunks)
 
     # -- status ---------------------------------------------------------------------------
 
-    def live_status(self, monitor: LiveMonitor) -> StatusOut:
-        """The monitor's latest sample (memory only), its running tasks and its statistics."""
+    def live_status(self, monitor: LiveMonitor, *, nodes: Sequence[str] = ()) -> StatusOut:
+        """The monitor's latest sample (memory only), its running tasks and its statistics.
+        ``nodes`` keeps the running tasks of those nodes only (the sample is this host's)."""
         sample = monitor.current_sample()
         now = self._now()
+        wanted = set(nodes)
+        active = [a for a in monitor.active_tasks() if not wanted or a.record.node in wanted]
         return StatusOut(
             timestamp=now,
             monitoring=self._monitoring(monitor.running, monitor.node, now, sample.taken_at),
             system=SampleOut.model_validate(sample),
-            active_tasks=[active_task(a.record, a.phase) for a in monitor.active_tasks()],
+            active_tasks=[active_task(a.record, a.phase) for a in active],
             monitor=MonitorStatsOut.model_validate(monitor.self_stats()),
         )
 
@@ -309,6 +331,12 @@ class Queries:
         running: a few intervals, plus the writer's flush period."""
         s = self.settings
         return 3 * s.monitoring_interval_seconds + s.sample_flush_seconds + 5.0
+
+
+def _nodes(nodes: Sequence[str]) -> tuple[str, ...]:
+    """A node filter as a hashable key: each name once, sorted (so ``a,b`` and ``b,a``
+    share a cached report)."""
+    return tuple(sorted(set(nodes)))
 
 
 def _told(

@@ -24,6 +24,7 @@ class TaskQuery:
     model_type: str | None = None
     success_only: bool = False
     node: str | None = None
+    nodes: tuple[str, ...] = ()  # any of these nodes (empty: every node)
     finished_only: bool = False  # leave out tasks still running
     newest_first: bool = True
     limit: int | None = None
@@ -61,9 +62,15 @@ class Store(Protocol):
         """How many records match (limit and offset ignored)."""
 
     def query_samples(
-        self, since: datetime | None = None, until: datetime | None = None, limit: int | None = None
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        *,
+        nodes: Sequence[str] = (),
     ) -> list[SystemSample]:
-        """Samples in [since, until], oldest first (the newest ``limit`` if given)."""
+        """Samples in [since, until], oldest first (the newest ``limit`` if given), of
+        ``nodes`` only when given."""
 
     def running_tasks(self, node: str) -> list[TaskRecord]:
         """Records still marked running on this node (to find those a dead process left)."""

@@ -72,8 +72,14 @@ class MemoryStore:
         return len(self._matching(query))
 
     def query_samples(
-        self, since: datetime | None = None, until: datetime | None = None, limit: int | None = None
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        *,
+        nodes: Sequence[str] = (),
     ) -> list[SystemSample]:
+        wanted = frozenset(nodes)
         low = as_utc_or_none(since)
         high = as_utc_or_none(until)
         with self._open("query samples"):
@@ -82,7 +88,9 @@ class MemoryStore:
             (
                 e
                 for e in entries
-                if (low is None or e[1].taken_at >= low) and (high is None or e[1].taken_at <= high)
+                if (low is None or e[1].taken_at >= low)
+                and (high is None or e[1].taken_at <= high)
+                and (not wanted or e[1].node in wanted)
             ),
             key=lambda e: (e[1].taken_at, e[0]),
         )
@@ -152,6 +160,7 @@ def _matches(record: TaskRecord, query: TaskQuery) -> bool:
         and (query.until is None or record.started_at <= as_utc(query.until))
         and (query.model_type is None or record.model_type == query.model_type)
         and (query.node is None or record.node == query.node)
+        and (not query.nodes or record.node in query.nodes)
         and (not query.success_only or record.status is TaskStatus.COMPLETED)
         and (not query.finished_only or record.status is not TaskStatus.RUNNING)
     )

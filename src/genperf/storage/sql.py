@@ -173,9 +173,16 @@ class SqlStore:
             return int(conn.execute(stmt).scalar_one())
 
     def query_samples(
-        self, since: datetime | None = None, until: datetime | None = None, limit: int | None = None
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        *,
+        nodes: Sequence[str] = (),
     ) -> list[SystemSample]:
         stmt = select(samples)
+        if nodes:
+            stmt = stmt.where(samples.c.node.in_(tuple(nodes)))
         if since is not None:
             stmt = stmt.where(samples.c.taken_at >= since)
         if until is not None:
@@ -271,6 +278,8 @@ def task_filters(query: TaskQuery) -> list[ColumnElement[bool]]:
         where.append(tasks.c.model_type == query.model_type)
     if query.node is not None:
         where.append(tasks.c.node == query.node)
+    if query.nodes:
+        where.append(tasks.c.node.in_(query.nodes))
     if query.success_only:
         where.append(tasks.c.status == TaskStatus.COMPLETED.value)
     if query.finished_only:

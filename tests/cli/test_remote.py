@@ -381,3 +381,30 @@ def test_node_filter_is_the_same_from_the_server_and_from_the_database(
     assert status["active_tasks"] == []
     local_status = json.loads(out(run("status", "--json", "--node", NODE)))
     assert [t["task_id"] for t in local_status["active_tasks"]] == ["job-live"]
+
+
+def test_nodes_from_the_server_and_from_the_database(server: str, db_url: str) -> None:
+    from genperf.records import GpuReading, SystemSample
+
+    now = utc_now()
+    store = SqlStore(db_url)
+    gpu = GpuReading(index=0, name="NVIDIA H200", temperature_celsius=88.0)
+    store.save_samples(  # ten minutes old: down, and an age that reads the same twice
+        [SystemSample(now - timedelta(minutes=10, seconds=i), NODE, gpus=(gpu,)) for i in range(3)]
+    )
+    store.close()
+    local = json.loads(out(run("nodes", "--json")))
+    served = json.loads(out(remote(server, "nodes", "--json")))
+    for payload in (local, served):
+        payload.pop("timestamp")
+        for row in payload["nodes"]:
+            row.pop("last_sample_age_seconds")
+    assert normalised(served) == normalised(local)
+    (row,) = local["nodes"]
+    assert (row["node"], row["state"], row["interval_seconds"]) == (NODE, "down", 1.0)
+    assert row["p50_generation_time_seconds"]["720p"] == 262.5  # the six 250..275 s tasks
+    shown = out(remote(server, "nodes"))
+    assert shown == out(run("nodes"))
+    assert f"{NODE}" in shown and "down" in shown and "NVIDIA H200" in shown
+    assert "720p 262 s" in shown or "720p 263 s" in shown
+    assert json.loads(out(run("nodes", "--json", "--node", "nowhere")))["nodes"] == []

@@ -448,3 +448,37 @@ def test_tasks_and_samples_filter_by_any_of_several_nodes(store: Store) -> None:
     assert [s.node for s in samples] == ["node-b"]
     assert len(store.query_samples(limit=2, nodes=("node-a", "node-c"))) == 2
     assert len(store.query_samples(nodes=())) == 4
+
+
+def test_node_heads_are_each_nodes_newest_samples_with_the_writers_version(store: Store) -> None:
+    from genperf.storage.base import genperf_version
+
+    store.save_samples(
+        [
+            SystemSample(taken_at=T0 + timedelta(seconds=i), node=node, cpu_percent=float(i))
+            for i in range(6)
+            for node in ("node-b", "node-a")
+        ]
+        + [SystemSample(taken_at=T0 - timedelta(hours=1), node="node-old")]
+    )
+    heads = store.node_heads(T0, per_node=3)
+    assert [h.node for h in heads] == ["node-a", "node-b"]  # node-old has nothing since T0
+    assert [s.cpu_percent for s in heads[0].samples] == [5.0, 4.0, 3.0]  # newest first
+    assert {s.node for s in heads[1].samples} == {"node-b"}
+    assert heads[0].genperf_version == genperf_version() is not None
+    assert [h.node for h in store.node_heads(None, per_node=1)] == ["node-a", "node-b", "node-old"]
+
+
+def test_task_counts_by_node_and_status(store: Store) -> None:
+    for node, status, n in (
+        ("node-a", TaskStatus.COMPLETED, 3),
+        ("node-a", TaskStatus.FAILED, 1),
+        ("node-b", TaskStatus.RUNNING, 2),
+    ):
+        for i in range(n):
+            store.save_task(make_task(node=node, status=status, started_at=T0 + timedelta(i)))
+    assert store.task_counts_by_node(TaskQuery()) == {
+        "node-a": {"completed": 3, "failed": 1},
+        "node-b": {"running": 2},
+    }
+    assert store.task_counts_by_node(TaskQuery(finished_only=True, nodes=("node-b",))) == {}

@@ -33,6 +33,7 @@ from genperf.api.routers import (
     export,
     health,
     metrics,
+    nodes,
     prometheus,
     recommendations,
     status,
@@ -57,6 +58,7 @@ _PERFORMANCE_ROUTERS = (
     benchmarks.router,
     export.router,
     tasks.router,
+    nodes.router,
 )
 
 

@@ -13,6 +13,7 @@ from genperf.cli import (
     commands_export,
     commands_interactive,
     commands_monitor,
+    commands_nodes,
     commands_read,
     commands_rules,
 )
@@ -68,6 +69,7 @@ def console() -> Console:
 for _commands in (commands_read, commands_export, commands_monitor, commands_interactive):
     _commands.register(app)
 commands_rules.register(app)
+commands_nodes.register(app)
 
 
 @app.command()

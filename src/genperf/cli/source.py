@@ -23,9 +23,12 @@ Payloads (each is also what ``--json`` prints), by endpoint of the API:
                 it is not) and ``settings`` (the settings in use, redacted).
 ``analysis``    ``GET /analysis``: the report (the spec's ``performance_analysis`` and more)
 ``tasks``       ``GET /metrics``: ``{time_window_hours, model_type, success_only, total, limit,
-                offset, next_offset, metrics}``
+                nodes, offset, next_offset, metrics}``
 ``benchmarks``  ``GET /benchmarks``: ``{time_window_hours, targets, benchmarks}``
 ``live``        the status payload plus ``recent``: the newest finished tasks
+``nodes``       ``GET /nodes``: ``{time_window_hours, timestamp, targets, nodes}``
+
+Every read but ``live`` takes ``nodes`` (the API's repeatable ``node``): those nodes only.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from genperf.queries.models import (
     AnalysisOut,
     BenchmarksOut,
     MetricsPage,
+    NodesOut,
     SampleOut,
     StatusOut,
 )
@@ -115,6 +119,8 @@ class Source(Protocol):
     def benchmarks(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]: ...
 
     def live(self, recent: int = RECENT_TASKS) -> dict[str, Any]: ...
+
+    def nodes(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]: ...
 
     def export(
         self,
@@ -240,6 +246,9 @@ class LocalSource:
 
     def benchmarks(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]:
         return _json(self.queries().benchmarks(hours, nodes=nodes))
+
+    def nodes(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]:
+        return _json(self.queries().nodes(hours, nodes=nodes))
 
     def live(self, recent: int = RECENT_TASKS) -> dict[str, Any]:
         payload = self.status()
@@ -412,6 +421,10 @@ class HttpSource:
     def benchmarks(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]:
         params = _with_nodes({"time_window_hours": hours}, nodes)
         return self._parsed(BenchmarksOut, "GET", "/benchmarks", params=params)
+
+    def nodes(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]:
+        params = _with_nodes({"time_window_hours": hours}, nodes)
+        return self._parsed(NodesOut, "GET", "/nodes", params=params)
 
     def live(self, recent: int = RECENT_TASKS) -> dict[str, Any]:
         payload = self.status()

@@ -17,6 +17,7 @@ from genperf.config import Settings
 from genperf.errors import GenperfError
 from genperf.exporters import csv as csv_exporter
 from genperf.exporters import json as json_exporter
+from genperf.queries.fleet import fleet
 from genperf.queries.models import (
     ActiveTaskOut,
     AnalysisOut,
@@ -24,6 +25,7 @@ from genperf.queries.models import (
     MetricsPage,
     MonitoringOut,
     MonitorStatsOut,
+    NodesOut,
     RecommendationsOut,
     SampleOut,
     StatusOut,
@@ -266,6 +268,12 @@ class Queries:
             metrics=records,
         )
         return Export(fmt, now, count, chunks)
+
+    # -- the fleet --------------------------------------------------------------------------
+
+    def nodes(self, hours: float, *, nodes: Sequence[str] = ()) -> NodesOut:
+        """Each node that sampled or ran tasks in the last ``hours`` (see ``fleet``)."""
+        return fleet(self._store(), self.settings, hours=hours, now=self._now(), nodes=nodes)
 
     # -- status ---------------------------------------------------------------------------
 

@@ -7,9 +7,11 @@ One contract suite (tests/storage/test_store_contract.py) runs over every implem
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import metadata
 from typing import Protocol, runtime_checkable
 
 from genperf.records import SystemSample, TaskRecord
@@ -29,6 +31,28 @@ class TaskQuery:
     newest_first: bool = True
     limit: int | None = None
     offset: int = 0
+
+
+@functools.cache
+def genperf_version() -> str | None:
+    """The installed genperf's version, recorded with the samples this process writes."""
+    try:
+        return metadata.version("genperf")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeHead:
+    """The newest samples of one node (newest first) and the genperf version that wrote the
+    newest one (None where unknown: samples written before genperf recorded it)."""
+
+    node: str
+    samples: tuple[SystemSample, ...]
+    genperf_version: str | None
+
+
+MAX_NODES = 1024  # nodes a fleet read lists at most
 
 
 @runtime_checkable
@@ -71,6 +95,13 @@ class Store(Protocol):
     ) -> list[SystemSample]:
         """Samples in [since, until], oldest first (the newest ``limit`` if given), of
         ``nodes`` only when given."""
+
+    def node_heads(self, since: datetime | None, per_node: int) -> list[NodeHead]:
+        """Each node with a sample taken at or after ``since`` (at most ``MAX_NODES``, by
+        name): its newest ``per_node`` samples, newest first."""
+
+    def task_counts_by_node(self, query: TaskQuery) -> dict[str, dict[str, int]]:
+        """How many records match, per node and status (limit and offset ignored)."""
 
     def running_tasks(self, node: str) -> list[TaskRecord]:
         """Records still marked running on this node (to find those a dead process left)."""

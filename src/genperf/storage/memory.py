@@ -14,7 +14,7 @@ from datetime import datetime
 
 from genperf.errors import StoreError
 from genperf.records import ErrorCategory, SystemSample, TaskRecord, TaskStatus
-from genperf.storage.base import TaskQuery
+from genperf.storage.base import MAX_NODES, NodeHead, TaskQuery, genperf_version
 from genperf.storage.utc import as_utc, as_utc_or_none
 
 
@@ -97,6 +97,30 @@ class MemoryStore:
         if limit is not None:
             found = found[-limit:] if limit > 0 else []
         return [s for _, s in found]
+
+    def node_heads(self, since: datetime | None, per_node: int) -> list[NodeHead]:
+        low = as_utc_or_none(since)
+        with self._open("read the nodes' samples"):
+            entries = list(self._samples)
+        by_node: dict[str, list[tuple[int, SystemSample]]] = {}
+        for entry in entries:
+            by_node.setdefault(entry[1].node, []).append(entry)
+        heads = []
+        for node in sorted(by_node)[:MAX_NODES]:
+            newest = sorted(by_node[node], key=lambda e: (e[1].taken_at, e[0]), reverse=True)
+            if low is not None and newest[0][1].taken_at < low:
+                continue
+            # every sample here was taken by this process: its genperf wrote them
+            samples = tuple(s for _, s in newest[:per_node])
+            heads.append(NodeHead(node, samples, genperf_version()))
+        return heads
+
+    def task_counts_by_node(self, query: TaskQuery) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for record in self._matching(query):
+            per_status = counts.setdefault(record.node, {})
+            per_status[record.status.value] = per_status.get(record.status.value, 0) + 1
+        return counts
 
     def running_tasks(self, node: str) -> list[TaskRecord]:
         with self._open("read running tasks"):

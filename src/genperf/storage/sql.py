@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from genperf.config import Settings, redact_url
 from genperf.errors import StoreError
 from genperf.records import TASK_FIELDS, ErrorCategory, SystemSample, TaskRecord, TaskStatus
-from genperf.storage.base import TaskQuery
+from genperf.storage.base import MAX_NODES, NodeHead, TaskQuery, genperf_version
 from genperf.storage.codec import row_to_sample, row_to_task, sample_to_row, task_to_row
 from genperf.storage.engine import SQLITE_BEGIN, make_engine, store_errors
 from genperf.storage.migrate import upgrade_database
@@ -91,7 +91,9 @@ class SqlStore:
         if not batch:
             return
         with self._write("save samples") as conn:
-            conn.execute(insert(samples), [sample_to_row(s) for s in batch])
+            version = genperf_version()
+            rows = [{**sample_to_row(s), "genperf_version": version} for s in batch]
+            conn.execute(insert(samples), rows)
 
     def mark_interrupted(self, run_ids: Sequence[str], completed_at: datetime) -> int:
         changed = 0
@@ -196,6 +198,42 @@ class SqlStore:
         if limit is not None:
             rows = list(reversed(rows))
         return [row_to_sample(row) for row in rows]
+
+    def node_heads(self, since: datetime | None, per_node: int) -> list[NodeHead]:
+        """One short query per node, each answered from the (node, taken_at) index."""
+        names = select(samples.c.node).distinct().order_by(samples.c.node).limit(MAX_NODES)
+        if since is not None:
+            names = names.where(samples.c.taken_at >= since)
+        heads = []
+        with self._read("read the nodes' samples") as conn:
+            for node in conn.execute(names).scalars().all():
+                stmt = (
+                    select(samples)
+                    .where(samples.c.node == node)
+                    .order_by(samples.c.taken_at.desc(), samples.c.id.desc())
+                    .limit(per_node)
+                )
+                rows = conn.execute(stmt).mappings().all()
+                heads.append(
+                    NodeHead(
+                        node,
+                        tuple(row_to_sample(row) for row in rows),
+                        rows[0]["genperf_version"] if rows else None,
+                    )
+                )
+        return heads
+
+    def task_counts_by_node(self, query: TaskQuery) -> dict[str, dict[str, int]]:
+        stmt = (
+            select(tasks.c.node, tasks.c.status, func.count())
+            .where(*task_filters(query))
+            .group_by(tasks.c.node, tasks.c.status)
+        )
+        counts: dict[str, dict[str, int]] = {}
+        with self._read("count tasks per node") as conn:
+            for node, status, count in conn.execute(stmt).all():
+                counts.setdefault(str(node), {})[str(status)] = int(count)
+        return counts
 
     def running_tasks(self, node: str) -> list[TaskRecord]:
         stmt = (

@@ -482,3 +482,22 @@ def test_task_counts_by_node_and_status(store: Store) -> None:
         "node-b": {"running": 2},
     }
     assert store.task_counts_by_node(TaskQuery(finished_only=True, nodes=("node-b",))) == {}
+
+
+def test_generation_times_are_a_narrow_read_in_the_querys_order(store: Store) -> None:
+    for i, (res, seconds) in enumerate(
+        (("1280x720", 100.0), ("1920x1080", 900.0), ("1280x720", None), ("1280x720", 300.0))
+    ):
+        store.save_task(
+            make_task(
+                resolution=res,
+                started_at=T0 + timedelta(minutes=i),
+                generation_time_seconds=seconds,
+            )
+        )
+    assert store.generation_times(TaskQuery()) == [
+        ("720p", 300.0),
+        ("1080p", 900.0),
+        ("720p", 100.0),
+    ]
+    assert store.generation_times(TaskQuery(newest_first=False, limit=1)) == [("720p", 100.0)]

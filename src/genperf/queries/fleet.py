@@ -92,9 +92,8 @@ def _node(
     completed = counts.get(TaskStatus.COMPLETED.value, 0)
     times: dict[str, list[float]] = {}
     recent = TaskQuery(since=since, until=now, nodes=(name,), success_only=True, limit=MEDIAN_TASKS)
-    for task in store.query_tasks(recent):
-        if task.generation_time_seconds is not None:
-            times.setdefault(task.resolution_class, []).append(task.generation_time_seconds)
+    for cls, seconds in store.generation_times(recent):
+        times.setdefault(cls, []).append(seconds)
     p50 = {cls: m for cls, values in sorted(times.items()) if (m := median(values)) is not None}
     return NodeOut(
         node=name,

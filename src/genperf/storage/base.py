@@ -103,6 +103,10 @@ class Store(Protocol):
     def task_counts_by_node(self, query: TaskQuery) -> dict[str, dict[str, int]]:
         """How many records match, per node and status (limit and offset ignored)."""
 
+    def generation_times(self, query: TaskQuery) -> list[tuple[str, float]]:
+        """(resolution_class, generation_time_seconds) of the matching records that have a
+        time, in the query's order, ``limit`` and ``offset`` honoured: a narrow read."""
+
     def running_tasks(self, node: str) -> list[TaskRecord]:
         """Records still marked running on this node (to find those a dead process left)."""
 

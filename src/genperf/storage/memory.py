@@ -122,6 +122,15 @@ class MemoryStore:
             per_status[record.status.value] = per_status.get(record.status.value, 0) + 1
         return counts
 
+    def generation_times(self, query: TaskQuery) -> list[tuple[str, float]]:
+        timed = [
+            (r.resolution_class, r.generation_time_seconds)
+            for r in self._matching(query)
+            if r.generation_time_seconds is not None
+        ]
+        end = None if query.limit is None else query.offset + query.limit
+        return timed[query.offset : end]
+
     def running_tasks(self, node: str) -> list[TaskRecord]:
         with self._open("read running tasks"):
             entries = list(self._tasks.values())

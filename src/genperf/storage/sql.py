@@ -235,6 +235,17 @@ class SqlStore:
                 counts.setdefault(str(node), {})[str(status)] = int(count)
         return counts
 
+    def generation_times(self, query: TaskQuery) -> list[tuple[str, float]]:
+        stmt = _ordered(
+            select(tasks.c.resolution_class, tasks.c.generation_time_seconds).where(
+                *task_filters(query), tasks.c.generation_time_seconds.is_not(None)
+            ),
+            query,
+        )
+        stmt = stmt.offset(query.offset or None).limit(query.limit)
+        with self._read("read generation times") as conn:
+            return [(str(c), float(t)) for c, t in conn.execute(stmt).all()]
+
     def running_tasks(self, node: str) -> list[TaskRecord]:
         stmt = (
             select(*_TASK_COLUMNS)

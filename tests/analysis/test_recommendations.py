@@ -201,6 +201,15 @@ TABLE: dict[str, tuple[History, History]] = {
         h(lambda: history(20, avg_cpu_percent=97.0)),
         h(lambda: history(20, avg_cpu_percent=50.0)),
     ),
+    "inspect_node": (  # node-b's tasks take 1.5x node-a's, for the same model and class
+        h(
+            lambda: (
+                history(10, node="node-a")
+                + history(10, node="node-b", generation_time_seconds=360.0)
+            )
+        ),
+        h(lambda: history(10, node="node-a") + history(10, node="node-b")),
+    ),
     "cooling": (
         h(lambda: history(20, peak_gpu_temperature_celsius=92.0)),
         h(lambda: history(20, peak_gpu_temperature_celsius=70.0)),

@@ -110,7 +110,7 @@ def test_the_window_and_the_filters(store: Store, settings: Settings) -> None:
     ok = build_report(store, settings, now=NOW, success_only=True)
     assert ok.task_count == 37
     assert ok.summary.success_rate == 1.0
-    assert ok.to_dict()["filters"] == {"model_type": None, "success_only": True}
+    assert ok.to_dict()["filters"] == {"model_type": None, "success_only": True, "nodes": []}
 
 
 def test_stores_agree(tmp_path: Path, settings: Settings) -> None:

@@ -35,6 +35,7 @@ METRICS_PAGE_KEYS = {
     "time_window_hours",
     "model_type",
     "success_only",
+    "nodes",
     "total",
     "limit",
     "offset",
@@ -173,7 +174,7 @@ def test_analysis_json_is_the_report(runner: CliRunner, db_path: Path) -> None:
 def test_analysis_filters(runner: CliRunner, db_path: Path) -> None:
     data = json.loads(ok(invoke(runner, "analysis", "--model-type", "i2v-A14B", "--json")))
     assert data["task_count"] == 1
-    assert data["filters"] == {"model_type": "i2v-A14B", "success_only": False}
+    assert data["filters"] == {"model_type": "i2v-A14B", "success_only": False, "nodes": []}
     data = json.loads(ok(invoke(runner, "analysis", "--success-only", "--json")))
     assert data["success_rate"] == 1.0
 

@@ -351,3 +351,60 @@ def test_every_read_command_gives_the_same_fields_from_the_server_and_the_databa
         assert set(status_served[key]) == set(status_local[key])
     assert set(status_served) == set(status_local) - {"database_available", "settings"}
     assert set(status_local["active_tasks"][0]) == set(live_served["recent"][0])
+
+
+def test_node_filter_is_the_same_from_the_server_and_from_the_database(
+    server: str, db_url: str
+) -> None:
+    store = SqlStore(db_url)
+    other = "gpu-node-2"
+    store.save_task(make_task(task_id="elsewhere", node=other, started_at=utc_now()))
+    store.close()
+    for args in (
+        ("tasks", "20", "--json", "--node", other),
+        ("tasks", "20", "--json", "--node", other, "--node", NODE),
+        ("benchmarks", "--json", "--node", other),
+    ):
+        local = normalised(json.loads(out(run(*args))))
+        assert normalised(json.loads(out(remote(server, *args)))) == local
+    tasks = json.loads(out(run("tasks", "20", "--json", "--node", other)))
+    assert [t["task_id"] for t in tasks["metrics"]] == ["elsewhere"]
+    both_nodes = json.loads(
+        out(remote(server, "tasks", "20", "--json", "--node", other, "--node", NODE))
+    )
+    assert both_nodes["total"] == len(recent_tasks(utc_now())) + 1
+    analysed = json.loads(out(remote(server, "analysis", "--json", "--node", other)))
+    assert (analysed["task_count"], analysed["filters"]["nodes"]) == (1, [other])
+    shown = out(run("analysis", "--node", other))
+    assert shown == out(remote(server, "analysis", "--node", other))
+    status = json.loads(out(remote(server, "status", "--json", "--node", other)))
+    assert status["active_tasks"] == []
+    local_status = json.loads(out(run("status", "--json", "--node", NODE)))
+    assert [t["task_id"] for t in local_status["active_tasks"]] == ["job-live"]
+
+
+def test_nodes_from_the_server_and_from_the_database(server: str, db_url: str) -> None:
+    from genperf.records import GpuReading, SystemSample
+
+    now = utc_now()
+    store = SqlStore(db_url)
+    gpu = GpuReading(index=0, name="NVIDIA H200", temperature_celsius=88.0)
+    store.save_samples(  # ten minutes old: down, and an age that reads the same twice
+        [SystemSample(now - timedelta(minutes=10, seconds=i), NODE, gpus=(gpu,)) for i in range(3)]
+    )
+    store.close()
+    local = json.loads(out(run("nodes", "--json")))
+    served = json.loads(out(remote(server, "nodes", "--json")))
+    for payload in (local, served):
+        payload.pop("timestamp")
+        for row in payload["nodes"]:
+            row.pop("last_sample_age_seconds")
+    assert normalised(served) == normalised(local)
+    (row,) = local["nodes"]
+    assert (row["node"], row["state"], row["interval_seconds"]) == (NODE, "down", 1.0)
+    assert row["p50_generation_time_seconds"]["720p"] == 262.5  # the six 250..275 s tasks
+    shown = out(remote(server, "nodes"))
+    assert shown == out(run("nodes"))
+    assert f"{NODE}" in shown and "down" in shown and "NVIDIA H200" in shown
+    assert "720p 262 s" in shown or "720p 263 s" in shown
+    assert json.loads(out(run("nodes", "--json", "--node", "nowhere")))["nodes"] == []

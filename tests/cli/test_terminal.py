@@ -149,6 +149,8 @@ def terminal_env(database: Path) -> dict[str, str]:
         "PATH": os.environ.get("PATH", ""),
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
+        # the sources under test, where they are not the installed ones (a worktree)
+        **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
     }
 
 

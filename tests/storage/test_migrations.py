@@ -219,7 +219,13 @@ def test_schema_columns_are_the_record_fields() -> None:
     tasks = metadata.tables["generation_tasks"]
     samples = metadata.tables["system_samples"]
     assert set(tasks.columns.keys()) == {"id", *TASK_FIELDS}
-    assert set(samples.columns.keys()) == {"id", "taken_at", "node", *SAMPLE_FIELDS}
+    assert set(samples.columns.keys()) == {
+        "id",
+        "taken_at",
+        "node",
+        "genperf_version",
+        *SAMPLE_FIELDS,
+    }
     assert isinstance(tasks.c.run_id.type, String)
     assert tasks.c.run_id.type.length == 64
     assert tasks.c.task_id.type.length == 200  # type: ignore[attr-defined]

@@ -424,3 +424,80 @@ def test_concurrent_saves_from_16_threads_lose_nothing(store: Store) -> None:
     assert store.count_tasks(TaskQuery()) == 16 * per_thread + 5
     assert len({r.run_id for r in store.iter_tasks(TaskQuery(), batch_size=50)}) == 405
     assert len(store.query_samples()) == 16
+
+
+# --- the fleet: several nodes in one store ----------------------------------------------------
+
+
+def test_tasks_and_samples_filter_by_any_of_several_nodes(store: Store) -> None:
+    for i, node in enumerate(("node-a", "node-b", "node-c", "node-a")):
+        store.save_task(make_task(node=node, started_at=T0 + timedelta(minutes=i)))
+        store.save_samples([SystemSample(taken_at=T0 + timedelta(seconds=i), node=node)])
+
+    picked = TaskQuery(nodes=("node-a", "node-c"), newest_first=False)
+    assert [t.node for t in store.query_tasks(picked)] == ["node-a", "node-c", "node-a"]
+    assert store.count_tasks(picked) == 3
+    assert [t.node for t in store.iter_tasks(picked, batch_size=1)] == [
+        "node-a",
+        "node-c",
+        "node-a",
+    ]
+    assert store.count_tasks(TaskQuery(nodes=("nowhere",))) == 0
+    assert store.count_tasks(TaskQuery()) == 4  # empty: every node
+    samples = store.query_samples(nodes=("node-b",))
+    assert [s.node for s in samples] == ["node-b"]
+    assert len(store.query_samples(limit=2, nodes=("node-a", "node-c"))) == 2
+    assert len(store.query_samples(nodes=())) == 4
+
+
+def test_node_heads_are_each_nodes_newest_samples_with_the_writers_version(store: Store) -> None:
+    from genperf.storage.base import genperf_version
+
+    store.save_samples(
+        [
+            SystemSample(taken_at=T0 + timedelta(seconds=i), node=node, cpu_percent=float(i))
+            for i in range(6)
+            for node in ("node-b", "node-a")
+        ]
+        + [SystemSample(taken_at=T0 - timedelta(hours=1), node="node-old")]
+    )
+    heads = store.node_heads(T0, per_node=3)
+    assert [h.node for h in heads] == ["node-a", "node-b"]  # node-old has nothing since T0
+    assert [s.cpu_percent for s in heads[0].samples] == [5.0, 4.0, 3.0]  # newest first
+    assert {s.node for s in heads[1].samples} == {"node-b"}
+    assert heads[0].genperf_version == genperf_version() is not None
+    assert [h.node for h in store.node_heads(None, per_node=1)] == ["node-a", "node-b", "node-old"]
+
+
+def test_task_counts_by_node_and_status(store: Store) -> None:
+    for node, status, n in (
+        ("node-a", TaskStatus.COMPLETED, 3),
+        ("node-a", TaskStatus.FAILED, 1),
+        ("node-b", TaskStatus.RUNNING, 2),
+    ):
+        for i in range(n):
+            store.save_task(make_task(node=node, status=status, started_at=T0 + timedelta(i)))
+    assert store.task_counts_by_node(TaskQuery()) == {
+        "node-a": {"completed": 3, "failed": 1},
+        "node-b": {"running": 2},
+    }
+    assert store.task_counts_by_node(TaskQuery(finished_only=True, nodes=("node-b",))) == {}
+
+
+def test_generation_times_are_a_narrow_read_in_the_querys_order(store: Store) -> None:
+    for i, (res, seconds) in enumerate(
+        (("1280x720", 100.0), ("1920x1080", 900.0), ("1280x720", None), ("1280x720", 300.0))
+    ):
+        store.save_task(
+            make_task(
+                resolution=res,
+                started_at=T0 + timedelta(minutes=i),
+                generation_time_seconds=seconds,
+            )
+        )
+    assert store.generation_times(TaskQuery()) == [
+        ("720p", 300.0),
+        ("1080p", 900.0),
+        ("720p", 100.0),
+    ]
+    assert store.generation_times(TaskQuery(newest_first=False, limit=1)) == [("720p", 100.0)]

@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from genperf import optimizations as opt
+from genperf.analysis.nodes import compare_nodes
 from genperf.analysis.stats import finite, median, ratio
 from genperf.analysis.window import TaskSource, Window, as_window, failure_category
 from genperf.config import Settings
@@ -138,7 +139,8 @@ def _examples(
     when: Callable[[TaskRecord], bool],
     worst: Callable[[TaskRecord], float],
 ) -> tuple[str, ...]:
-    hits = sorted((t for t in tasks if when(t)), key=worst, reverse=True)
+    # ties broken by task id, so the examples do not depend on the order tasks were read in
+    hits = sorted((t for t in tasks if when(t)), key=lambda t: (worst(t), t.task_id), reverse=True)
     return tuple(dict.fromkeys(t.task_id for t in hits))[:MAX_EXAMPLES]
 
 
@@ -514,6 +516,37 @@ def _offload(w: Window, settings: Settings) -> _Result:
     )
 
 
+def _nodes(w: Window, settings: Settings) -> _Result:
+    """A node that stands out from the fleet (see ``analysis/nodes.py``)."""
+    del settings
+    if len({t.node for t in w.tasks}) < 2:
+        return CheckStatus.NO_DATA, None
+    findings = compare_nodes(w.tasks, w.samples)
+    if not findings:
+        return CheckStatus.OK, None
+    read = sum(f.tasks for f in findings)  # of the tasks read (a sample in a large window)
+    return CheckStatus.BOTTLENECK, Bottleneck(
+        resource="node",
+        severity=Severity.WARNING,
+        summary=". ".join(f.summary for f in findings) + ".",
+        evidence={
+            "nodes": [fields_jsonable(f) for f in findings],
+            "sampled": w.sampled,
+        },
+        affected_count=w.scale(read),
+        affected_share=ratio(w.scale(read), w.tally.tasks),
+        affected_tasks=_examples(
+            w.tasks,
+            lambda x: any(
+                (x.node, x.model_type, x.resolution_class)
+                == (f.node, f.model_type, f.resolution_class)
+                for f in findings
+            ),
+            lambda x: x.generation_time_seconds or 0.0,
+        ),
+    )
+
+
 # The checks, in the order they are reported when severities tie.
 CHECKS: tuple[tuple[str, Callable[[Window, Settings], _Result]], ...] = (
     ("vram", _vram),
@@ -523,6 +556,7 @@ CHECKS: tuple[tuple[str, Callable[[Window, Settings], _Result]], ...] = (
     ("disk", _disk),
     ("thermal", _thermal),
     ("offload", _offload),
+    ("node", _nodes),
 )
 
 

@@ -385,6 +385,11 @@ def _thermal(f: Facts) -> Trigger | None:
     )
 
 
+def _node_outlier(f: Facts) -> Trigger | None:
+    b = f.bottleneck("node")
+    return None if b is None else Trigger(b.summary)
+
+
 def _slow_disk(f: Facts) -> Trigger | None:
     b = f.bottleneck("disk")
     if b is None or not b.affected_count:
@@ -647,6 +652,16 @@ RULES: tuple[Rule, ...] = (
         "and avoid several workers oversubscribing them; close CPU-heavy neighbours.",
         "Less contention on the CPU; the GPU is fed faster.",
         _cpu_bound,
+    ),
+    Rule(
+        "inspect_node",
+        Category.HARDWARE,
+        Priority.MEDIUM,
+        "Drain the node that stands out and inspect it: GPU clocks and throttle reasons "
+        "(nvidia-smi -q -d PERFORMANCE), cooling, power limits, driver and genperf versions "
+        "against a healthy node (genperf nodes); route work elsewhere until it matches them.",
+        "Its tasks take the fleet's time again, or it stops failing the work the others finish.",
+        _node_outlier,
     ),
     Rule(
         "cooling",

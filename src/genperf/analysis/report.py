@@ -14,6 +14,7 @@ store says it in ``genperf.tally``'s words.
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -92,6 +93,7 @@ class Report:
     recommendations: tuple[Recommendation, ...]
     failures: FailureSummary
     method: Method
+    nodes: tuple[str, ...] = ()  # the node filter (empty: the whole fleet)
 
     @property
     def task_count(self) -> int:
@@ -113,7 +115,11 @@ class Report:
             "task_count": self.task_count,
             "generated_at": self.generated_at,
             "window": {"start": self.window_start, "end": self.window_end},
-            "filters": {"model_type": self.model_type, "success_only": self.success_only},
+            "filters": {
+                "model_type": self.model_type,
+                "success_only": self.success_only,
+                "nodes": list(self.nodes),
+            },
             "summary": self.summary,
             "efficiency": self.efficiency,
             "benchmarks": self.benchmarks,
@@ -132,6 +138,7 @@ def analyze(
     now: datetime,
     model_type: str | None = None,
     success_only: bool = False,
+    nodes: tuple[str, ...] = (),
 ) -> Report:
     """Every analysis of a prepared window: pure, no I/O."""
     summary = summarize(window, settings)
@@ -164,6 +171,7 @@ def analyze(
             sample_fraction=window.sample_fraction,
             system_samples=len(window.samples),
         ),
+        nodes=nodes,
     )
 
 
@@ -235,16 +243,9 @@ def load_window(
         sql_min_tasks: a SQL store's window with more tasks than this is aggregated by the
             database (faster than decoding whole records, and exact all the same).
     """
-    query = TaskQuery(
-        since=query.since,
-        until=query.until,
-        model_type=query.model_type,
-        success_only=query.success_only,
-        node=query.node,
-        finished_only=True,
-        newest_first=False,
-    )
-    samples = tuple(store.query_samples(query.since, query.until, limit=max_samples))
+    query = dataclasses.replace(query, finished_only=True, newest_first=False, limit=None, offset=0)
+    nodes = query.nodes or (() if query.node is None else (query.node,))
+    samples = tuple(store.query_samples(query.since, query.until, limit=max_samples, nodes=nodes))
     if isinstance(store, AggregatingStore):
         size = store.window_size(query)  # an upper bound, from an index
         if size > sql_min_tasks:
@@ -272,6 +273,7 @@ def build_report(
     time_window_hours: float = 24.0,
     model_type: str | None = None,
     success_only: bool = False,
+    nodes: tuple[str, ...] = (),
     now: datetime | None = None,
 ) -> Report:
     """The full analysis of the last ``time_window_hours`` of tasks in ``store``.
@@ -282,6 +284,7 @@ def build_report(
         time_window_hours: how far back from ``now`` (tasks by their start time).
         model_type: only tasks of this model type.
         success_only: only completed tasks.
+        nodes: only tasks (and system samples) of these nodes; empty: the whole fleet.
         now: the end of the window (UTC); the current time by default.
 
     Raises:
@@ -300,6 +303,7 @@ def build_report(
         until=end,
         model_type=model_type,
         success_only=success_only,
+        nodes=nodes,
     )
     window = load_window(store, settings, query)
     return analyze(
@@ -309,4 +313,5 @@ def build_report(
         now=end,
         model_type=model_type,
         success_only=success_only,
+        nodes=nodes,
     )

@@ -39,6 +39,7 @@ from genperf.api.routers import (
     export,
     health,
     metrics,
+    nodes,
     predict,
     prometheus,
     recommendations,
@@ -67,6 +68,7 @@ _PERFORMANCE_ROUTERS = (
     tasks.router,
     doctor.router,
     predict.router,
+    nodes.router,
 )
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.dependencies.models import Dependant
+from pydantic import StringConstraints
 
 from genperf.api.errors import ApiError
 from genperf.api.settings import MAX_WINDOW_HOURS, ApiSettings
@@ -109,6 +110,17 @@ ModelTypeFilter = Annotated[
     Query(min_length=1, max_length=100, description="Only tasks of this model type."),
 ]
 SuccessOnly = Annotated[bool, Query(description="Only tasks that completed successfully.")]
+MAX_NODES_FILTER = 256  # node names one request may name (a fleet is tens of nodes)
+NodeName = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+NodeFilter = Annotated[
+    list[NodeName],
+    Query(
+        max_length=MAX_NODES_FILTER,
+        description="Only tasks (and samples) of this node; repeat for several nodes.",
+    ),
+]
 
 
 async def reject_unknown_query(request: Request) -> None:

@@ -16,6 +16,7 @@ from genperf.cli import (
     commands_export,
     commands_interactive,
     commands_monitor,
+    commands_nodes,
     commands_predict,
     commands_read,
     commands_rules,
@@ -74,6 +75,7 @@ for _commands in (commands_read, commands_export, commands_monitor, commands_int
 commands_rules.register(app)
 commands_doctor.register(app)
 commands_predict.register(app)
+commands_nodes.register(app)
 
 
 @app.command()

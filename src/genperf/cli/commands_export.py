@@ -29,7 +29,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from genperf.cli.context import parse_hours, state
+from genperf.cli.context import NodeOption, parse_hours, state
 from genperf.cli.exporting import ExportResult
 from genperf.cli.source import SourceError
 from genperf.queries.reads import EXPORT_FORMATS
@@ -118,6 +118,7 @@ def export(
             help="File to write (default: genperf-export-<UTC time>.<format>); - for stdout.",
         ),
     ] = None,
+    nodes: NodeOption = None,
 ) -> None:
     """Export the tasks of the last --hours (24) with their analysis, as JSON or CSV, or
     tasks and samples as InfluxDB line protocol, or tasks as an Elasticsearch bulk body."""
@@ -128,10 +129,12 @@ def export(
     path = output if output is not None else default_output(fmt, utc_now())
     try:
         if to_stdout:
-            result = source.export(fmt, hours, sys.stdout.buffer, progress)
+            result = source.export(fmt, hours, sys.stdout.buffer, progress, nodes=nodes or ())
             sys.stdout.buffer.flush()
         else:
-            result = _to_file(path, lambda out: source.export(fmt, hours, out, progress))
+            result = _to_file(
+                path, lambda out: source.export(fmt, hours, out, progress, nodes=nodes or ())
+            )
     finally:
         progress.stop()
     count = result.tasks

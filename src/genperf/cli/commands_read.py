@@ -13,7 +13,7 @@ import typer
 from rich.console import Console, RenderableType
 
 from genperf.cli import render
-from genperf.cli.context import JsonOption, parse_count, parse_hours, state
+from genperf.cli.context import JsonOption, NodeOption, parse_count, parse_hours, state
 from genperf.cli.escape import printable
 from genperf.cli.style import Targets
 
@@ -45,9 +45,9 @@ def emit(payload: Any, as_json: bool, view: View | None = None) -> None:
         console().print(view(printable(payload), targets()))
 
 
-def status(as_json: JsonOption = False) -> None:
+def status(nodes: NodeOption = None, as_json: JsonOption = False) -> None:
     """Show the system now (CPU, RAM, swap, disk, each GPU), the monitor and running tasks."""
-    payload = state.source().status()
+    payload = state.source().status(nodes=nodes or ())
     emit(payload, as_json, render.status_view)
 
 
@@ -63,10 +63,13 @@ def analysis(
     hours: HoursArgument = 24.0,
     model_type: ModelTypeOption = None,
     success_only: SuccessOnlyOption = False,
+    nodes: NodeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Analyse the last HOURS: times, success rate, bottlenecks, trends, recommendations."""
-    payload = state.source().analysis(hours, model_type=model_type, success_only=success_only)
+    payload = state.source().analysis(
+        hours, model_type=model_type, success_only=success_only, nodes=nodes or ()
+    )
     emit(payload, as_json, render.analysis_view)
 
 
@@ -75,6 +78,7 @@ def tasks(
         int,
         typer.Argument(parser=parse_count, metavar="N", help="How many tasks, newest first."),
     ] = 10,
+    *,
     hours: Annotated[
         float | None,
         typer.Option(
@@ -85,11 +89,12 @@ def tasks(
     ] = None,
     model_type: ModelTypeOption = None,
     success_only: SuccessOnlyOption = False,
+    nodes: NodeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List the last N tasks, newest first, with their times and peaks against the targets."""
     payload = state.source().tasks(
-        count, hours=hours, model_type=model_type, success_only=success_only
+        count, hours=hours, model_type=model_type, success_only=success_only, nodes=nodes or ()
     )
     emit(payload, as_json, render.tasks_view)
 
@@ -99,10 +104,11 @@ def benchmarks(
         float,
         typer.Option("--hours", parser=parse_hours, help="Time window in hours."),
     ] = 24.0,
+    nodes: NodeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Compare current performance with the spec's targets (time, VRAM, RAM, CPU, success)."""
-    payload = state.source().benchmarks(hours)
+    payload = state.source().benchmarks(hours, nodes=nodes or ())
     emit(payload, as_json, render.benchmarks_view)
 
 

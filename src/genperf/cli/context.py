@@ -162,6 +162,10 @@ def parse_seconds(value: str | float) -> float:
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the data as JSON (the API's shape) for scripts.")
 ]
+NodeOption = Annotated[
+    list[str] | None,
+    typer.Option("--node", help="Only this node (repeat for several); default: every node."),
+]
 UrlOption = Annotated[
     str | None,
     typer.Option(

@@ -9,6 +9,7 @@ which imports this module (never the other way round).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Protocol
 
@@ -36,9 +37,10 @@ def export_local(
     hours: float,
     out: IO[bytes],
     progress: ExportProgress,
+    nodes: Sequence[str] = (),
 ) -> ExportResult:
     """Write the export of the last ``hours`` to ``out``; ``progress`` hears of each task."""
-    document = queries.export(fmt, hours, each=lambda _: progress.advance(1))
+    document = queries.export(fmt, hours, nodes=nodes, each=lambda _: progress.advance(1))
     progress.start(document.count, "tasks")
     written = 0
     for chunk in document.chunks:

@@ -755,3 +755,67 @@ def benchmarks_view(payload: Mapping[str, Any], targets: Targets | None = None) 
     elif all(b.get("status") == "no_data" for b in items):
         parts.append(_text("No finished task in this window: nothing to measure yet.", "yellow"))
     return Group(*parts)
+
+
+_NODE_STATE_STYLES = {"up": "green", "down": "red", "no_samples": "yellow"}
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h"
+
+
+def _node_gpus(gpus: Sequence[Mapping[str, Any]]) -> Text:
+    out = Text()
+    for i, g in enumerate(gpus):
+        if i:
+            out.append("\n")
+        memory = _percent(g.get("memory_used_bytes"), g.get("memory_total_bytes"))
+        util = g.get("utilization_percent")
+        out.append(f"{g.get('index')} {g.get('name') or '?'} ")
+        out.append("—" if memory is None else f"mem {memory:.0f}%")
+        out.append("" if util is None else f" util {util:.0f}%")
+        celsius = g.get("temperature_celsius")
+        if celsius is not None:
+            out.append(f" {celsius:.0f}°C", temperature_style(celsius))
+    return out
+
+
+def nodes_view(payload: Mapping[str, Any], targets: Targets) -> Group:
+    """``genperf nodes``: one row per node; times coloured against the payload's targets."""
+    hours = payload.get("time_window_hours")
+    rows = payload.get("nodes") or []
+    goals = payload.get("targets") or targets.generation_time
+    table = _table("Nodes" + (f" · last {hours:g} h" if hours else ""))
+    for name in ("node", "state", "sample", "GPUs", "run", "tasks", "success", "p50", "genperf"):
+        table.add_column(name, justify="right" if name in ("run", "tasks", "success") else "left")
+    for n in rows:
+        state = str(n.get("state", "?"))
+        rate = n.get("success_rate")
+        p50 = Text()
+        for i, (cls, seconds) in enumerate((n.get("p50_generation_time_seconds") or {}).items()):
+            grade = grade_time(seconds, goals.get(cls), targets.acceptable_factor)
+            p50.append(("\n" if i else "") + f"{cls} {seconds:.0f} s", style_of(grade))
+        table.add_row(
+            str(n.get("node")),
+            _text(state.replace("_", " "), _NODE_STATE_STYLES.get(state, "")),
+            _age(n.get("last_sample_age_seconds")),
+            _node_gpus(n.get("gpus") or []),
+            str(n.get("running_tasks", 0)),
+            str(n.get("tasks", 0)),
+            _text(
+                "—" if rate is None else f"{100 * rate:.1f}%",
+                style_of(grade_quality(rate, targets.success_rate)),
+            ),
+            p50,
+            str(n.get("genperf_version") or "?"),
+        )
+    parts: list[RenderableType] = [table]
+    if not rows:
+        parts.append(_text("No node sampled or ran a task in this window.", "yellow"))
+    return Group(*parts)

@@ -23,9 +23,12 @@ Payloads (each is also what ``--json`` prints), by endpoint of the API:
                 it is not) and ``settings`` (the settings in use, redacted).
 ``analysis``    ``GET /analysis``: the report (the spec's ``performance_analysis`` and more)
 ``tasks``       ``GET /metrics``: ``{time_window_hours, model_type, success_only, total, limit,
-                offset, next_offset, metrics}``
+                nodes, offset, next_offset, metrics}``
 ``benchmarks``  ``GET /benchmarks``: ``{time_window_hours, targets, benchmarks}``
 ``live``        the status payload plus ``recent``: the newest finished tasks
+``nodes``       ``GET /nodes``: ``{time_window_hours, timestamp, targets, nodes}``
+
+Every read but ``live`` takes ``nodes`` (the API's repeatable ``node``): those nodes only.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from genperf.queries.models import (
     AnalysisOut,
     BenchmarksOut,
     MetricsPage,
+    NodesOut,
     SampleOut,
     StatusOut,
 )
@@ -91,10 +95,15 @@ class Source(Protocol):
     def where(self) -> str:
         """Where the data comes from, for people ("local database ...", "server ...")."""
 
-    def status(self) -> dict[str, Any]: ...
+    def status(self, *, nodes: Sequence[str] = ()) -> dict[str, Any]: ...
 
     def analysis(
-        self, hours: float, *, model_type: str | None = None, success_only: bool = False
+        self,
+        hours: float,
+        *,
+        model_type: str | None = None,
+        success_only: bool = False,
+        nodes: Sequence[str] = (),
     ) -> dict[str, Any]: ...
 
     def tasks(
@@ -104,9 +113,10 @@ class Source(Protocol):
         hours: float | None = None,
         model_type: str | None = None,
         success_only: bool = False,
+        nodes: Sequence[str] = (),
     ) -> dict[str, Any]: ...
 
-    def benchmarks(self, hours: float) -> dict[str, Any]: ...
+    def benchmarks(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]: ...
 
     def live(self, recent: int = RECENT_TASKS) -> dict[str, Any]: ...
 
@@ -116,8 +126,16 @@ class Source(Protocol):
 
     def forecast(self, hours: float) -> dict[str, Any]: ...
 
+    def nodes(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]: ...
+
     def export(
-        self, fmt: str, hours: float, out: IO[bytes], progress: ExportProgress
+        self,
+        fmt: str,
+        hours: float,
+        out: IO[bytes],
+        progress: ExportProgress,
+        *,
+        nodes: Sequence[str] = (),
     ) -> ExportResult: ...
 
     def close(self) -> None: ...
@@ -191,7 +209,7 @@ class LocalSource:
         """The query layer over this source's store: the API answers with the same code."""
         return Queries(self.settings, self.store, now=self._now)
 
-    def status(self) -> dict[str, Any]:
+    def status(self, *, nodes: Sequence[str] = ()) -> dict[str, Any]:
         from genperf.collectors import gpu_monitoring_state
 
         sample = self._sample()
@@ -200,13 +218,23 @@ class LocalSource:
         payload = _json(self.queries().stored_status(sample, self.node, gpu))
         if payload["database_error"] is None:
             del payload["database_error"]
+        if nodes:  # as the API's status: the running tasks of these nodes only
+            active = payload["active_tasks"]
+            payload["active_tasks"] = [t for t in active if t["node"] in nodes]
         return payload
 
     def analysis(
-        self, hours: float, *, model_type: str | None = None, success_only: bool = False
+        self,
+        hours: float,
+        *,
+        model_type: str | None = None,
+        success_only: bool = False,
+        nodes: Sequence[str] = (),
     ) -> dict[str, Any]:
         return _json(
-            self.queries().analysis(hours, model_type=model_type, success_only=success_only)
+            self.queries().analysis(
+                hours, model_type=model_type, success_only=success_only, nodes=nodes
+            )
         )
 
     def tasks(
@@ -216,17 +244,22 @@ class LocalSource:
         hours: float | None = None,
         model_type: str | None = None,
         success_only: bool = False,
+        nodes: Sequence[str] = (),
     ) -> dict[str, Any]:
         page = self.queries().metrics_page(
             ALL_HOURS if hours is None else hours,
             limit=limit,
             model_type=model_type,
             success_only=success_only,
+            nodes=nodes,
         )
         return _json(page)
 
-    def benchmarks(self, hours: float) -> dict[str, Any]:
-        return _json(self.queries().benchmarks(hours))
+    def benchmarks(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]:
+        return _json(self.queries().benchmarks(hours, nodes=nodes))
+
+    def nodes(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]:
+        return _json(self.queries().nodes(hours, nodes=nodes))
 
     def live(self, recent: int = RECENT_TASKS) -> dict[str, Any]:
         payload = self.status()
@@ -237,9 +270,17 @@ class LocalSource:
         return payload
 
     def export(
-        self, fmt: str, hours: float, out: IO[bytes], progress: ExportProgress
+        self,
+        fmt: str,
+        hours: float,
+        out: IO[bytes],
+        progress: ExportProgress,
+        *,
+        nodes: Sequence[str] = (),
     ) -> ExportResult:
-        return export_local(self.queries(), fmt, hours=hours, out=out, progress=progress)
+        return export_local(
+            self.queries(), fmt, hours=hours, out=out, progress=progress, nodes=nodes
+        )
 
     def close(self) -> None:
         if self._owns_store and self._store is not None:
@@ -314,6 +355,11 @@ class LocalSource:
         return self._sampler.sample_once()
 
 
+def _with_nodes(params: dict[str, Any], nodes: Sequence[str]) -> dict[str, Any]:
+    """The query parameters with the node filter (``node`` once per node)."""
+    return {**params, "node": list(nodes)} if nodes else params
+
+
 def _json(model: BaseModel) -> dict[str, Any]:
     """A response model as the JSON the API sends (what ``--json`` prints)."""
     data: dict[str, Any] = model.model_dump(mode="json")
@@ -374,13 +420,18 @@ class HttpSource:
     def where(self) -> str:
         return f"server {self.url}"
 
-    def status(self) -> dict[str, Any]:
-        return self._parsed(StatusOut, "GET", "/status")
+    def status(self, *, nodes: Sequence[str] = ()) -> dict[str, Any]:
+        return self._parsed(StatusOut, "GET", "/status", params=_with_nodes({}, nodes))
 
     def analysis(
-        self, hours: float, *, model_type: str | None = None, success_only: bool = False
+        self,
+        hours: float,
+        *,
+        model_type: str | None = None,
+        success_only: bool = False,
+        nodes: Sequence[str] = (),
     ) -> dict[str, Any]:
-        params: dict[str, Any] = {"time_window_hours": hours}
+        params: dict[str, Any] = _with_nodes({"time_window_hours": hours}, nodes)
         if model_type is not None:
             params["model_type"] = model_type
         if success_only:
@@ -394,11 +445,13 @@ class HttpSource:
         hours: float | None = None,
         model_type: str | None = None,
         success_only: bool = False,
+        nodes: Sequence[str] = (),
     ) -> dict[str, Any]:
         params: dict[str, Any] = {
             "time_window_hours": ALL_HOURS if hours is None else hours,
             "limit": limit,
             "offset": 0,
+            "node": list(nodes),
         }
         if model_type is not None:
             params["model_type"] = model_type
@@ -406,10 +459,13 @@ class HttpSource:
             params["success_only"] = "true"
         return self._parsed(MetricsPage, "GET", "/metrics", params=params)
 
-    def benchmarks(self, hours: float) -> dict[str, Any]:
-        return self._parsed(
-            BenchmarksOut, "GET", "/benchmarks", params={"time_window_hours": hours}
-        )
+    def benchmarks(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]:
+        params = _with_nodes({"time_window_hours": hours}, nodes)
+        return self._parsed(BenchmarksOut, "GET", "/benchmarks", params=params)
+
+    def nodes(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]:
+        params = _with_nodes({"time_window_hours": hours}, nodes)
+        return self._parsed(NodesOut, "GET", "/nodes", params=params)
 
     def doctor(self) -> dict[str, Any]:
         """The server's own checks (its sampler and store queue included)."""
@@ -435,9 +491,15 @@ class HttpSource:
         return payload
 
     def export(
-        self, fmt: str, hours: float, out: IO[bytes], progress: ExportProgress
+        self,
+        fmt: str,
+        hours: float,
+        out: IO[bytes],
+        progress: ExportProgress,
+        *,
+        nodes: Sequence[str] = (),
     ) -> ExportResult:
-        params: dict[str, str | float] = {"time_window_hours": hours, "format": fmt}
+        params = _with_nodes({"time_window_hours": hours, "format": fmt}, nodes)
         written = 0
         head = b""
         with self._errors("POST", "/export"):

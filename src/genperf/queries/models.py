@@ -186,6 +186,7 @@ class MetricsPage(_Out):
     time_window_hours: float
     model_type: str | None
     success_only: bool
+    nodes: list[str] = Field(default_factory=list, description="The node filter (empty: all).")
     total: int = Field(description="Tasks matching the filters, all pages.")
     limit: int
     offset: int
@@ -290,3 +291,51 @@ class StoredStatusOut(_Out):
     database_available: bool
     database_error: str | None = None
     settings: dict[str, Any] = {}
+
+
+# --- the fleet ----------------------------------------------------------------------------
+
+
+class NodeGpuOut(_Out):
+    """One GPU of a node, from its newest sample."""
+
+    index: int
+    name: str | None
+    memory_used_bytes: int | None
+    memory_total_bytes: int | None
+    utilization_percent: float | None
+    temperature_celsius: float | None
+
+
+class NodeOut(_Out):
+    """One node of the fleet: is it sampling, what runs there, how its tasks did."""
+
+    node: str
+    state: str = Field(
+        description="up; down (no sample for more than 3 of its intervals, plus the "
+        "writer's flush period); no_samples (tasks only, e.g. posted from elsewhere)."
+    )
+    last_sample_at: datetime | None
+    last_sample_age_seconds: float | None
+    interval_seconds: float | None = Field(
+        description="Its sampling interval, inferred from its newest samples."
+    )
+    genperf_version: str | None = Field(description="The genperf that wrote its newest sample.")
+    gpus: list[NodeGpuOut]
+    running_tasks: int
+    tasks: int = Field(description="Tasks finished in the window.")
+    completed: int
+    success_rate: float | None
+    p50_generation_time_seconds: dict[str, float] = Field(
+        description="Median generation time per resolution class (successful tasks)."
+    )
+    p50_tasks: dict[str, int] = Field(description="Successful tasks behind each median.")
+
+
+class NodesOut(_Out):
+    time_window_hours: float
+    timestamp: datetime
+    targets: dict[str, float] = Field(
+        description="Generation-time target per resolution class (seconds)."
+    )
+    nodes: list[NodeOut]

@@ -8,7 +8,7 @@ question with the same code, and the CLI's remote source parses the same models.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -20,6 +20,7 @@ from genperf.exporters import csv as csv_exporter
 from genperf.exporters import elastic as elastic_exporter
 from genperf.exporters import influx as influx_exporter
 from genperf.exporters import json as json_exporter
+from genperf.queries.fleet import fleet
 from genperf.queries.models import (
     ActiveTaskOut,
     AnalysisOut,
@@ -27,6 +28,7 @@ from genperf.queries.models import (
     MetricsPage,
     MonitoringOut,
     MonitorStatsOut,
+    NodesOut,
     RecommendationsOut,
     SampleOut,
     StatusOut,
@@ -144,14 +146,16 @@ class Queries:
         *,
         model_type: str | None = None,
         success_only: bool = False,
+        nodes: Sequence[str] = (),
         now: datetime | None = None,
     ) -> dict[str, Any]:
         """``build_report(...).to_dict()``: from the cache unless ``now`` is given (an export
         reports the exact window it exports). A cached report's window is normalised
         (:func:`normalise_window`), so a client varying the window cannot make every request
-        a new build; the report says the window it covers."""
+        a new build; the report says the window it covers. ``nodes`` empty: the whole fleet."""
         if now is None and self._cache is not None:
             hours = normalise_window(hours)
+        wanted = _nodes(nodes)
 
         def build() -> dict[str, Any]:
             report = build_report(
@@ -160,22 +164,28 @@ class Queries:
                 time_window_hours=hours,
                 model_type=model_type,
                 success_only=success_only,
+                nodes=wanted,
                 now=now if now is not None else self._now(),
             )
             return report.to_dict()
 
         if now is not None or self._cache is None:
             return build()
-        return self._cache.get(("report", hours, model_type, success_only), build)
+        return self._cache.get(("report", hours, model_type, success_only, wanted), build)
 
     def analysis(
-        self, hours: float, *, model_type: str | None = None, success_only: bool = False
+        self,
+        hours: float,
+        *,
+        model_type: str | None = None,
+        success_only: bool = False,
+        nodes: Sequence[str] = (),
     ) -> AnalysisOut:
-        report = self.report(hours, model_type=model_type, success_only=success_only)
+        report = self.report(hours, model_type=model_type, success_only=success_only, nodes=nodes)
         return AnalysisOut.model_validate(report)
 
-    def recommendations(self, hours: float) -> RecommendationsOut:
-        report = self.report(hours)
+    def recommendations(self, hours: float, *, nodes: Sequence[str] = ()) -> RecommendationsOut:
+        report = self.report(hours, nodes=nodes)
         items = list(report.get("optimization_recommendations") or [])
         by_category: dict[str, list[dict[str, object]]] = {}
         for item in items:
@@ -189,8 +199,8 @@ class Queries:
             }
         )
 
-    def benchmarks(self, hours: float) -> BenchmarksOut:
-        report = self.report(hours)
+    def benchmarks(self, hours: float, *, nodes: Sequence[str] = ()) -> BenchmarksOut:
+        report = self.report(hours, nodes=nodes)
         thresholds = self.settings.performance_thresholds
         return BenchmarksOut.model_validate(
             {
@@ -213,6 +223,7 @@ class Queries:
         offset: int = 0,
         model_type: str | None = None,
         success_only: bool = False,
+        nodes: Sequence[str] = (),
     ) -> MetricsPage:
         """Tasks started in the last ``hours`` (running ones included), newest first."""
         now = self._now()
@@ -221,6 +232,7 @@ class Queries:
             until=now,
             model_type=model_type,
             success_only=success_only,
+            nodes=_nodes(nodes),
             newest_first=True,
             limit=limit,
             offset=offset,
@@ -233,6 +245,7 @@ class Queries:
             time_window_hours=hours,
             model_type=model_type,
             success_only=success_only,
+            nodes=list(_nodes(nodes)),
             total=total,
             limit=limit,
             offset=offset,
@@ -240,13 +253,18 @@ class Queries:
             metrics=[TaskOut.model_validate(r) for r in records],
         )
 
-    def recent(self, limit: int) -> list[TaskOut]:
+    def recent(self, limit: int, *, nodes: Sequence[str] = ()) -> list[TaskOut]:
         """The newest finished tasks."""
-        query = TaskQuery(finished_only=True, newest_first=True, limit=limit)
+        query = TaskQuery(finished_only=True, newest_first=True, limit=limit, nodes=_nodes(nodes))
         return [TaskOut.model_validate(r) for r in self._store().query_tasks(query)]
 
     def export(
-        self, fmt: str, hours: float, *, each: Callable[[TaskRecord], None] | None = None
+        self,
+        fmt: str,
+        hours: float,
+        *,
+        nodes: Sequence[str] = (),
+        each: Callable[[TaskRecord], None] | None = None,
     ) -> Export:
         """The tasks started in the last ``hours``, oldest first, as a JSON document (the
         spec's shape, with the analysis of the same window), CSV, InfluxDB line protocol (the
@@ -257,7 +275,10 @@ class Queries:
             raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
         now = self._now()
         store = self._store()
-        query = TaskQuery(since=now - timedelta(hours=hours), until=now, newest_first=False)
+        wanted = _nodes(nodes)
+        query = TaskQuery(
+            since=now - timedelta(hours=hours), until=now, nodes=wanted, newest_first=False
+        )
         count = store.count_tasks(query)
         records: Iterable[TaskRecord] = store.iter_tasks(query, batch_size=EXPORT_BATCH)
         if each is not None:
@@ -274,29 +295,39 @@ class Queries:
             export_timestamp=now,
             time_window_hours=hours,
             metrics_count=count,
-            performance_analysis=self.report(hours, now=now),
+            performance_analysis=self.report(hours, nodes=wanted, now=now),
             metrics=records,
         )
         return Export(fmt, now, count, chunks)
 
+    # -- the fleet --------------------------------------------------------------------------
+
+    def nodes(self, hours: float, *, nodes: Sequence[str] = ()) -> NodesOut:
+        """Each node that sampled or ran tasks in the last ``hours`` (see ``fleet``)."""
+        return fleet(self._store(), self.settings, hours=hours, now=self._now(), nodes=nodes)
+
     # -- status ---------------------------------------------------------------------------
 
-    def live_status(self, monitor: LiveMonitor) -> StatusOut:
-        """The monitor's latest sample (memory only), its running tasks and its statistics."""
+    def live_status(self, monitor: LiveMonitor, *, nodes: Sequence[str] = ()) -> StatusOut:
+        """The monitor's latest sample (memory only), its running tasks and its statistics.
+        ``nodes`` keeps the running tasks of those nodes only (the sample is this host's)."""
         sample = monitor.current_sample()
         now = self._now()
         monitoring = self._monitoring(monitor.running, monitor.node, now, sample.taken_at)
         gpu, gpu_reason = monitor.gpu_monitoring()
+        wanted = set(nodes)
+        active = [
+            a
+            for a in monitor.active_tasks(limit=None if wanted else STATUS_ACTIVE_TASKS)
+            if not wanted or a.record.node in wanted
+        ][:STATUS_ACTIVE_TASKS]
         return StatusOut(
             timestamp=now,
             monitoring=monitoring.model_copy(
                 update={"gpu_monitoring": gpu, "gpu_monitoring_reason": gpu_reason}
             ),
             system=SampleOut.model_validate(sample),
-            active_tasks=[
-                active_task(a.record, a.phase)
-                for a in monitor.active_tasks(limit=STATUS_ACTIVE_TASKS)
-            ],
+            active_tasks=[active_task(a.record, a.phase) for a in active],
             monitor=MonitorStatsOut.model_validate(monitor.self_stats()),
         )
 
@@ -369,6 +400,12 @@ def _a_monitor_lives(store: Store, node: str) -> bool:
     return not rows or any(
         not stopped and (row_node != node or instance_alive(i)) for i, row_node, stopped in rows
     )
+
+
+def _nodes(nodes: Sequence[str]) -> tuple[str, ...]:
+    """A node filter as a hashable key: each name once, sorted (so ``a,b`` and ``b,a``
+    share a cached report)."""
+    return tuple(sorted(set(nodes)))
 
 
 def _told(

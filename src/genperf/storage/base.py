@@ -7,9 +7,11 @@ One contract suite (tests/storage/test_store_contract.py) runs over every implem
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import metadata
 from typing import Protocol, runtime_checkable
 
 from genperf.records import SystemSample, TaskRecord
@@ -24,10 +26,33 @@ class TaskQuery:
     model_type: str | None = None
     success_only: bool = False
     node: str | None = None
+    nodes: tuple[str, ...] = ()  # any of these nodes (empty: every node)
     finished_only: bool = False  # leave out tasks still running
     newest_first: bool = True
     limit: int | None = None
     offset: int = 0
+
+
+@functools.cache
+def genperf_version() -> str | None:
+    """The installed genperf's version, recorded with the samples this process writes."""
+    try:
+        return metadata.version("genperf")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeHead:
+    """The newest samples of one node (newest first) and the genperf version that wrote the
+    newest one (None where unknown: samples written before genperf recorded it)."""
+
+    node: str
+    samples: tuple[SystemSample, ...]
+    genperf_version: str | None
+
+
+MAX_NODES = 1024  # nodes a fleet read lists at most
 
 
 @runtime_checkable
@@ -61,9 +86,26 @@ class Store(Protocol):
         """How many records match (limit and offset ignored)."""
 
     def query_samples(
-        self, since: datetime | None = None, until: datetime | None = None, limit: int | None = None
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        *,
+        nodes: Sequence[str] = (),
     ) -> list[SystemSample]:
-        """Samples in [since, until], oldest first (the newest ``limit`` if given)."""
+        """Samples in [since, until], oldest first (the newest ``limit`` if given), of
+        ``nodes`` only when given."""
+
+    def node_heads(self, since: datetime | None, per_node: int) -> list[NodeHead]:
+        """Each node with a sample taken at or after ``since`` (at most ``MAX_NODES``, by
+        name): its newest ``per_node`` samples, newest first."""
+
+    def task_counts_by_node(self, query: TaskQuery) -> dict[str, dict[str, int]]:
+        """How many records match, per node and status (limit and offset ignored)."""
+
+    def generation_times(self, query: TaskQuery) -> list[tuple[str, float]]:
+        """(resolution_class, generation_time_seconds) of the matching records that have a
+        time, in the query's order, ``limit`` and ``offset`` honoured: a narrow read."""
 
     def running_tasks(self, node: str) -> list[TaskRecord]:
         """Records still marked running on this node (to find those a dead process left)."""

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from genperf.errors import StoreError
 from genperf.records import ErrorCategory, SystemSample, TaskRecord, TaskStatus
-from genperf.storage.base import TaskQuery
+from genperf.storage.base import MAX_NODES, NodeHead, TaskQuery, genperf_version
 from genperf.storage.utc import as_utc, as_utc_or_none
 
 
@@ -95,8 +95,14 @@ class MemoryStore:
         return len(self._matching(query))
 
     def query_samples(
-        self, since: datetime | None = None, until: datetime | None = None, limit: int | None = None
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        *,
+        nodes: Sequence[str] = (),
     ) -> list[SystemSample]:
+        wanted = frozenset(nodes)
         low = as_utc_or_none(since)
         high = as_utc_or_none(until)
         with self._open("query samples"):
@@ -105,13 +111,48 @@ class MemoryStore:
             (
                 e
                 for e in entries
-                if (low is None or e[1].taken_at >= low) and (high is None or e[1].taken_at <= high)
+                if (low is None or e[1].taken_at >= low)
+                and (high is None or e[1].taken_at <= high)
+                and (not wanted or e[1].node in wanted)
             ),
             key=lambda e: (e[1].taken_at, e[0]),
         )
         if limit is not None:
             found = found[-limit:] if limit > 0 else []
         return [s for _, s in found]
+
+    def node_heads(self, since: datetime | None, per_node: int) -> list[NodeHead]:
+        low = as_utc_or_none(since)
+        with self._open("read the nodes' samples"):
+            entries = list(self._samples)
+        by_node: dict[str, list[tuple[int, SystemSample]]] = {}
+        for entry in entries:
+            by_node.setdefault(entry[1].node, []).append(entry)
+        heads = []
+        for node in sorted(by_node)[:MAX_NODES]:
+            newest = sorted(by_node[node], key=lambda e: (e[1].taken_at, e[0]), reverse=True)
+            if low is not None and newest[0][1].taken_at < low:
+                continue
+            # every sample here was taken by this process: its genperf wrote them
+            samples = tuple(s for _, s in newest[:per_node])
+            heads.append(NodeHead(node, samples, genperf_version()))
+        return heads
+
+    def task_counts_by_node(self, query: TaskQuery) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for record in self._matching(query):
+            per_status = counts.setdefault(record.node, {})
+            per_status[record.status.value] = per_status.get(record.status.value, 0) + 1
+        return counts
+
+    def generation_times(self, query: TaskQuery) -> list[tuple[str, float]]:
+        timed = [
+            (r.resolution_class, r.generation_time_seconds)
+            for r in self._matching(query)
+            if r.generation_time_seconds is not None
+        ]
+        end = None if query.limit is None else query.offset + query.limit
+        return timed[query.offset : end]
 
     def running_tasks(self, node: str) -> list[TaskRecord]:
         with self._open("read running tasks"):
@@ -175,6 +216,7 @@ def _matches(record: TaskRecord, query: TaskQuery) -> bool:
         and (query.until is None or record.started_at <= as_utc(query.until))
         and (query.model_type is None or record.model_type == query.model_type)
         and (query.node is None or record.node == query.node)
+        and (not query.nodes or record.node in query.nodes)
         and (not query.success_only or record.status is TaskStatus.COMPLETED)
         and (not query.finished_only or record.status is not TaskStatus.RUNNING)
     )

@@ -191,6 +191,9 @@ system_samples = Table(
     _float("cpu_temperature_celsius"),
     Column("process_rss_bytes", BigInteger),
     Column("gpus", Text),  # JSON list of GpuReading objects
+    # Not a sample field: the genperf that wrote the row (the fleet view shows each node's).
+    Column("genperf_version", String(40)),
+    Index("ix_system_samples_node_taken_at", "node", "taken_at"),
 )
 
 # The monitors writing to this database: a row when one starts, stopped_at when it stops.

@@ -31,7 +31,7 @@ from genperf.config import Settings, redact_url
 from genperf.errors import StoreError
 from genperf.records import TASK_FIELDS, ErrorCategory, SystemSample, TaskRecord, TaskStatus
 from genperf.storage.adopt import ServiceTable
-from genperf.storage.base import TaskQuery
+from genperf.storage.base import MAX_NODES, NodeHead, TaskQuery, genperf_version
 from genperf.storage.codec import row_to_sample, row_to_task, sample_to_row, task_to_row
 from genperf.storage.engine import (
     POSTGRES_WRITE_TIMEOUT_MS,
@@ -105,7 +105,9 @@ class SqlStore:
         if not batch:
             return
         with self._write("save samples") as conn:
-            conn.execute(insert(samples), [sample_to_row(s) for s in batch])
+            version = genperf_version()
+            rows = [{**sample_to_row(s), "genperf_version": version} for s in batch]
+            conn.execute(insert(samples), rows)
 
     def mark_interrupted(self, run_ids: Sequence[str], completed_at: datetime) -> int:
         changed = 0
@@ -216,9 +218,16 @@ class SqlStore:
             return int(conn.execute(stmt).scalar_one())
 
     def query_samples(
-        self, since: datetime | None = None, until: datetime | None = None, limit: int | None = None
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        *,
+        nodes: Sequence[str] = (),
     ) -> list[SystemSample]:
         stmt = select(samples)
+        if nodes:
+            stmt = stmt.where(samples.c.node.in_(tuple(nodes)))
         if since is not None:
             stmt = stmt.where(samples.c.taken_at >= since)
         if until is not None:
@@ -232,6 +241,53 @@ class SqlStore:
         if limit is not None:
             rows = list(reversed(rows))
         return [row_to_sample(row) for row in rows]
+
+    def node_heads(self, since: datetime | None, per_node: int) -> list[NodeHead]:
+        """One short query per node, each answered from the (node, taken_at) index."""
+        names = select(samples.c.node).distinct().order_by(samples.c.node).limit(MAX_NODES)
+        if since is not None:
+            names = names.where(samples.c.taken_at >= since)
+        heads = []
+        with self._read("read the nodes' samples") as conn:
+            for node in conn.execute(names).scalars().all():
+                stmt = (
+                    select(samples)
+                    .where(samples.c.node == node)
+                    .order_by(samples.c.taken_at.desc(), samples.c.id.desc())
+                    .limit(per_node)
+                )
+                rows = conn.execute(stmt).mappings().all()
+                heads.append(
+                    NodeHead(
+                        node,
+                        tuple(row_to_sample(row) for row in rows),
+                        rows[0]["genperf_version"] if rows else None,
+                    )
+                )
+        return heads
+
+    def task_counts_by_node(self, query: TaskQuery) -> dict[str, dict[str, int]]:
+        stmt = (
+            select(tasks.c.node, tasks.c.status, func.count())
+            .where(*task_filters(query))
+            .group_by(tasks.c.node, tasks.c.status)
+        )
+        counts: dict[str, dict[str, int]] = {}
+        with self._read("count tasks per node") as conn:
+            for node, status, count in conn.execute(stmt).all():
+                counts.setdefault(str(node), {})[str(status)] = int(count)
+        return counts
+
+    def generation_times(self, query: TaskQuery) -> list[tuple[str, float]]:
+        stmt = _ordered(
+            select(tasks.c.resolution_class, tasks.c.generation_time_seconds).where(
+                *task_filters(query), tasks.c.generation_time_seconds.is_not(None)
+            ),
+            query,
+        )
+        stmt = stmt.offset(query.offset or None).limit(query.limit)
+        with self._read("read generation times") as conn:
+            return [(str(c), float(t)) for c, t in conn.execute(stmt).all()]
 
     def running_tasks(self, node: str) -> list[TaskRecord]:
         stmt = (
@@ -318,6 +374,8 @@ def task_filters(query: TaskQuery) -> list[ColumnElement[bool]]:
         where.append(tasks.c.model_type == query.model_type)
     if query.node is not None:
         where.append(tasks.c.node == query.node)
+    if query.nodes:
+        where.append(tasks.c.node.in_(query.nodes))
     if query.success_only:
         where.append(tasks.c.status == TaskStatus.COMPLETED.value)
     if query.finished_only:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from genperf.api.auth import RequireAdmin
-from genperf.api.deps import QueriesDep, TimeWindowHours
+from genperf.api.deps import NodeFilter, QueriesDep, TimeWindowHours
 from genperf.api.schemas import ExportDocument
 
 router = APIRouter(tags=["export"], dependencies=[RequireAdmin])
@@ -54,7 +54,8 @@ def export(
             "(an Elasticsearch _bulk body)",
         ),
     ] = ExportFormat.JSON,
+    node: NodeFilter = [],  # noqa: B006 (FastAPI copies defaults)
 ) -> StreamingResponse:
-    document = queries.export(export_format.value, time_window_hours)
+    document = queries.export(export_format.value, time_window_hours, nodes=node)
     headers = {"Content-Disposition": f'attachment; filename="{document.filename}"'}
     return StreamingResponse(document.chunks, media_type=document.media_type, headers=headers)

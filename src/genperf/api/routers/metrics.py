@@ -7,7 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from genperf.api.auth import RequireRead
-from genperf.api.deps import ModelTypeFilter, QueriesDep, SuccessOnly, TimeWindowHours
+from genperf.api.deps import (
+    ModelTypeFilter,
+    NodeFilter,
+    QueriesDep,
+    SuccessOnly,
+    TimeWindowHours,
+)
 from genperf.api.schemas import MetricsPage
 
 router = APIRouter(tags=["performance"], dependencies=[RequireRead])
@@ -23,6 +29,7 @@ def metrics(
     time_window_hours: TimeWindowHours = 24.0,
     model_type: ModelTypeFilter = None,
     success_only: SuccessOnly = False,
+    node: NodeFilter = [],  # noqa: B006 (FastAPI copies defaults)
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Tasks per page.")] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Tasks to skip.")] = 0,
 ) -> MetricsPage:
@@ -34,4 +41,5 @@ def metrics(
         offset=offset,
         model_type=model_type,
         success_only=success_only,
+        nodes=node,
     )

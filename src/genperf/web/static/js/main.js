@@ -6,6 +6,7 @@
 //   benchmarks        the configured targets (generation-time lines, success-rate band)
 //   metrics           the window's task records, newest first, paged (charts, task table)
 //   tasks/{task_id}   one task, fresh, for the drill-down
+//   nodes             the fleet: one row per node (the node picker's choices)
 //   export            JSON / CSV download (admin role)
 
 import * as api from "./api.js";
@@ -34,6 +35,7 @@ const DISK_BAND = { optimal: 80, acceptable: 90, maximum: 95 };
 const state = {
   hours: 24,
   model: "",
+  node: "",
   successOnly: false,
   role: null,
   started: false, // the dashboard has shown data at least once
@@ -41,6 +43,8 @@ const state = {
   status: null,
   analysis: null,
   benchmarks: null,
+  nodes: null,
+  knownNodes: new Set(),
   tasks: [],
   total: 0,
   knownModels: new Set(),
@@ -383,6 +387,7 @@ function filters() {
     time_window_hours: state.hours,
     model_type: state.model || undefined,
     success_only: state.successOnly || undefined,
+    node: state.node || undefined,
   };
 }
 
@@ -406,14 +411,16 @@ async function refreshWindow() {
   const params = filters();
   document.body.classList.add("loading");
   try {
-    const [analysis, benchmarks, page] = await Promise.all([
+    const [analysis, benchmarks, page, nodes] = await Promise.all([
       api.request(`${P}/analysis`, { params }),
       api.request(`${P}/benchmarks`, { params: { time_window_hours: state.hours } }),
       loadTasks(params),
+      api.request(`${P}/nodes`, { params: { time_window_hours: state.hours } }),
     ]);
     if (seq !== state.windowSeq) return; // the filters changed while we waited
     state.analysis = analysis;
     state.benchmarks = benchmarks;
+    state.nodes = nodes;
     state.tasks = page.tasks;
     state.total = page.total;
     state.lastDataAt = Date.now();
@@ -437,7 +444,7 @@ function renderWindow() {
   const tasks = state.tasks;
   byId("window-label").textContent = fmt.windowName(state.hours);
   collectModels(a, tasks);
-  const filtered = Boolean(state.model || state.successOnly);
+  const filtered = Boolean(state.model || state.successOnly || state.node);
   const empty = (a.task_count || 0) === 0 && tasks.length === 0;
   const emptyNode = byId("empty-state");
   emptyNode.hidden = !empty;
@@ -455,7 +462,84 @@ function renderWindow() {
   renderRecommendations(a.optimization_recommendations || []);
   renderFailures(a.failures || {});
   renderBenchmarks(a.benchmarks || []);
+  renderFleet(state.nodes);
   renderTasks();
+}
+
+// --- the fleet: one row per node; a click filters the page to that node ----------------------
+
+const NODE_STATES = { up: ["Up", "ok"], down: ["Down", "bad"], no_samples: ["No samples", "warn"] };
+
+function timeKind(seconds, target) {
+  if (seconds === null || seconds === undefined || !target) return "muted";
+  const factor = (state.benchmarks && state.benchmarks.targets.generation_time_acceptable_factor) || 1.5;
+  if (seconds <= target) return "ok";
+  return seconds <= target * factor ? "fair" : "bad";
+}
+
+function renderFleet(fleet) {
+  const rows = (fleet && fleet.nodes) || [];
+  const targets = (fleet && fleet.targets) || {};
+  for (const n of rows) state.knownNodes.add(n.node);
+  collectNodes();
+  byId("fleet-empty").hidden = rows.length > 0;
+  byId("fleet-table").hidden = rows.length === 0;
+  replace(
+    byId("fleet-table").tBodies[0],
+    rows.map((n) => {
+      const [label, kind] = NODE_STATES[n.state] || [fmt.humanize(n.state), "muted"];
+      const medians = Object.entries(n.p50_generation_time_seconds || {}).map(([cls, s]) =>
+        badge(`${cls} ${fmt.duration(s)}`, timeKind(s, targets[cls]), `target ${fmt.duration(targets[cls])}`),
+      );
+      const gpus = (n.gpus || []).map((g) =>
+        el("div", {
+          text: `${g.index} ${g.name || "?"} · ${fmt.percent(g.utilization_percent)} · ${fmt.celsius(g.temperature_celsius)}`,
+        }),
+      );
+      const row = el(
+        "tr",
+        {
+          class: `node-row${n.node === state.node ? " selected" : ""}`,
+          data: { node: n.node, state: n.state },
+          attrs: { tabindex: "0", title: `Show only ${n.node}` },
+        },
+        [
+          el("th", { attrs: { scope: "row" }, text: n.node }),
+          el("td", {}, [badge(label, kind)]),
+          el("td", { text: n.last_sample_age_seconds === null ? fmt.DASH : `${fmt.duration(n.last_sample_age_seconds)} ago` }),
+          el("td", {}, gpus),
+          el("td", { text: fmt.count(n.running_tasks) }),
+          el("td", { text: fmt.count(n.tasks) }),
+          el("td", { text: n.success_rate === null ? fmt.DASH : fmt.fraction(n.success_rate) }),
+          el("td", { class: "medians" }, medians),
+          el("td", { text: n.genperf_version || "?" }),
+        ],
+      );
+      const pick = () => {
+        state.node = state.node === n.node ? "" : n.node; // a second click shows every node
+        filtersChanged();
+      };
+      row.addEventListener("click", pick);
+      row.addEventListener("keydown", (event) => {
+        if (event.key === "Enter") pick();
+      });
+      return row;
+    }),
+  );
+}
+
+function collectNodes() {
+  if (state.node) state.knownNodes.add(state.node);
+  const select = byId("node-filter");
+  const names = [...state.knownNodes].sort();
+  const current = [...select.options].map((o) => o.value).slice(1);
+  if (names.join("\n") !== current.join("\n")) {
+    replace(select, [
+      el("option", { text: "All nodes", attrs: { value: "" } }),
+      ...names.map((n) => el("option", { text: n, attrs: { value: n } })),
+    ]);
+  }
+  select.value = state.node;
 }
 
 function collectModels(analysis, tasks) {
@@ -775,6 +859,7 @@ function readUrl() {
   if (WINDOWS.includes(hours)) state.hours = hours;
   state.model = (q.get("model") || "").slice(0, 100);
   state.successOnly = q.get("success") === "1";
+  state.node = (q.get("node") || "").slice(0, 255);
 }
 
 function writeUrl() {
@@ -782,6 +867,7 @@ function writeUrl() {
   if (state.hours !== 24) q.set("window", String(state.hours));
   if (state.model) q.set("model", state.model);
   if (state.successOnly) q.set("success", "1");
+  if (state.node) q.set("node", state.node);
   const search = q.toString();
   window.history.replaceState(null, "", search ? `?${search}` : window.location.pathname);
 }
@@ -793,6 +879,7 @@ function syncControls() {
   byId("success-filter").checked = state.successOnly;
   if (state.model) state.knownModels.add(state.model);
   collectModels({ summary: { breakdown: [] } }, []);
+  collectNodes();
   byId("window-label").textContent = fmt.windowName(state.hours);
   for (const format of ["json", "csv"]) {
     byId(`export-${format}`).title =
@@ -857,6 +944,10 @@ function wire() {
   });
   byId("model-filter").addEventListener("change", (event) => {
     state.model = event.target.value;
+    filtersChanged();
+  });
+  byId("node-filter").addEventListener("change", (event) => {
+    state.node = event.target.value;
     filtersChanged();
   });
   byId("success-filter").addEventListener("change", (event) => {

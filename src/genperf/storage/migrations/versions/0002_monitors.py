@@ -4,7 +4,7 @@ A monitor adds its row when it starts and sets ``stopped_at`` when it stops, so 
 status`` says "stopped" as soon as the server has, instead of waiting for its newest sample
 to grow old.
 
-Revision ID: 0002_issue11b_monitors
+Revision ID: 0002_monitors
 Revises: 0001
 Create Date: 2026-12-02
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_issue11b_monitors"
+revision: str = "0002_monitors"
 down_revision: str | None = "0001"
 branch_labels: str | tuple[str, ...] | None = None
 depends_on: str | tuple[str, ...] | None = None

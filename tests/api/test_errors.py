@@ -58,6 +58,16 @@ def test_bad_metrics_parameters(client, params, field):
     assert_error(client.get(f"{P}/metrics", params=params), 422, field)
 
 
+def test_a_single_valued_query_parameter_given_twice_is_422_and_a_list_may_repeat(client):
+    twice = client.get(f"{P}/analysis", params=[("model_type", "a"), ("model_type", "b")])
+    assert_error(twice, 422, "model_type")
+    assert "more than once" in twice.json()["error"]["message"]
+    unknown = client.get(f"{P}/analysis", params={"time_window_hour": "48"})
+    assert_error(unknown, 422, "time_window_hour")
+    nodes = client.get(f"{P}/analysis", params=[("node", "a"), ("node", "b")])
+    assert nodes.status_code == 200, nodes.text
+
+
 def test_unknown_routes_and_methods(client):
     assert_error(client.get(f"{P}/nowhere"), 404)
     assert_error(client.delete(f"{P}/status"), 405)

@@ -18,9 +18,9 @@ from test_main_job import API, _free_port, _wait_for
 
 from genperf.storage import SqlStore
 
-# A generation of minutes on CPU (tiny-wan, 480p, 81 frames, 200 steps): far longer than
+# A generation of minutes on CPU (tiny-wan, 480p, 81 frames, 100 steps): far longer than
 # a stop may take.
-LONG = {"prompt": "a cat", "resolution": "832x480", "steps": 200, "frames": 81}
+LONG = {"prompt": "a cat", "resolution": "832x480", "steps": 100, "frames": 81}  # limits: 100
 
 
 @pytest.mark.slow

@@ -202,16 +202,24 @@ def test_serve_starts_with_postgres_down_queues_then_connects_when_it_is_back(
         for task_id in _ids("down"):  # the same completion again: now stored
             assert ledger.complete(server, task_id, timed=False) == 200
         ledger.run(server, _ids("back"), timed=False)
-        with engine.connect() as conn:
-            tables = set(
-                conn.execute(
-                    sqlalchemy.text(
-                        "SELECT table_name FROM information_schema.tables WHERE table_schema = :s"
-                    ),
-                    {"s": schema},
-                ).scalars()
-            )
-        assert {"generation_tasks", "generation_requests"} <= tables
+
+        def tables() -> set[str]:
+            with engine.connect() as conn:
+                return set(
+                    conn.execute(
+                        sqlalchemy.text(
+                            "SELECT table_name FROM information_schema.tables"
+                            " WHERE table_schema = :s"
+                        ),
+                        {"s": schema},
+                    ).scalars()
+                )
+
+        # The queue's table is made by the worker's next look at the queue (its poll).
+        server.wait_until(
+            lambda: {"generation_tasks", "generation_requests"} <= tables(),
+            "the task and queue tables once the database is back",
+        )
     finally:
         server.kill9()
         forwarder.close()

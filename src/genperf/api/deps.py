@@ -6,6 +6,7 @@ monitor and store to :func:`genperf.api.create_app`.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -124,8 +125,9 @@ NodeFilter = Annotated[
 
 
 async def reject_unknown_query(request: Request) -> None:
-    """Refuse query parameters the route does not declare (422 naming the first one), so a
-    typo such as ``time_window_hour=48`` is an error, not a silently ignored filter."""
+    """Refuse query parameters the route does not declare, and a single-valued one given more
+    than once (422 naming the first), so a typo such as ``time_window_hour=48`` is an error,
+    not a silently ignored filter, and ``model_type=a&model_type=b`` is not read as ``b``."""
     if not request.query_params:
         return
     route = request.scope.get("route")
@@ -134,22 +136,37 @@ async def reject_unknown_query(request: Request) -> None:
         return
     known = _known_query.get(id(dependant))
     if known is None:
-        known = _known_query[id(dependant)] = frozenset(_query_names(dependant))
-    for name in request.query_params:
-        if name not in known:
+        known = _known_query[id(dependant)] = _query_names(dependant)
+    seen: set[str] = set()
+    for name, _value in request.query_params.multi_items():
+        repeatable = known.get(name)
+        if repeatable is None:
             raise ApiError(
                 422, "invalid_request", f"{name}: unknown query parameter", field=name or "query"
             )
+        if name in seen and not repeatable:
+            raise ApiError(422, "invalid_request", f"{name}: given more than once", field=name)
+        seen.add(name)
 
 
-_known_query: dict[int, frozenset[str]] = {}  # per route (routes live as long as the app)
+# Per route (routes live as long as the app): its query names, each with whether it repeats.
+_known_query: dict[int, dict[str, bool]] = {}
 
 
-def _query_names(dependant: Dependant) -> set[str]:
-    names = {param.alias for param in dependant.query_params}
+def _query_names(dependant: Dependant) -> dict[str, bool]:
+    names = {
+        param.alias: typing.get_origin(param.field_info.annotation) in (list, tuple, set)
+        or _is_sequence(param.field_info.annotation)
+        for param in dependant.query_params
+    }
     for sub in dependant.dependencies:
         names |= _query_names(sub)
     return names
+
+
+def _is_sequence(annotation: Any) -> bool:
+    """``list[str] | None`` and the like: a parameter that may repeat."""
+    return any(typing.get_origin(arg) in (list, tuple, set) for arg in typing.get_args(annotation))
 
 
 KnownQueryOnly = Depends(reject_unknown_query)

@@ -78,7 +78,9 @@ def measure(points: list[GridPoint], repeats: int, threads: int) -> list[Observa
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp), database_url=MEMORY_URL)
+        # Every run's own peak, in one process: the kernel's peak RSS is reset per task
+        # (without it a run below an earlier run's peak has no exact peak of its own).
+        settings = Settings(data_dir=Path(tmp), database_url=MEMORY_URL, reset_peak_rss=True)
         spec = ModelRegistry(settings).ensure_ready(TINY_WAN)
         monitor = PerformanceMonitor(settings, collectors=[], store=MemoryStore())
         pipe = load_model(spec, monitor, None)

@@ -90,6 +90,8 @@ def test_gpu_memory_over_the_limit_fires_and_resolves(stack):
     firing = wait_for("the VRAM alert in Alertmanager", lambda: _active(stack, alert), stack)
     assert firing[0]["labels"]["gpu"] == "0"
     assert firing[0]["labels"]["instance"] == NODE
+    # Alertmanager sends a resolved notification only for an alert it has notified as firing.
+    wait_for("the firing notification", lambda: _notified(stack, alert, "firing"), stack)
     stack.gpus[0].memory_used_bytes = 40 * GIB
     wait_for("the VRAM alert to resolve", lambda: not _active(stack, alert), stack)
     wait_for("the resolved notification", lambda: _notified(stack, alert, "resolved"), stack)

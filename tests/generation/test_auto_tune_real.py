@@ -45,8 +45,9 @@ def test_an_out_of_memory_is_retried_once_lighter_and_not_repeated(tuned, monito
         assert record.error_category == "out_of_memory_host"
         assert tuple(t for t in record.optimizations_applied if t == "vae_tiling") == tokens
     # The same configuration again: default and tiling ran out here; the choice says so.
-    second = tuned.submit(TINY_WAN, "a cat", "832x480", 4, 17, memory_headroom_mib=64)
+    # Stopped first, so the worker cannot claim the next request before this test does.
     tuned.stop(0)  # look at the choice only: run it no more
+    second = tuned.submit(TINY_WAN, "a cat", "832x480", 4, 17, memory_headroom_mib=64)
     choice = tuned._choose(tuned.queue.claim_next())
     assert second and choice.preset is not None
     assert choice.preset.name == "vae_tiling+vae_slicing"

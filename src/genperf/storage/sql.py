@@ -32,6 +32,7 @@ from genperf.errors import StoreError
 from genperf.records import TASK_FIELDS, ErrorCategory, SystemSample, TaskRecord, TaskStatus
 from genperf.storage.adopt import ServiceTable
 from genperf.storage.base import MAX_NODES, NodeHead, TaskQuery, genperf_version
+from genperf.storage.changes import ConfigurationChange, read_changes
 from genperf.storage.codec import row_to_sample, row_to_task, sample_to_row, task_to_row
 from genperf.storage.engine import (
     POSTGRES_WRITE_TIMEOUT_MS,
@@ -150,6 +151,13 @@ class SqlStore:
         stmt = select(monitors.c.instance, monitors.c.node, monitors.c.stopped_at)
         with self._read("read the monitors") as conn:
             return [(str(i), str(n), s is not None) for i, n, s in conn.execute(stmt)]
+
+    def configuration_changes(
+        self, since: datetime | None = None, limit: int = 100
+    ) -> list[ConfigurationChange]:
+        """Recorded configuration changes, newest first (see :mod:`genperf.storage.changes`)."""
+        with self._read("read configuration changes") as conn:
+            return read_changes(conn, since=since, limit=limit)
 
     def status_counts(self) -> dict[tuple[str | None, str | None], int]:
         """How many task records the database holds by (status, error_category): one grouped

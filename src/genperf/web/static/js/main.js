@@ -8,6 +8,8 @@
 //   tasks/{task_id}   one task, fresh, for the drill-down
 //   nodes             the fleet: one row per node (the node picker's choices)
 //   export            JSON / CSV download (admin role)
+// and what the history says (history.js): predicted against actual for the newest generation
+// requests, optimisation impact, the p95 forecast, configuration changes.
 
 import * as api from "./api.js";
 import {
@@ -18,6 +20,7 @@ import {
   drawSuccessRate,
 } from "./charts.js";
 import { closeTask, renderTask } from "./detail.js";
+import { loadHistory, refusal, renderHistory } from "./history.js";
 import { badge, byId, el, replace } from "./dom.js";
 import * as fmt from "./format.js";
 
@@ -410,6 +413,8 @@ async function refreshWindow() {
   clearTimeout(state.timers.window);
   const params = filters();
   document.body.classList.add("loading");
+  // Read beside the window's data; each of its cards says on its own when it cannot.
+  const history = loadHistory(params);
   try {
     const [analysis, benchmarks, page, nodes] = await Promise.all([
       api.request(`${P}/analysis`, { params }),
@@ -428,6 +433,11 @@ async function refreshWindow() {
     setBanner("connection", null);
     if (state.status) renderStatus(state.status); // its bars take the server's bands
     renderWindow();
+    const said = await history;
+    if (seq !== state.windowSeq) return;
+    const refused = refusal(said);
+    if (refused) throw refused;
+    renderHistory(said);
   } catch (error) {
     if (seq !== state.windowSeq) return;
     handleError(error, "window");

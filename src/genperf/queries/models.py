@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any, Union
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from genperf.analysis import Benchmark, Bottleneck, Recommendation, Trend
+from genperf.analysis.impact import WindowFigures
 from genperf.records import GpuReading, PhaseRecord, SystemSample, TaskRecord
+from genperf.storage.changes import ConfigurationChange
 
 
 class _Out(BaseModel):
@@ -447,16 +449,26 @@ class ForecastOut(BaseModel):
     capacity: CapacityOut
 
 
-class WindowFiguresOut(_Out):
-    """One model type x resolution class in the window before or after a change."""
-
-    tasks: int = Field(description="Finished tasks started in the window.")
-    completed: int
-    success_rate: float | None
-    median_time_seconds: float | None
-    p95_time_seconds: float | None
-    median_peak_vram_mb: float | None
-    median_peak_rss_mb: float | None = Field(description="The process's peak RSS.")
+if TYPE_CHECKING:
+    WindowFiguresOut = _Out
+    ConfigChangeRecordOut = _Out
+else:
+    WindowFiguresOut = record_model(
+        WindowFigures,
+        "WindowFiguresOut",
+        "One model type x resolution class in the window before or after a change.",
+        descriptions={
+            "tasks": "Finished tasks started in the window.",
+            "median_peak_rss_mb": "The process's peak RSS.",
+        },
+    )
+    ConfigChangeRecordOut = record_model(
+        ConfigurationChange,
+        "ConfigChangeRecordOut",
+        "A recorded configuration change and what its writer measured.",
+        computed={"model_type": str | None},
+        descriptions={"before_time_seconds": "As measured by its writer (genperf tune)."},
+    )
 
 
 class ChangeGroupOut(BaseModel):
@@ -475,22 +487,10 @@ class ChangeGroupOut(BaseModel):
     peak_confidence: str
 
 
-class ConfigChangeOut(_Out):
-    """A recorded configuration change, what its writer measured, and what history shows."""
+class ConfigChangeOut(ConfigChangeRecordOut):
+    """A recorded configuration change, what its writer measured, and what history shows
+    (``model_type``: the model type it concerns; null: every one)."""
 
-    model_config = ConfigDict(from_attributes=True, protected_namespaces=())
-
-    id: int
-    changed_at: datetime
-    key: str
-    old_value: str | None
-    new_value: str
-    source: str
-    model_type: str | None = Field(description="The model type it concerns; null: every one.")
-    before_time_seconds: float | None = Field(description="As measured by its writer.")
-    after_time_seconds: float | None
-    before_peak_mb: float | None
-    after_peak_mb: float | None
     groups: list[ChangeGroupOut] = Field(
         description="Per model type x resolution class, the window before against after "
         "(a group shows when both windows finished a task there)."

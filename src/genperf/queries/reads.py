@@ -321,29 +321,17 @@ class Queries:
     # -- prediction and what history says -------------------------------------------------
 
     def predict(
-        self,
-        model_type: str,
-        resolution: str,
-        frames: int,
-        steps: int,
-        *,
-        optimizations: Sequence[str] | None = None,
-        node: str | None = None,
+        self, model_type: str, resolution: str, frames: int, steps: int, **options: Any
     ) -> PredictionOut:
         """A generation's time and peak memory before it runs, learnt from the history of
-        ``model_type`` (see :meth:`genperf.monitor.PerformanceMonitor.predict`)."""
+        ``model_type``; ``options`` (``optimizations``, ``node``) and the answer are those of
+        :meth:`genperf.monitor.PerformanceMonitor.predict`."""
         if self._predictor is None:
             from genperf.monitor.predictor import HistoryPredictor
 
             self._predictor = HistoryPredictor()
         prediction = self._predictor.predict(
-            self._store(),
-            model_type,
-            resolution,
-            frames,
-            steps,
-            optimizations=optimizations,
-            node=node,
+            self._store(), model_type, resolution, frames, steps, **options
         )
         return PredictionOut.model_validate(to_jsonable(prediction))
 

@@ -63,11 +63,25 @@ export function refusal(history) {
   return null;
 }
 
-function showError(id, source) {
-  const node = byId(id);
+/** A card (ids `${card}-error`, `-table`, `-empty`) whose source failed says why, alone. */
+function unreadable(card, source) {
+  const node = byId(`${card}-error`);
   node.hidden = !source.error;
   node.textContent = source.error ? `Cannot read this: ${source.error.message}` : "";
+  if (source.error) {
+    byId(`${card}-table`).hidden = true;
+    const empty = document.getElementById(`${card}-empty`);
+    if (empty) empty.hidden = true;
+  }
   return Boolean(source.error);
+}
+
+/** Show a card's rows, or its empty message when there are none. */
+function fill(card, rows) {
+  byId(`${card}-empty`).hidden = rows.length > 0;
+  const table = byId(`${card}-table`);
+  table.hidden = rows.length === 0;
+  replace(table.tBodies[0], rows);
 }
 
 export function renderHistory(history) {
@@ -107,18 +121,12 @@ function renderPredictions(source) {
     empty.textContent = "This server runs no generation service: predictions are kept for the generations it queues (genperf serve).";
     return;
   }
-  if (showError("predicted-error", source)) {
-    table.hidden = true;
-    empty.hidden = true;
-    return;
-  }
-  const rows = (source.value.tasks || []).filter((t) => t.prediction && t.prediction.answerable);
-  empty.hidden = rows.length > 0;
+  if (unreadable("predicted", source)) return;
+  const tasks = (source.value.tasks || []).filter((t) => t.prediction && t.prediction.answerable);
   empty.textContent = "No recent generation came with a prediction yet: the history answers once a few configurations of a model have run.";
-  table.hidden = rows.length === 0;
-  replace(
-    table.tBodies[0],
-    rows.map((t) => {
+  fill(
+    "predicted",
+    tasks.map((t) => {
       const p = t.prediction;
       const m = t.status === "completed" ? t.metrics : null; // a failed run's time is no actual
       const [label, kind] = fmt.outcome(t.status);
@@ -146,18 +154,10 @@ function renderPredictions(source) {
 // --- optimisation impact ---------------------------------------------------------------------
 
 function renderImpact(source) {
-  const table = byId("impact-table");
-  if (showError("impact-error", source)) {
-    table.hidden = true;
-    byId("impact-empty").hidden = true;
-    return;
-  }
-  const rows = source.value.optimizations || [];
-  byId("impact-empty").hidden = rows.length > 0;
-  table.hidden = rows.length === 0;
-  replace(
-    table.tBodies[0],
-    rows.map((r) =>
+  if (unreadable("impact", source)) return;
+  fill(
+    "impact",
+    (source.value.optimizations || []).map((r) =>
       el("tr", { data: { token: r.token } }, [
         el("th", { attrs: { scope: "row" }, class: "mono", text: r.token }),
         el("td", { text: `${r.model_type} ${r.resolution_class}` }),
@@ -174,8 +174,7 @@ function renderImpact(source) {
 
 function renderForecast(source) {
   const table = byId("forecast-table");
-  if (showError("forecast-error", source)) {
-    table.hidden = true;
+  if (unreadable("forecast", source)) {
     byId("forecast-capacity").textContent = "";
     return;
   }
@@ -208,15 +207,8 @@ function side(w) {
 }
 
 function renderChanges(source) {
-  const table = byId("changes-table");
-  if (showError("changes-error", source)) {
-    table.hidden = true;
-    byId("changes-empty").hidden = true;
-    return;
-  }
+  if (unreadable("changes", source)) return;
   const changes = source.value.changes || [];
-  byId("changes-empty").hidden = changes.length > 0;
-  table.hidden = changes.length === 0;
   const rows = [];
   for (const c of changes) {
     const when = fmt.parseTime(c.changed_at);
@@ -242,5 +234,5 @@ function renderChanges(source) {
       );
     }
   }
-  replace(table.tBodies[0], rows);
+  fill("changes", rows); // a change with no group still has its row
 }

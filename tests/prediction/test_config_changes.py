@@ -173,11 +173,3 @@ def test_the_cli_lists_the_changes_and_its_json_is_the_apis(db):
     ]
     none = CliRunner().invoke(cli, ["changes", "--hours", "1"], terminal_width=160)
     assert "No configuration change recorded in the last 1 h" in none.output
-
-
-def test_a_database_without_the_table_lists_no_change(tmp_path: Path):
-    store = SqlStore(f"sqlite:///{tmp_path / 'fresh.db'}")
-    try:
-        assert store.configuration_changes() == []
-    finally:
-        store.close()

@@ -38,3 +38,31 @@ def test_changes_are_read_newest_first_and_a_reader_creates_no_table(db_url: str
     finally:
         engine.dispose()
         store.close()
+
+
+def test_the_narrow_read_has_the_fields_a_comparison_needs(db_url: str) -> None:
+    from genperf.records import TaskStatus
+    from genperf.storage.base import TaskQuery
+    from genperf.testing import make_task
+
+    store = SqlStore(db_url)
+    try:
+        now = utc_now()
+        for i, status in enumerate((TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.RUNNING)):
+            store.save_task(
+                make_task(
+                    status=status,
+                    started_at=now - timedelta(minutes=i),
+                    peak_process_rss_mb=900.0 + i,
+                    completed_at=None if status is TaskStatus.RUNNING else now,
+                )
+            )
+        query = TaskQuery(since=now - timedelta(hours=1), newest_first=True, limit=2)
+        narrow, whole = store.task_outcomes(query), store.query_tasks(query)
+        fields = ("run_id", "model_type", "resolution_class", "status", "started_at")
+        more = ("generation_time_seconds", "peak_vram_usage_mb", "peak_process_rss_mb")
+        for n, w in zip(narrow, whole, strict=True):
+            assert [getattr(n, f) for f in fields + more] == [getattr(w, f) for f in fields + more]
+        assert [n.status for n in narrow] == [TaskStatus.COMPLETED, TaskStatus.FAILED]
+    finally:
+        store.close()

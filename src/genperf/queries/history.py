@@ -121,8 +121,10 @@ def _change(store: Store, change: ConfigurationChange, window: timedelta) -> Con
         newest_first=True,
         limit=MAX_CHANGE_TASKS,
     )
+    narrow = getattr(store, "task_outcomes", None)  # a SQL store's narrow read
+    records = narrow(query) if callable(narrow) else store.iter_tasks(query)
     groups = []
-    for g in change_impact(store.iter_tasks(query), change.changed_at, window):
+    for g in change_impact(records, change.changed_at, window):
         c = g.comparison
         groups.append(
             ChangeGroupOut(

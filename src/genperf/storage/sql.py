@@ -297,6 +297,22 @@ class SqlStore:
         with self._read("read generation times") as conn:
             return [(str(c), float(t)) for c, t in conn.execute(stmt).all()]
 
+    def task_outcomes(self, query: TaskQuery) -> list[TaskRecord]:
+        """The matching records with only what comparing two windows needs (model type,
+        class, status, start, time, peak VRAM and RSS; every other field at its default), in
+        the query's order, ``limit`` honoured: a narrow read, several times cheaper than
+        decoding whole records (see benchmarks/config_changes.py)."""
+        c = tasks.c
+        stmt = _ordered(
+            select(*(c[name] for name in _OUTCOME_FIELDS)).where(*task_filters(query)), query
+        )
+        with self._read("read task outcomes") as conn:
+            rows = conn.execute(stmt.limit(query.limit)).mappings().all()
+        return [
+            TaskRecord(**{**row, "status": TaskStatus(row["status"]), "steps": None})
+            for row in rows
+        ]
+
     def running_tasks(self, node: str) -> list[TaskRecord]:
         stmt = (
             select(*_TASK_COLUMNS)
@@ -368,6 +384,21 @@ class SqlStore:
             yield conn
             if commit:
                 conn.commit()
+
+
+_OUTCOME_FIELDS = (
+    "run_id",
+    "task_id",
+    "node",
+    "model_type",
+    "resolution",
+    "resolution_class",
+    "status",
+    "started_at",
+    "generation_time_seconds",
+    "peak_vram_usage_mb",
+    "peak_process_rss_mb",
+)
 
 
 def task_filters(query: TaskQuery) -> list[ColumnElement[bool]]:

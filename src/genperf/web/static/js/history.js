@@ -20,6 +20,7 @@ const GENERATIONS = "/api/v1/generation/tasks";
 const RECENT_GENERATIONS = 20;
 const CHANGES_HOURS = 720; // configuration changes are rare: the last 30 days
 const COMPARE_HOURS = 24; // each side of a change
+const CHANGES_SHOWN = 5; // each costs a read of its two windows (benchmarks/config_changes.py)
 
 function known(value) {
   return value !== null && value !== undefined && Number.isFinite(Number(value));
@@ -49,7 +50,7 @@ export async function loadHistory(params) {
     settle(api.request(GENERATIONS, { params: { limit: RECENT_GENERATIONS } })),
     settle(api.request(`${P}/impact`, { params: { time_window_hours: params.time_window_hours, model_type: params.model_type } })),
     settle(api.request(`${P}/forecast`, { params: { time_window_hours: params.time_window_hours } })),
-    settle(api.request(`${P}/config-changes`, { params: { time_window_hours: CHANGES_HOURS, compare_hours: COMPARE_HOURS } })),
+    settle(api.request(`${P}/config-changes`, { params: { time_window_hours: CHANGES_HOURS, compare_hours: COMPARE_HOURS, limit: CHANGES_SHOWN } })),
   ]);
   return { generations, impact, forecast, changes };
 }

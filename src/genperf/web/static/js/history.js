@@ -43,16 +43,22 @@ function within(estimate, actual) {
   return known(actual) && estimate && actual >= estimate.low && actual <= estimate.high;
 }
 
-/** Read every source; a source that fails is kept as its error, not thrown. */
+const settle = (p) => p.then((value) => ({ value }), (error) => ({ error }));
+
+/** The newest generation requests with their kept predictions (cheap: read at every refresh);
+ *  a failure is kept as its error, not thrown. */
+export async function loadPredictions() {
+  return { generations: await settle(api.request(GENERATIONS, { params: { limit: RECENT_GENERATIONS } })) };
+}
+
+/** Impact, forecast and configuration changes (each scans up to 50k records: read less often). */
 export async function loadHistory(params) {
-  const settle = (p) => p.then((value) => ({ value }), (error) => ({ error }));
-  const [generations, impact, forecast, changes] = await Promise.all([
-    settle(api.request(GENERATIONS, { params: { limit: RECENT_GENERATIONS } })),
+  const [impact, forecast, changes] = await Promise.all([
     settle(api.request(`${P}/impact`, { params: { time_window_hours: params.time_window_hours, model_type: params.model_type } })),
     settle(api.request(`${P}/forecast`, { params: { time_window_hours: params.time_window_hours } })),
     settle(api.request(`${P}/config-changes`, { params: { time_window_hours: CHANGES_HOURS, compare_hours: COMPARE_HOURS, limit: CHANGES_SHOWN } })),
   ]);
-  return { generations, impact, forecast, changes };
+  return { impact, forecast, changes };
 }
 
 /** The first refusal among the sources (401/403), so the page can ask for a token. */
@@ -85,11 +91,12 @@ function fill(card, rows) {
   replace(table.tBodies[0], rows);
 }
 
+/** Draw what was read: ``generations`` and, when they were read this time, the others. */
 export function renderHistory(history) {
   renderPredictions(history.generations);
-  renderImpact(history.impact);
-  renderForecast(history.forecast);
-  renderChanges(history.changes);
+  if (history.impact) renderImpact(history.impact);
+  if (history.forecast) renderForecast(history.forecast);
+  if (history.changes) renderChanges(history.changes);
 }
 
 // --- predicted against actual ----------------------------------------------------------------

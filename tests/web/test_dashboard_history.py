@@ -174,3 +174,18 @@ def test_without_a_generation_service_the_card_says_so(service: Service, open_pa
     open_dashboard(page, service.url)
     assert page.is_hidden("#predicted-table")
     assert "runs no generation service" in page.inner_text("#predicted-empty")
+
+
+def test_a_source_that_fails_is_said_in_its_own_card(service: Service, open_page: Any) -> None:
+    page = open_page()
+    page.route(
+        "**/api/v1/performance/impact*",
+        lambda route: route.fulfill(
+            status=500, json={"error": {"code": "internal", "message": "impact broke"}}
+        ),
+    )
+    open_dashboard(page, service.url)
+    assert page.inner_text("#impact-error") == "Cannot read this: impact broke"
+    assert page.is_hidden("#impact-table") and page.is_hidden("#impact-empty")
+    assert page.is_visible("#forecast-table")  # the other cards are drawn
+    assert page.is_hidden("#banner")

@@ -31,28 +31,17 @@ from typing import Any
 from sqlalchemy import create_engine
 
 sys.path.insert(0, str(Path(__file__).parent))
+import report_scale
 from genperf.config import Settings
 from genperf.queries import Queries
 from genperf.storage import SqlStore
 from genperf.storage.changes import record_change
-from genperf.storage.schema import generation_tasks
-from report_scale import CHUNK, NOW, rows
+from report_scale import NOW
 
 
-def fill(url: str, tasks: int, changes: int) -> None:
-    SqlStore(url).close()
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        batch: list[dict[str, Any]] = []
-        for row in rows(tasks):
-            batch.append(row)
-            if len(batch) == CHUNK:
-                conn.execute(generation_tasks.insert(), batch)
-                conn.commit()
-                batch.clear()
-        if batch:
-            conn.execute(generation_tasks.insert(), batch)
-        conn.commit()
+def fill(path: Path, tasks: int, changes: int) -> None:
+    report_scale.fill(path, tasks)  # the real schema, the same history, by executemany
+    engine = create_engine(f"sqlite:///{path}")
     for k in range(changes):
         change = {"key": "tuned_presets.t2v-A14B", "old_value": None, "new_value": f"p{k}"}
         at = NOW - timedelta(hours=12, minutes=k)
@@ -90,9 +79,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'genperf.db'}"
-        fill(url, args.tasks, args.changes)
-        store = SqlStore(url)
+        path = Path(tmp) / "genperf.db"
+        fill(path, args.tasks, args.changes)
+        store = SqlStore(f"sqlite:///{path}")
         try:
             settings = Settings(data_dir=Path(tmp))
             for name, read in (("narrow read", store), ("whole records", WholeRecords(store))):

@@ -8,7 +8,8 @@ Method
    t2v-A14B), inserted by DB-API executemany, never through the Python API; ``--changes``
    changes of ``tuned_presets.t2v-A14B`` are recorded a minute apart 12 h ago.
 2. ``Queries.config_changes(720, compare_hours=24, limit=--changes)`` runs once to warm the
-   page cache, then ``--repeats`` times; the median wall and process CPU time are printed.
+   page cache, then ``--repeats`` times; the median wall and process CPU time are printed
+   (``fleet_nodes.timed``, whose extra run under ``tracemalloc`` is not reported here).
 3. The same with the narrow read turned off (each change's window decoded as whole records
    through ``iter_tasks``), the way the comparison first read.
 
@@ -20,10 +21,8 @@ Run::
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from sqlalchemy import create_engine
 
 sys.path.insert(0, str(Path(__file__).parent))
 import report_scale
+from fleet_nodes import timed
 from genperf.config import Settings
 from genperf.queries import Queries
 from genperf.storage import SqlStore
@@ -61,17 +61,6 @@ class WholeRecords:
         return getattr(self._store, name)
 
 
-def timed(fn: Any, repeats: int) -> tuple[float, float]:
-    fn()  # warm the page cache
-    walls, cpus = [], []
-    for _ in range(repeats):
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
-    return statistics.median(walls), statistics.median(cpus)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=20_000)
@@ -88,7 +77,7 @@ def main() -> None:
                 queries = Queries(settings, lambda read=read: read, now=lambda: NOW)
                 answer = queries.config_changes(720, compare_hours=24, limit=args.changes)
                 seen = sum(g.before.tasks + g.after.tasks for g in answer.changes[0].groups)
-                wall, cpu = timed(
+                wall, cpu, _peak = timed(
                     lambda q=queries: q.config_changes(720, compare_hours=24, limit=args.changes),
                     args.repeats,
                 )

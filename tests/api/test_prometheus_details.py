@@ -40,20 +40,20 @@ def test_duration_buckets_hold_every_target_and_acceptable_line():
     assert list(buckets) == sorted(set(buckets))
 
 
-def test_every_outcome_starts_at_zero_so_a_first_failure_is_an_increase():
+def test_every_outcome_of_a_node_starts_at_zero_so_a_first_failure_is_an_increase():
+    outcomes = TaskOutcomes()
+    outcomes.observe(make_task(node="n1"))
     values = samples(
-        "".join(
-            f"{line}\n" for m in TaskOutcomes().metrics() for line in render_family(m).splitlines()
-        )
+        "".join(f"{line}\n" for m in outcomes.metrics() for line in render_family(m).splitlines())
     )
     for category in ErrorCategory:
         key = (
             "genperf_tasks_finished_total",
-            (("error_category", category.value), ("status", "failed")),
+            (("error_category", category.value), ("node", "n1"), ("status", "failed")),
         )
         assert values[key] == 0
-    done = (("error_category", "none"), ("status", "completed"))
-    assert values[("genperf_tasks_finished_total", done)] == 0
+    done = (("error_category", "none"), ("node", "n1"), ("status", "completed"))
+    assert values[("genperf_tasks_finished_total", done)] == 1
 
 
 def render_family(metric):
@@ -176,7 +176,7 @@ def test_throttle_gauges_follow_the_thermal_checks_test():
             GpuReading(index=3, name="H200"),  # unknown: no sample, never a false 0
         )
     )
-    gpu = lambda i: (("gpu", str(i)), ("name", "H200"))  # noqa: E731
+    gpu = lambda i: (("gpu", str(i)), ("name", "H200"), ("node", "n"))  # noqa: E731
     assert values[("genperf_gpu_thermal_throttled", gpu(0))] == 1
     assert values[("genperf_gpu_power_throttled", gpu(0))] == 0
     assert values[("genperf_gpu_thermal_throttled", gpu(1))] == 0

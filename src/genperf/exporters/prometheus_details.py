@@ -4,14 +4,16 @@ Kept apart from the core collector so each can change without the other, and lea
 cost grows with its series, so each family has only the labels and buckets its dashboards and
 alerts read, and none grows with the task count.
 
-* :class:`TaskDetails` (a task listener and collector), for completed tasks: time spent in
+* :class:`TaskDetails` (fed the database's task records, like
+  :class:`~genperf.exporters.prometheus.TaskOutcomes`), for completed tasks: time spent in
   each phase by model type (count and sum: mean durations and shares), the mean denoising step
   by model type and resolution class (count and sum), and a histogram of peak VRAM in percent
   of the GPU by model type and resolution class, with buckets on genperf's VRAM lines. Phase
   names outside :data:`genperf.records.STANDARD_PHASES` count as ``phase="other"``.
-* :class:`ThrottleCollector`: per GPU, 1 while its clock is cut for heat
-  (``genperf_gpu_thermal_throttled``) or for power (``genperf_gpu_power_throttled``), the same
-  test genperf's thermal bottleneck check applies to a task's throttle reasons.
+* :class:`ThrottleCollector` (per process, like the host and GPU gauges): per GPU, 1 while
+  its clock is cut for heat (``genperf_gpu_thermal_throttled``) or for power
+  (``genperf_gpu_power_throttled``), the same test genperf's thermal bottleneck check
+  applies to a task's throttle reasons.
 * :func:`duration_buckets`: the task duration histogram's bucket bounds, with every configured
   generation-time target and "acceptable" line among them, so that an alert can count exactly
   how many tasks were within a target (``genperf rules``).
@@ -40,7 +42,9 @@ from genperf.exporters.prometheus import (
     OTHER,
     MonitorSource,
     _bound,
+    _bounded,
     _label,
+    node_label,
 )
 from genperf.records import STANDARD_PHASES, TaskRecord, TaskStatus
 from genperf.tally import power_throttled, thermal_throttled
@@ -71,8 +75,8 @@ class _Sum:
 
 
 class TaskDetails(Collector):
-    """Phases, steps and peak VRAM of completed tasks (thread-safe). Register it on the
-    registry and add :meth:`observe` as a task listener."""
+    """Phases, steps and peak VRAM of completed tasks (thread-safe). Register it on a
+    registry and feed it records through :meth:`observe`."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.vram_buckets = vram_buckets(settings or Settings())
@@ -84,7 +88,7 @@ class TaskDetails(Collector):
         self._vram: dict[tuple[str, str], tuple[list[int], _Sum]] = {}  # per bucket; count, sum
 
     def observe(self, record: TaskRecord) -> None:
-        """A task listener: completed tasks only (a failed task's phases say little)."""
+        """Completed tasks only (a failed task's phases say little)."""
         if record.status is not TaskStatus.COMPLETED:
             return
         vram = _percent(record.peak_vram_usage_mb, record.vram_total_mb)
@@ -111,11 +115,7 @@ class TaskDetails(Collector):
 
     def _model_type(self, model_type: str) -> str:
         # The same rule as TaskOutcomes: the first MAX_MODEL_TYPES names, then "other".
-        label = _label(model_type)
-        if label in self._model_types or len(self._model_types) < MAX_MODEL_TYPES:
-            self._model_types.add(label)
-            return label
-        return OTHER
+        return _bounded(self._model_types, _label(model_type), MAX_MODEL_TYPES)
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
@@ -167,17 +167,18 @@ class ThrottleCollector(Collector):
         thermal = GaugeMetricFamily(
             "genperf_gpu_thermal_throttled",
             "1 while the GPU's clock is cut for heat (NVML clock event reasons)",
-            labels=("gpu", "name"),
+            labels=("node", "gpu", "name"),
         )
         power = GaugeMetricFamily(
             "genperf_gpu_power_throttled",
             "1 while the GPU's clock is cut for power (NVML clock event reasons)",
-            labels=("gpu", "name"),
+            labels=("node", "gpu", "name"),
         )
+        node = node_label(self.monitor)
         for gpu in self.monitor.current_sample().gpus:
             if gpu.throttle_reasons is None:
                 continue  # unknown on this GPU: no sample rather than a false 0
-            labels = [str(gpu.index), _label(gpu.name or "unknown", 128)]
+            labels = [node, str(gpu.index), _label(gpu.name or "unknown", 128)]
             thermal.add_metric(labels, float(thermal_throttled(gpu.throttle_reasons)))
             power.add_metric(labels, float(power_throttled(gpu.throttle_reasons)))
         if thermal.samples:

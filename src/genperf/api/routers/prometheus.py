@@ -1,4 +1,5 @@
-"""GET /metrics: the Prometheus text exposition, read from the monitor at scrape time."""
+"""GET /metrics: this process's gauges read at scrape time, and the database's task families
+(cached bytes, refreshed off the scrape path)."""
 
 from __future__ import annotations
 
@@ -28,9 +29,11 @@ router = APIRouter(tags=["prometheus"], dependencies=[RequireRead])
     },
 )
 def prometheus_metrics(context: Context, request: Request) -> Response:
-    """Host and per-GPU gauges, the database's tasks by status and error category, this
-    process's task duration histograms and finished tasks, the monitor's own overhead and
-    ``genperf_info``. OpenMetrics when the ``Accept`` header asks for it."""
-    # Not async: the database's task counts are a query (cached a few seconds), in the pool.
-    body, content_type = negotiate(context.registry, request.headers.get("accept"))
+    """This process's host and per-GPU gauges, its monitor's overhead and ``genperf_info``
+    (labelled with its node), and the database's task families: finished tasks by node,
+    status and error category, duration histograms, phases, steps and peak VRAM, for every
+    process writing to the database. OpenMetrics when the ``Accept`` header asks for it."""
+    # Not async: a stale task family waits (bounded) for its refresh thread, in the pool.
+    accept = request.headers.get("accept")
+    body, content_type = negotiate(context.registry, accept, context.store_tasks)
     return Response(body, media_type=content_type)

@@ -101,7 +101,7 @@ def test_task_histograms_and_outcomes_have_bounded_labels():
     registry = prometheus_client.CollectorRegistry(auto_describe=False)
     registry.register(outcomes)
     values = samples(render(registry).decode())
-    key = (("model_type", "t2v-A14B"), ("resolution_class", "720p"))
+    key = (("model_type", "t2v-A14B"), ("node", NODE), ("resolution_class", "720p"))
     assert values[("genperf_task_duration_seconds_count", key)] == 1
     assert values[("genperf_task_duration_seconds_bucket", (("le", "300.0"), *key))] == 1
     assert values[("genperf_task_duration_seconds_bucket", (("le", "180.0"), *key))] == 0

@@ -4,7 +4,7 @@
   loopback port, with API tokens; its GPUs are :class:`genperf.testing.FakeNvml` behind the
   real NVML collector, the one boundary this machine lacks;
 * a real Prometheus (Debian's), configured from deploy/prometheus/prometheus.yml (bearer token
-  from a file, the node found through file_sd), scraping and evaluating every second, with
+  from a file, the target found through file_sd), scraping and evaluating every second, with
   the rules ``genperf rules`` writes from the app's settings, on short windows;
 * a real Alertmanager, configured from deploy/alertmanager/alertmanager.yml, whose receivers
   post to a webhook recorder in this process.
@@ -160,7 +160,7 @@ def prometheus_config(tmp: Path, genperf_port: int, am_port: int) -> Path:
     targets = tmp / "targets"
     targets.mkdir()
     (targets / "genperf.json").write_text(
-        json.dumps([{"targets": [f"127.0.0.1:{genperf_port}"], "labels": {"node": NODE}}])
+        json.dumps([{"targets": [f"127.0.0.1:{genperf_port}"], "labels": {"__genperf_node": NODE}}])
     )
     path = tmp / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))

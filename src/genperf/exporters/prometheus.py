@@ -32,7 +32,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -130,7 +130,8 @@ class _Histogram:
 
 
 class TaskOutcomes(Collector):
-    """Cumulative task durations and outcomes of the records it observed (thread-safe).
+    """Cumulative task durations and outcomes of the records it observed, by node
+    (thread-safe).
 
     ``observe`` takes finished records; each run is counted once even when saved twice.
     Durations are of completed tasks only (a failure's duration says little); every finished
@@ -140,13 +141,15 @@ class TaskOutcomes(Collector):
     def __init__(self, buckets: Iterable[float] = DURATION_BUCKETS) -> None:
         self.buckets = tuple(sorted(buckets))
         self._lock = threading.Lock()
-        self._durations: dict[tuple[str, str], _Histogram] = {}
+        self._durations: dict[tuple[str, str, str], _Histogram] = {}
         self._outcomes: dict[tuple[str, str, str], int] = {}
         self._model_types: set[str] = set()
         self._nodes: set[str] = set()
         self._seen: OrderedDict[str, None] = OrderedDict()
 
-    def observe(self, record: TaskRecord) -> None:
+    def observe(self, record: TaskRecord, node: str | None = None) -> None:
+        """Count ``record`` under ``node`` (a label already bounded by the caller), or under
+        its own node, bounded here."""
         if record.status is TaskStatus.RUNNING:
             return
         with self._lock:
@@ -155,11 +158,15 @@ class TaskOutcomes(Collector):
             self._seen[record.run_id] = None
             if len(self._seen) > _SEEN_RUNS:
                 self._seen.popitem(last=False)
-            outcome = (self._node(record.node), record.status.value, self._category(record))
+            if node is None:
+                node = bounded_node(self._nodes, record.node)
+            self._nodes.add(node)
+            outcome = (node, record.status.value, self._category(record))
             self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
             seconds = record.generation_time_seconds
             if record.status is TaskStatus.COMPLETED and seconds is not None:
-                key = (self._model_type(record.model_type), _label(record.resolution_class))
+                model_type = _bounded(self._model_types, _label(record.model_type), MAX_MODEL_TYPES)
+                key = (node, model_type, _label(record.resolution_class))
                 hist = self._durations.get(key)
                 if hist is None:
                     hist = self._durations[key] = _Histogram([0] * len(self.buckets))
@@ -168,12 +175,6 @@ class TaskOutcomes(Collector):
                         hist.buckets[i] += 1
                 hist.count += 1
                 hist.total += seconds
-
-    def _model_type(self, model_type: str) -> str:
-        return _bounded(self._model_types, _label(model_type), MAX_MODEL_TYPES)
-
-    def _node(self, node: str) -> str:
-        return _bounded(self._nodes, _label(node, 255), MAX_NODES)
 
     @staticmethod
     def _category(record: TaskRecord) -> str:
@@ -187,21 +188,33 @@ class TaskOutcomes(Collector):
     def collect(self) -> Iterator[Metric]:
         return self.metrics()
 
-    def metrics(self) -> Iterator[Metric]:
+    def metrics(self, nodes: Container[str] | None = None) -> Iterator[Metric]:
+        """The families, of ``nodes`` only when given (one node's block, see
+        :mod:`genperf.exporters.prometheus_tasks`)."""
         with self._lock:
-            durations = {k: (list(h.buckets), h.count, h.total) for k, h in self._durations.items()}
-            zeros = {(node, *outcome): 0 for node in self._nodes for outcome in _ZERO_OUTCOMES}
-            outcomes = {**zeros, **self._outcomes}
+            durations = {
+                k: (list(h.buckets), h.count, h.total)
+                for k, h in self._durations.items()
+                if nodes is None or k[0] in nodes
+            }
+            zeros = {
+                (node, *outcome): 0
+                for node in self._nodes
+                if nodes is None or node in nodes
+                for outcome in _ZERO_OUTCOMES
+            }
+            outcomes = {
+                **zeros,
+                **{k: n for k, n in self._outcomes.items() if nodes is None or k[0] in nodes},
+            }
         hist = HistogramMetricFamily(
             "genperf_task_duration_seconds",
             "Generation time of the database's completed tasks",
-            labels=("model_type", "resolution_class"),
+            labels=("node", "model_type", "resolution_class"),
         )
-        for (model_type, res_class), (counts, count, total) in sorted(durations.items()):
+        for labels, (counts, count, total) in sorted(durations.items()):
             cumulative = [(_bound(b), n) for b, n in zip(self.buckets, counts, strict=True)]
-            hist.add_metric(
-                [model_type, res_class], [*cumulative, ("+Inf", count)], sum_value=total
-            )
+            hist.add_metric(list(labels), [*cumulative, ("+Inf", count)], sum_value=total)
         yield hist
         finished = CounterMetricFamily(
             "genperf_tasks_finished",
@@ -211,6 +224,12 @@ class TaskOutcomes(Collector):
         for labels, n in sorted(outcomes.items()):
             finished.add_metric(list(labels), n)
         yield finished
+
+
+def bounded_node(seen: set[str], node: str) -> str:
+    """The ``node`` label of a task: its node while among the first :data:`MAX_NODES`
+    distinct ones in ``seen``, else "other"."""
+    return _bounded(seen, _label(node, 255), MAX_NODES)
 
 
 def _bounded(seen: set[str], label: str, limit: int) -> str:

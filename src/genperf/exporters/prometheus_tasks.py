@@ -20,9 +20,14 @@ returns, not the table):
 A scrape never runs SQL or renders these families itself: a refresh thread does, woken by a
 scrape when the families are older than ``refresh_seconds`` or were marked changed
 (:meth:`StoreTaskFamilies.changed`, called for this process's own finished tasks). The scrape
-waits for that refresh at most ``wait_seconds``, then serves the bytes rendered after the last
-change. Until the first full pass over the table is done, the families are left out rather
-than shown partial.
+waits for that refresh at most ``wait_seconds``, then serves the bytes assembled after the
+last change. Until the first full pass over the table is done, the families are left out
+rather than shown partial.
+
+Every series of these families has a ``node`` label, so a fleet's exposition is mostly
+blocks of one node's lines. Each block is rendered (by prometheus_client, in both formats)
+only when a task of its node was folded; the exposition is those blocks joined under each
+family's header, so a refresh costs the nodes that changed, not the fleet.
 """
 
 from __future__ import annotations
@@ -31,14 +36,16 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.registry import Collector
 
 from genperf.config import Settings
-from genperf.exporters.prometheus import TaskOutcomes, strip_eof
+from genperf.exporters.prometheus import TaskOutcomes, bounded_node, strip_eof
 from genperf.exporters.prometheus_details import TaskDetails, duration_buckets
 from genperf.records import TaskRecord, TaskStatus
 
@@ -90,9 +97,11 @@ class StoreTaskFamilies:
         self._clock = clock
         self.outcomes = TaskOutcomes(duration_buckets(settings))  # alert rules count targets
         self.details = TaskDetails(settings)
-        self._registry = CollectorRegistry(auto_describe=False)
-        self._registry.register(self.outcomes)
-        self._registry.register(self.details)
+        self._nodes: set[str] = set()  # node labels, bounded
+        # Rendered lines, per format (OpenMetrics?): each family's header, and each node's
+        # sample lines per family. Written by the refresh thread only.
+        self._headers: dict[bool, dict[str, bytes]] = {False: {}, True: {}}
+        self._blocks: dict[bool, dict[str, dict[str, bytes]]] = {False: {}, True: {}}
         # Fold state, touched by the refresh thread only.
         self._after_id = 0
         self._running: OrderedDict[int, None] = OrderedDict()
@@ -105,7 +114,7 @@ class StoreTaskFamilies:
         self._refreshed_at: float | None = None
         self._dirty = True
         self._caught_up = False
-        self._rendered: dict[bool, bytes] = {}  # openmetrics? -> bytes, cleared on change
+        self._rendered: dict[bool, bytes] = {}  # openmetrics? -> the assembled exposition
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -130,19 +139,31 @@ class StoreTaskFamilies:
                 self._cond.wait_for(lambda: self._done >= ticket, timeout=self._wait_seconds)
             if not self._caught_up:
                 return b""
-            body = self._rendered.get(openmetrics)
-        if body is None:  # rendered outside the lock: scrapes of the other format go on
-            body = self._render(openmetrics)
-        return body
+            return self._rendered.get(openmetrics, b"")
 
-    def _render(self, openmetrics: bool) -> bytes:
-        if openmetrics:
-            body = strip_eof(generate_openmetrics(self._registry))  # type: ignore[no-untyped-call]
-        else:
-            body = generate_latest(self._registry)
-        with self._cond:
-            self._rendered[openmetrics] = body
-        return body
+    def _render_nodes(self, nodes: set[str]) -> dict[bool, bytes]:
+        """Render the blocks of ``nodes`` again, then assemble both formats."""
+        for openmetrics in (False, True):
+            headers, blocks = self._headers[openmetrics], self._blocks[openmetrics]
+            todo: list[str | None] = [*sorted(nodes)] or [None]  # None: the headers alone
+            for node in todo:
+                registry = CollectorRegistry(auto_describe=False)
+                registry.register(_NodeBlock(self, None if node is None else {node}))
+                if openmetrics:
+                    text = strip_eof(generate_openmetrics(registry))  # type: ignore[no-untyped-call]
+                else:
+                    text = generate_latest(registry)
+                lines = _split(text, headers)
+                if node is not None:
+                    blocks[node] = lines
+        return {
+            openmetrics: b"".join(
+                header + b"".join(node_lines.get(family, b"") for _, node_lines in blocks)
+                for family, header in self._headers[openmetrics].items()
+            )
+            for openmetrics in (False, True)
+            for blocks in [sorted(self._blocks[openmetrics].items())]
+        }
 
     def _start_locked(self) -> None:
         if self._thread is None:
@@ -158,29 +179,32 @@ class StoreTaskFamilies:
                 if self._closed:
                     return
                 ticket = self._asked
+            rendered: dict[bool, bytes] | None = None
             try:
-                folded, complete = self._refresh()
+                changed, complete = self._refresh()
+                if changed or not self._rendered:
+                    rendered = self._render_nodes(changed)
             except Exception:  # the database may be down: keep the last families
                 logger.debug("could not read the database's task rows", exc_info=True)
-                folded, complete = 0, False
+                complete = False
             with self._cond:
-                if folded:
-                    self._rendered.clear()
+                if rendered is not None:
+                    self._rendered = rendered
                 self._caught_up = self._caught_up or complete
                 self._done = ticket
                 self._cond.notify_all()
 
-    def _refresh(self) -> tuple[int, bool]:
-        """Fold every row finished since the last refresh: (rows folded, whether the pass
-        reached the end of the table)."""
+    def _refresh(self) -> tuple[set[str], bool]:
+        """Fold every row finished since the last refresh: (the nodes of the rows folded,
+        whether the pass reached the end of the table)."""
         store = self._store()
         feed = getattr(store, "task_rows", None)
         if not callable(feed):
-            return 0, False
+            return set(), False
         now = self._clock()
         self._gaps = {i: at for i, at in self._gaps.items() if now - at < GAP_SECONDS}
         recheck: Sequence[int] = [*self._running, *self._gaps]
-        folded = 0
+        folded: set[str] = set()
         while not self._closed:
             rows: list[tuple[int, TaskRecord]] = feed(self._after_id, recheck, self._batch_rows)
             recheck = ()  # once per refresh
@@ -193,9 +217,10 @@ class StoreTaskFamilies:
                     self._watch(row_id)
                     continue
                 self._running.pop(row_id, None)
-                self.outcomes.observe(record)
-                self.details.observe(record)
-                folded += 1
+                node = bounded_node(self._nodes, record.node)
+                self.outcomes.observe(record, node)
+                self.details.observe(record, node)
+                folded.add(node)
             if self._caught_up_once:
                 self._note_gaps(rows, newest, now)
             fresh = sum(1 for row_id, _ in rows if row_id > self._after_id)
@@ -227,6 +252,39 @@ class StoreTaskFamilies:
             thread = self._thread
         if thread is not None:
             thread.join(timeout=10)
+
+
+class _NodeBlock(Collector):
+    """The task families of some nodes (all when None): what one block renders."""
+
+    def __init__(self, families: StoreTaskFamilies, nodes: set[str] | None) -> None:
+        self.families = families
+        self.nodes = nodes
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.families.outcomes.metrics(self.nodes)
+        yield from self.families.details.metrics(self.nodes)
+
+
+def _split(text: bytes, headers: dict[str, bytes]) -> dict[str, bytes]:
+    """An exposition's sample lines per family; each family's header (its ``#`` lines) goes
+    to ``headers``, in the order the families come (the same in every rendering)."""
+    lines: dict[str, list[bytes]] = {}
+    family = ""
+    header: list[bytes] = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith(b"# HELP "):
+            if family and family not in headers:
+                headers[family] = b"".join(header)
+            family, header = line.split(b" ", 3)[2].decode(), [line]
+            lines[family] = []
+        elif line.startswith(b"#"):
+            header.append(line)
+        else:
+            lines[family].append(line)
+    if family and family not in headers:
+        headers[family] = b"".join(header)
+    return {name: b"".join(chunk) for name, chunk in lines.items() if chunk}
 
 
 __all__ = ["StoreTaskFamilies", "TaskRowSource"]

@@ -219,3 +219,32 @@ def test_task_counters_are_the_databases_whichever_process_wrote_them(client, st
     assert expected[("agent-b", "completed", "none")] == 3  # the other processes' tasks count
     assert expected[("agent-a", "failed", "out_of_memory_gpu")] == 1
     assert expected[("api-node", "completed", "none")] == 1
+
+
+def test_gzip_when_the_scraper_accepts_it_is_the_same_exposition(client):
+    client.post(f"{P}/tasks", json={"task_id": "z", "model_type": "t2v-A14B"})
+    client.post(f"{P}/tasks/z/complete", json={"success": True})
+    for accept in ("text/plain", "application/openmetrics-text"):
+        plain = client.get("/metrics", headers={"Accept": accept, "Accept-Encoding": "identity"})
+        zipped = client.get("/metrics", headers={"Accept": accept, "Accept-Encoding": "gzip"})
+        assert "content-encoding" not in plain.headers
+        assert zipped.headers["content-encoding"] == "gzip"  # httpx decodes it for us
+        assert zipped.headers["vary"] == "Accept-Encoding"
+        assert zipped.headers["content-type"] == plain.headers["content-type"]
+        stable = [
+            line
+            for line in zipped.text.splitlines()
+            if not line.startswith(("genperf_sample_age", "genperf_monitor_"))
+        ]
+        assert stable == [
+            line
+            for line in plain.text.splitlines()
+            if not line.startswith(("genperf_sample_age", "genperf_monitor_"))
+        ]
+        assert "genperf_tasks_finished_total" in zipped.text
+    openmetrics = client.get(
+        "/metrics",
+        headers={"Accept": "application/openmetrics-text", "Accept-Encoding": "gzip"},
+    )
+    assert openmetrics.text.endswith("# EOF\n")
+    assert openmetrics.text.count("# EOF") == 1

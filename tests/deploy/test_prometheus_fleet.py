@@ -10,7 +10,6 @@ carry its node label, and agents export no task family.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -20,10 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from agent_process import OUTCOMES, agent_command
-from deploy_support import DEPLOY, free_port, tool
-from stack_support import _ready, _start, _stop, wait_for
+from deploy_support import free_port, tool
+from stack_support import _ready, _start, _stop, shipped_scrape_config, wait_for, write_config
 
 from genperf.records import TaskStatus
 from genperf.storage import SqlStore, TaskQuery
@@ -57,30 +55,15 @@ class Fleet:
 
 def _config(tmp: Path, api_port: int, agent_ports: dict[str, int]) -> Path:
     """The shipped scrape configuration with this test's token file, targets and 1 s scrapes."""
-    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-    config.pop("rule_files")
-    config.pop("alerting")
-    token = tmp / "genperf.token"
-    token.write_text(TOKEN + "\n")
-    token.chmod(0o600)
-    (job,) = config["scrape_configs"]
-    job["authorization"]["credentials_file"] = str(token)
-    targets = tmp / "targets"
-    targets.mkdir()
-    api = {"__genperf_node": API_NODE, "role": "api"}
-    (targets / "api.json").write_text(
-        json.dumps([{"targets": [f"127.0.0.1:{api_port}"], "labels": api}])
-    )
+    api = {"targets": [f"127.0.0.1:{api_port}"], "labels": {"__genperf_node": API_NODE}}
     agents = [
         {"targets": [f"127.0.0.1:{port}"], "labels": {"__genperf_node": node, "role": "agent"}}
         for node, port in agent_ports.items()
     ]
-    (targets / "nodes.json").write_text(json.dumps(agents))
-    job["file_sd_configs"][0]["files"] = [str(targets / "*.json")]
-    path = tmp / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    config = shipped_scrape_config(tmp, TOKEN, {"api.json": [api], "nodes.json": agents})
+    config.pop("rule_files")
+    config.pop("alerting")
+    return write_config(tmp, config)
 
 
 @pytest.fixture(scope="module")

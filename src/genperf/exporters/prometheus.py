@@ -47,6 +47,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from genperf.exporters.gzip_join import EMPTY, DeflatedPrefix, gzip_join
 from genperf.records import (
     GPU_METRICS,
     HOST_METRICS,
@@ -359,30 +360,38 @@ def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
 
 
-class Appendix(Protocol):
-    """Families rendered elsewhere (and cached there), appended to a registry's exposition."""
+class Prefix(Protocol):
+    """Families rendered elsewhere (and cached there) that go before a registry's exposition:
+    plain, and compressed once per change (see :mod:`genperf.exporters.gzip_join`)."""
 
     def exposition(self, openmetrics: bool) -> bytes: ...
 
-
-_EOF = b"# EOF\n"
+    def deflated(self, openmetrics: bool) -> DeflatedPrefix: ...
 
 
 def negotiate(
-    registry: CollectorRegistry, accept: str | None, appendix: Appendix | None = None
+    registry: CollectorRegistry,
+    accept: str | None,
+    prefix: Prefix | None = None,
+    *,
+    gzip: bool = False,
 ) -> tuple[bytes, str]:
     """The registry in the format the scraper's ``Accept`` header asks for, and its content
     type: OpenMetrics when asked for it, else the Prometheus text format (prometheus_client's
-    own negotiation, so the two stay in step with the library). ``appendix``'s bytes follow
-    the registry's, before OpenMetrics' closing ``# EOF``."""
+    own negotiation, so the two stay in step with the library). ``prefix``'s families come
+    first (so OpenMetrics' ``# EOF`` stays last); ``gzip`` compresses the whole body as one
+    gzip member, the prefix's part compressed once per change rather than per scrape."""
     encoder, content_type = choose_encoder(accept or "")
     body = encoder(registry)
-    if appendix is None:
-        return body, content_type
     openmetrics = content_type.startswith("application/openmetrics-text")
-    if openmetrics and body.endswith(_EOF):
-        return body[: -len(_EOF)] + appendix.exposition(True) + _EOF, content_type
-    return body + appendix.exposition(False), content_type
+    if gzip:
+        return gzip_join(prefix.deflated(openmetrics) if prefix else EMPTY, body), content_type
+    if prefix is None:
+        return body, content_type
+    return prefix.exposition(openmetrics) + body, content_type
+
+
+_EOF = b"# EOF\n"
 
 
 def strip_eof(body: bytes) -> bytes:

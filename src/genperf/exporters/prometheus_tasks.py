@@ -27,7 +27,9 @@ rather than shown partial.
 Every series of these families has a ``node`` label, so a fleet's exposition is mostly
 blocks of one node's lines. Each block is rendered (by prometheus_client, in both formats)
 only when a task of its node was folded; the exposition is those blocks joined under each
-family's header, so a refresh costs the nodes that changed, not the fleet.
+family's header, so a refresh costs the nodes that changed, not the fleet. Scrapers asking
+for gzip (Prometheus does) get these bytes compressed once per change too
+(:mod:`genperf.exporters.gzip_join`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.registry import Collector
 
 from genperf.config import Settings
+from genperf.exporters.gzip_join import EMPTY, DeflatedPrefix, deflate_prefix
 from genperf.exporters.prometheus import TaskOutcomes, bounded_node, strip_eof
 from genperf.exporters.prometheus_details import TaskDetails, duration_buckets
 from genperf.records import TaskRecord, TaskStatus
@@ -115,6 +118,9 @@ class StoreTaskFamilies:
         self._dirty = True
         self._caught_up = False
         self._rendered: dict[bool, bytes] = {}  # openmetrics? -> the assembled exposition
+        self._deflated: dict[bool, DeflatedPrefix] = {}  # the same, compressed
+        self._deflate_formats: set[bool] = set()  # formats a scraper asked for compressed
+        self._version = 0  # assemblies so far
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -127,19 +133,40 @@ class StoreTaskFamilies:
         """The families' bytes (OpenMetrics without its ``# EOF``), empty until the first
         full pass; asks for a refresh first when they are stale, and waits for it a while."""
         with self._cond:
-            now = self._clock()
-            stale = self._refreshed_at is None or now - self._refreshed_at >= self._refresh_seconds
-            if (self._dirty or stale) and not self._closed:
-                self._dirty = False
-                self._refreshed_at = now
-                self._asked += 1
-                ticket = self._asked
-                self._start_locked()
-                self._cond.notify_all()
-                self._cond.wait_for(lambda: self._done >= ticket, timeout=self._wait_seconds)
-            if not self._caught_up:
+            if not self._await_refresh_locked():
                 return b""
             return self._rendered.get(openmetrics, b"")
+
+    def deflated(self, openmetrics: bool) -> DeflatedPrefix:
+        """:meth:`exposition`, compressed once per change (by the refresh thread, once a
+        scraper has asked for this format compressed)."""
+        with self._cond:
+            if not self._await_refresh_locked():
+                return EMPTY
+            self._deflate_formats.add(openmetrics)
+            cached = self._deflated.get(openmetrics)
+            body, version = self._rendered.get(openmetrics, b""), self._version
+        if cached is None:  # the first such scrape since a change: compress it here, once
+            cached = deflate_prefix(body)
+            with self._cond:
+                if self._version == version:
+                    self._deflated[openmetrics] = cached
+        return cached
+
+    def _await_refresh_locked(self) -> bool:
+        """Ask for a refresh when the families are stale or changed, wait for it a while;
+        whether the families are complete (the first full pass is done)."""
+        now = self._clock()
+        stale = self._refreshed_at is None or now - self._refreshed_at >= self._refresh_seconds
+        if (self._dirty or stale) and not self._closed:
+            self._dirty = False
+            self._refreshed_at = now
+            self._asked += 1
+            ticket = self._asked
+            self._start_locked()
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._done >= ticket, timeout=self._wait_seconds)
+        return self._caught_up
 
     def _render_nodes(self, nodes: set[str]) -> dict[bool, bytes]:
         """Render the blocks of ``nodes`` again, then assemble both formats."""
@@ -180,16 +207,21 @@ class StoreTaskFamilies:
                     return
                 ticket = self._asked
             rendered: dict[bool, bytes] | None = None
+            deflated: dict[bool, DeflatedPrefix] = {}
             try:
                 changed, complete = self._refresh()
                 if changed or not self._rendered:
                     rendered = self._render_nodes(changed)
+                    with self._cond:
+                        formats = set(self._deflate_formats)
+                    deflated = {f: deflate_prefix(rendered[f]) for f in formats}
             except Exception:  # the database may be down: keep the last families
                 logger.debug("could not read the database's task rows", exc_info=True)
                 complete = False
             with self._cond:
                 if rendered is not None:
-                    self._rendered = rendered
+                    self._rendered, self._deflated = rendered, deflated
+                    self._version += 1
                 self._caught_up = self._caught_up or complete
                 self._done = ticket
                 self._cond.notify_all()

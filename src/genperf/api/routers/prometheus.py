@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 
 from genperf.api.auth import RequireRead
 from genperf.api.deps import Context
+from genperf.exporters.gzip_join import accepts_gzip
 from genperf.exporters.prometheus import CONTENT_TYPE, negotiate
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -34,6 +35,10 @@ def prometheus_metrics(context: Context, request: Request) -> Response:
     status and error category, duration histograms, phases, steps and peak VRAM, for every
     process writing to the database. OpenMetrics when the ``Accept`` header asks for it."""
     # Not async: a stale task family waits (bounded) for its refresh thread, in the pool.
+    gzip = accepts_gzip(request.headers.get("accept-encoding"))
     accept = request.headers.get("accept")
-    body, content_type = negotiate(context.registry, accept, context.store_tasks)
-    return Response(body, media_type=content_type)
+    body, content_type = negotiate(context.registry, accept, context.store_tasks, gzip=gzip)
+    headers = {"Vary": "Accept-Encoding"}
+    if gzip:
+        headers["Content-Encoding"] = "gzip"
+    return Response(body, media_type=content_type, headers=headers)

@@ -74,23 +74,23 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     SqlStore(url).close()  # the schema, before four processes open it at once
     logs = {"prometheus": tmp / "prometheus.log", "serve": tmp / "serve.log"}
     procs: list[subprocess.Popen[bytes]] = []
-    agents: list[subprocess.Popen[str]] = []
     try:
-        ports: dict[str, int] = {}
-        for node in OUTCOMES:
+        ports = {node: free_port() for node in OUTCOMES}
+        for node, port in ports.items():
             data = tmp / node
             data.mkdir()
-            agent = subprocess.Popen(
-                agent_command(sys.executable, url, node, TOKEN, data),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            agents.append(agent)
-            assert agent.stdout is not None
-            line = agent.stdout.readline()  # "ready <port>": its tasks are in the database
-            assert line.startswith("ready "), f"{node} did not start: {line!r}"
-            ports[node] = int(line.split()[1])
+            with (tmp / f"{node}.log").open("wb") as out:
+                command = agent_command(sys.executable, url, node, TOKEN, data, port)
+                procs.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT))
+            logs[node] = tmp / f"{node}.log"
+        for node, port in ports.items():
+            wait_for(f"{node}'s listener", lambda p=port: _scrapable(p), timeout=60)
+        total = sum(sum(outcome) for outcome in OUTCOMES.values())
+        wait_for(
+            "the agents' tasks in the database",
+            lambda: sum(_database_counts(url).values()) == total,
+            timeout=60,
+        )
         api_port, prom_port = free_port(), free_port()
         env = {
             **os.environ,
@@ -126,14 +126,20 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         wait_for("Prometheus", lambda: _ready(f"{fleet.prometheus_url}/-/ready"), timeout=60)
         yield fleet
     finally:
-        for proc in procs:
+        for proc in reversed(procs):
             _stop(proc)
-        for agent in agents:
-            if agent.stdin is not None:
-                agent.stdin.close()  # the agent's signal to stop
-            agent.wait(timeout=30)
-            if agent.stdout is not None:
-                agent.stdout.close()
+
+
+def _scrapable(port: int) -> bool:
+    try:
+        r = httpx.get(
+            f"http://127.0.0.1:{port}/metrics",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=2,
+        )
+    except httpx.TransportError:
+        return False
+    return r.status_code == 200
 
 
 def _database_counts(url: str) -> dict[tuple[str, str], int]:

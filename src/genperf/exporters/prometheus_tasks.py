@@ -165,7 +165,9 @@ class StoreTaskFamilies:
             ticket = self._asked
             self._start_locked()
             self._cond.notify_all()
-            self._cond.wait_for(lambda: self._done >= ticket, timeout=self._wait_seconds)
+            self._cond.wait_for(
+                lambda: self._done >= ticket or self._closed, timeout=self._wait_seconds
+            )
         return self._caught_up
 
     def _render_nodes(self, nodes: set[str]) -> dict[bool, bytes]:

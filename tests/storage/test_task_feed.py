@@ -119,3 +119,36 @@ def test_a_row_committed_after_a_later_one_is_still_counted(postgres_schema_url)
         families.close()
         engine.dispose()
         store.close()
+
+
+def test_the_series_count_follows_nodes_and_models_not_tasks(tmp_path):
+    store = SqlStore(f"sqlite:///{tmp_path / 'feed.db'}")
+    clock = ManualClock(0.0)
+    families = families_of(store, clock)
+
+    def series() -> int:
+        text = families.exposition(openmetrics=False).decode()
+        return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+
+    def add(start: int, count: int) -> None:
+        for i in range(start, start + count):
+            store.save_task(
+                make_task(
+                    task_id=f"t{i}",
+                    node=f"node-{i % 4}",
+                    model_type=f"model-{i % 3}",
+                    generation_time_seconds=float(i % 500),
+                    status=TaskStatus.FAILED if i % 7 == 0 else TaskStatus.COMPLETED,
+                )
+            )
+        families.changed()
+
+    try:
+        add(0, 100)
+        after_100 = series()
+        add(100, 900)
+        assert series() == after_100
+        assert "task_id" not in families.exposition(openmetrics=False).decode()
+    finally:
+        families.close()
+        store.close()

@@ -5,7 +5,9 @@ whose transaction commits after a later one (PostgreSQL)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, insert
 
@@ -77,23 +79,27 @@ def test_nothing_is_shown_until_the_first_pass_is_complete_and_then_all_of_it(tm
         store.close()
 
 
-def test_the_families_are_rendered_once_per_change(tmp_path):
+@pytest.fixture
+def on_sqlite(tmp_path) -> Iterator[tuple[SqlStore, ManualClock, StoreTaskFamilies]]:
     store = SqlStore(f"sqlite:///{tmp_path / 'feed.db'}")
     clock = ManualClock(0.0)
     families = families_of(store, clock)
-    try:
-        store.save_task(make_task(task_id="a"))
-        first = families.exposition(openmetrics=False)
-        clock.advance(5.0)  # a refresh, but nothing changed: the same bytes, not re-rendered
-        assert families.exposition(openmetrics=False) is first
-        store.save_task(make_task(task_id="b"))
-        families.changed()
-        assert families.exposition(openmetrics=False) is not first
-        assert finished(families) == {("test-node", "completed"): 2}
-        assert not families.exposition(openmetrics=True).endswith(b"# EOF\n")  # appended
-    finally:
-        families.close()
-        store.close()
+    yield store, clock, families
+    families.close()
+    store.close()
+
+
+def test_the_families_are_rendered_once_per_change(on_sqlite):
+    store, clock, families = on_sqlite
+    store.save_task(make_task(task_id="a"))
+    first = families.exposition(openmetrics=False)
+    clock.advance(5.0)  # a refresh, but nothing changed: the same bytes, not re-rendered
+    assert families.exposition(openmetrics=False) is first
+    store.save_task(make_task(task_id="b"))
+    families.changed()
+    assert families.exposition(openmetrics=False) is not first
+    assert finished(families) == {("test-node", "completed"): 2}
+    assert not families.exposition(openmetrics=True).endswith(b"# EOF\n")  # a prefix
 
 
 def test_a_row_committed_after_a_later_one_is_still_counted(postgres_schema_url):
@@ -121,10 +127,8 @@ def test_a_row_committed_after_a_later_one_is_still_counted(postgres_schema_url)
         store.close()
 
 
-def test_the_series_count_follows_nodes_and_models_not_tasks(tmp_path):
-    store = SqlStore(f"sqlite:///{tmp_path / 'feed.db'}")
-    clock = ManualClock(0.0)
-    families = families_of(store, clock)
+def test_the_series_count_follows_nodes_and_models_not_tasks(on_sqlite):
+    store, _, families = on_sqlite
 
     def series() -> int:
         text = families.exposition(openmetrics=False).decode()
@@ -143,12 +147,8 @@ def test_the_series_count_follows_nodes_and_models_not_tasks(tmp_path):
             )
         families.changed()
 
-    try:
-        add(0, 100)
-        after_100 = series()
-        add(100, 900)
-        assert series() == after_100
-        assert "task_id" not in families.exposition(openmetrics=False).decode()
-    finally:
-        families.close()
-        store.close()
+    add(0, 100)
+    after_100 = series()
+    add(100, 900)
+    assert series() == after_100
+    assert "task_id" not in families.exposition(openmetrics=False).decode()

@@ -408,3 +408,37 @@ def test_nodes_from_the_server_and_from_the_database(server: str, db_url: str) -
     assert f"{NODE}" in shown and "down" in shown and "NVIDIA H200" in shown
     assert "720p 262 s" in shown or "720p 263 s" in shown
     assert json.loads(out(run("nodes", "--json", "--node", "nowhere")))["nodes"] == []
+
+
+def test_history_reads_are_the_same_from_the_server_and_the_database(
+    server: str, db_url: str
+) -> None:
+    """predict, impact, forecast and changes go through the query layer both ways: the
+    same JSON, field by field, and the same screen."""
+    from sqlalchemy import create_engine
+
+    from genperf.storage.changes import record_change
+
+    engine = create_engine(db_url)
+    row = {"key": "tuned_presets.t2v-A14B", "old_value": None, "new_value": "tiled"}
+    record_change(
+        engine,
+        {**row, "changed_at": utc_now() - timedelta(hours=4, minutes=10), "source": "tune"},
+    )
+    engine.dispose()
+    question = ("--model-type", "t2v-A14B", "--resolution", "720p", "--frames", "81")
+    for args in (
+        ("changes", "--compare-hours", "2"),
+        ("impact", "--hours", "24"),
+        ("forecast", "--hours", "24"),
+        ("predict", *question, "--steps", "40"),
+    ):
+        local, served = run(*args, "--json"), remote(server, *args, "--json")
+        assert served.exit_code == local.exit_code, (served.output, local.output)
+        assert normalised(json.loads(served.stdout)) == normalised(json.loads(local.stdout))
+        if args[0] != "forecast":  # its crossings are said relative to each side's now
+            assert remote(server, *args).stdout == run(*args).stdout
+    changes = json.loads(out(run("changes", "--compare-hours", "2", "--json")))
+    (change,) = changes["changes"]
+    (group,) = change["groups"]  # the 720p tasks 20 min apart, three either side of it
+    assert (group["before"]["tasks"], group["after"]["tasks"]) == (3, 3)

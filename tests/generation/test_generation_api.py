@@ -66,8 +66,10 @@ def test_submit_then_read_the_task_and_its_metrics(client, service):
         "vae_decode",
     ]
     assert len(metrics["step_times_seconds"]) == 2
+    assert body["prediction"] == prediction  # kept as it was said when it was queued
     listed = client.get(URL, headers=_auth(READ), params={"status": "completed"})
     assert [t["task_id"] for t in listed.json()["tasks"]] == [task_id]
+    assert listed.json()["tasks"][0]["prediction"] == prediction
     assert PROMPT not in one.text + listed.text
 
 

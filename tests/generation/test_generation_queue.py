@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from genperf.generation.model_cache import PipelineCache
-from genperf.generation.queue import RequestQueue
+from genperf.generation.queue import MAX_PREDICTION_CHARS, RequestQueue
 from genperf.generation.request import (
     MAX_FRAMES,
     GenerationRequest,
@@ -103,6 +103,17 @@ def test_abandoned_requests_are_failed(queue):
     assert queue.fail_abandoned() == 1
     assert queue.get("t1").status is RequestStatus.FAILED
     assert queue.get("t2").status is RequestStatus.QUEUED
+
+
+def test_a_kept_prediction_is_read_back_and_bounded(queue):
+    queue.add(_request(1))
+    prediction = {"answerable": True, "generation_time_seconds": {"value": 1.5}}
+    queue.record_prediction("t1", prediction)
+    assert queue.predictions(["t1", "t2"]) == {"t1": prediction}
+    assert queue.predictions([]) == {}
+    with pytest.raises(ValueError, match=r"prediction: .* over 16000"):
+        queue.record_prediction("t2", {"reasons": ["x" * MAX_PREDICTION_CHARS]})
+    assert queue.predictions(["t2"]) == {}
 
 
 def test_an_in_memory_queue():

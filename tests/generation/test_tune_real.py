@@ -12,8 +12,8 @@ from genperf.config import load_settings
 from genperf.generation import TINY_WAN, GenerationService
 from genperf.generation.presets import PRESET_NAMES, preset
 from genperf.generation.request import RequestStatus
-from genperf.generation.tune import changes
 from genperf.monitor import PerformanceMonitor
+from genperf.storage import SqlStore
 
 pytestmark = [
     pytest.mark.slow,
@@ -35,13 +35,18 @@ def test_tune_writes_the_fastest_preset_and_the_service_uses_it(data_dir, tmp_pa
     assert "presets measured" in result.output and "vae_tiling" in result.output
     chosen = json.loads(config.read_text())["performance_monitoring"]["tuned_presets"][TINY_WAN]
     assert chosen in PRESET_NAMES
-    (change,) = changes(url)
-    assert (change["key"], change["old_value"], change["new_value"]) == (
+    store = SqlStore(url)
+    try:
+        (change,) = store.configuration_changes()
+    finally:
+        store.close()
+    assert (change.key, change.old_value, change.new_value, change.model_type) == (
         f"tuned_presets.{TINY_WAN}",
         None,
         chosen,
+        TINY_WAN,
     )
-    assert change["after_time_seconds"] > 0 and change["before_time_seconds"] > 0
+    assert change.after_time_seconds > 0 and change.before_time_seconds > 0
 
     settings = load_settings(config)
     assert settings.tuned_presets == {TINY_WAN: chosen}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from genperf import optimizations as opt
+from genperf.analysis.stats import median, quantile
 from genperf.records import TaskRecord
 
 MIN_TASKS = 3  # a side with fewer tasks gives no median worth comparing
@@ -66,13 +67,30 @@ class OptimizationImpact:
 
 
 @dataclass(frozen=True, slots=True)
+class WindowFigures:
+    """What one model type x resolution class did in one window: finished tasks, how many
+    completed, and the completed tasks' median and p95 time and median peaks."""
+
+    tasks: int
+    completed: int
+    success_rate: float | None
+    median_time_seconds: float | None
+    p95_time_seconds: float | None
+    median_peak_vram_mb: float | None
+    median_peak_rss_mb: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeImpact:
-    """A configuration change: the window before (a) against the window after (b)."""
+    """A configuration change: the window before (a) against the window after (b).
+    ``comparison`` compares the completed tasks; ``before`` / ``after`` count failures too."""
 
     changed_at: datetime
     model_type: str
     resolution_class: str
     comparison: Comparison
+    before: WindowFigures
+    after: WindowFigures
 
 
 def optimization_impact(records: Iterable[TaskRecord]) -> list[OptimizationImpact]:
@@ -101,25 +119,56 @@ def optimization_impact(records: Iterable[TaskRecord]) -> list[OptimizationImpac
 
 
 def change_impact(
-    records: Iterable[TaskRecord], changed_at: datetime, window: timedelta
+    records: Iterable[TaskRecord],
+    changed_at: datetime,
+    window: timedelta,
+    *,
+    model_type: str | None = None,
 ) -> list[ChangeImpact]:
-    """Per model type x resolution class, completed tasks started in ``window`` before
-    ``changed_at`` against those started in ``window`` after it."""
+    """Per model type x resolution class (``model_type`` only, when given), finished tasks
+    started in ``window`` before ``changed_at`` against those started in ``window`` after
+    it. A group shows when both windows finished a task there; its comparison needs
+    :data:`MIN_TASKS` completed tasks a side (else its changes are None, confidence low)."""
     before: dict[tuple[str, str], list[TaskRecord]] = defaultdict(list)
     after: dict[tuple[str, str], list[TaskRecord]] = defaultdict(list)
     for r in records:
-        if not r.success:
+        if not r.finished or (model_type is not None and r.model_type != model_type):
             continue
         key = (r.model_type, r.resolution_class)
         if changed_at - window <= r.started_at < changed_at:
             before[key].append(r)
         elif changed_at <= r.started_at < changed_at + window:
             after[key].append(r)
-    return [
-        ChangeImpact(changed_at, key[0], key[1], compare(before[key], after[key]))
-        for key in sorted(set(before) & set(after))
-        if len(before[key]) >= MIN_TASKS and len(after[key]) >= MIN_TASKS
-    ]
+    out = []
+    for key in sorted(set(before) & set(after)):
+        ok_before = [r for r in before[key] if r.success]
+        ok_after = [r for r in after[key] if r.success]
+        out.append(
+            ChangeImpact(
+                changed_at,
+                key[0],
+                key[1],
+                compare(ok_before, ok_after),
+                window_figures(before[key]),
+                window_figures(after[key]),
+            )
+        )
+    return out
+
+
+def window_figures(records: Sequence[TaskRecord]) -> WindowFigures:
+    """The figures of one window's finished tasks (times and peaks of the completed ones)."""
+    ok = [r for r in records if r.success]
+    times = _values(ok, "generation_time_seconds")
+    return WindowFigures(
+        tasks=len(records),
+        completed=len(ok),
+        success_rate=len(ok) / len(records) if records else None,
+        median_time_seconds=median(times),
+        p95_time_seconds=quantile(times, 0.95),
+        median_peak_vram_mb=median(_values(ok, "peak_vram_usage_mb")),
+        median_peak_rss_mb=median(_values(ok, "peak_process_rss_mb")),
+    )
 
 
 def compare(a: Sequence[TaskRecord], b: Sequence[TaskRecord]) -> Comparison:

@@ -85,10 +85,15 @@ async def get_settings(request: Request) -> Settings:
 
 
 async def get_queries(request: Request) -> Queries:
-    """The query layer over the app's store and report cache (the store opens on first read,
-    in the route's own thread)."""
+    """The query layer over the app's store, report cache and the monitor's fits of the
+    history (the store opens on first read, in the route's own thread)."""
     context = context_of(request)
-    return Queries(context.settings, context.read_store, cache=context.reports)
+    return Queries(
+        context.settings,
+        context.read_store,
+        cache=context.reports,
+        predictor=context.monitor.predictor,
+    )
 
 
 Context = Annotated[AppContext, Depends(get_context)]

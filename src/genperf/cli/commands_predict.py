@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -217,6 +218,79 @@ def forecast_view(p: Mapping[str, Any]) -> RenderableType:
     return Group(table, Text(line))
 
 
+def changes(
+    hours: Annotated[
+        float, typer.Option("--hours", parser=parse_hours, help="Changes of the last hours.")
+    ] = 720.0,
+    compare_hours: Annotated[
+        float,
+        typer.Option(
+            "--compare-hours", parser=parse_hours, help="How long each side of a change spans."
+        ),
+    ] = 24.0,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100)] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Each recorded configuration change (genperf tune writes them), newest first, with the
+    window before it against the window after: tasks, success rate, median and p95 time and
+    median peaks per model type x resolution class."""
+    payload = state.source().config_changes(hours, compare_hours, limit)
+    emit(payload, as_json, lambda shown, _targets: changes_view(shown))
+
+
+def _fraction(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f} %"
+
+
+def _side(w: Mapping[str, Any]) -> list[str]:
+    peak = w.get("median_peak_vram_mb") or w.get("median_peak_rss_mb")
+    return [
+        f"{w['completed']}/{w['tasks']}",
+        _fraction(w.get("success_rate")),
+        human_duration(w.get("median_time_seconds")),
+        human_duration(w.get("p95_time_seconds")),
+        human_mib(peak),
+    ]
+
+
+def changes_view(p: Mapping[str, Any]) -> RenderableType:
+    """Each change: a heading, then per model type x class its window before and after."""
+    rows = p.get("changes") or []
+    if not rows:
+        return Text(
+            f"No configuration change recorded in the last {p['time_window_hours']:g} h "
+            "(genperf tune records the presets it writes)."
+        )
+    parts: list[RenderableType] = []
+    span = f"{p['compare_hours']:g} h"
+    for c in rows:
+        when = str(c["changed_at"])[:16].replace("T", " ")
+        parts.append(Text(f"{c['key']}: {c.get('old_value') or 'not set'} -> {c['new_value']}"))
+        parts.append(Text(f"  {when} UTC, by {c['source']}", style="dim"))
+        groups = c.get("groups") or []
+        if not groups:
+            parts.append(Text(f"  no task finished both {span} before and {span} after it"))
+            continue
+        for g in groups:
+            table = Table(
+                title=f"{g['model_type']} {g['resolution_class']}",
+                title_justify="left",
+                box=box.SIMPLE_HEAD,
+            )
+            table.add_column(f"{span} window")
+            for name in ("ok/all", "success", "p50", "p95", "peak", "time", "peak"):
+                table.add_column(name, justify="right")
+            table.add_row("before", *_side(g["before"]), "", "")
+            table.add_row(
+                "after",
+                *_side(g["after"]),
+                _percent(g.get("time_change_percent")),
+                _percent(g.get("peak_change_percent")),
+            )
+            parts.append(table)
+    return Group(*parts)
+
+
 def tune(
     model_type: Annotated[str, typer.Argument(help="The model type to tune, e.g. tiny-wan-t2v.")],
     resolution: Annotated[
@@ -308,4 +382,5 @@ def register(app: typer.Typer) -> None:
     app.command()(predict)
     app.command()(impact)
     app.command()(forecast)
+    app.command()(changes)
     app.command()(tune)

@@ -27,6 +27,10 @@ Payloads (each is also what ``--json`` prints), by endpoint of the API:
 ``benchmarks``  ``GET /benchmarks``: ``{time_window_hours, targets, benchmarks}``
 ``live``        the status payload plus ``recent``: the newest finished tasks
 ``nodes``       ``GET /nodes``: ``{time_window_hours, timestamp, targets, nodes}``
+``predict``     ``POST /predict``: the prediction (``PredictionOut``)
+``impact``      ``GET /impact``: ``{time_window_hours, model_type, tasks, optimizations}``
+``forecast``    ``GET /forecast``: ``{time_window_hours, classes, capacity}``
+``config_changes`` ``GET /config-changes``: ``{time_window_hours, compare_hours, changes}``
 
 Every read but ``live`` takes ``nodes`` (the API's repeatable ``node``): those nodes only.
 """
@@ -51,8 +55,12 @@ from genperf.queries import Queries
 from genperf.queries.models import (
     AnalysisOut,
     BenchmarksOut,
+    ConfigChangesOut,
+    ForecastOut,
+    ImpactListOut,
     MetricsPage,
     NodesOut,
+    PredictionOut,
     SampleOut,
     StatusOut,
 )
@@ -125,6 +133,8 @@ class Source(Protocol):
     def impact(self, hours: float, model_type: str | None = None) -> dict[str, Any]: ...
 
     def forecast(self, hours: float) -> dict[str, Any]: ...
+
+    def config_changes(self, hours: float, compare_hours: float, limit: int) -> dict[str, Any]: ...
 
     def nodes(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]: ...
 
@@ -289,33 +299,19 @@ class LocalSource:
 
     def predict(self, question: dict[str, Any]) -> dict[str, Any]:
         """``POST /predict``'s answer, fitted here from the local history."""
-        from genperf.monitor.predictor import HistoryPredictor
-
         q = dict(question)
-        prediction = HistoryPredictor().predict(
-            self.store(),
-            q.pop("model_type"),
-            q.pop("resolution"),
-            q.pop("frames"),
-            q.pop("steps"),
-            **q,
-        )
-        from genperf.records import to_jsonable
-
-        payload: dict[str, Any] = to_jsonable(prediction)
-        return payload
+        model_type, resolution = q.pop("model_type"), q.pop("resolution")
+        frames, steps = q.pop("frames"), q.pop("steps")
+        return _json(self.queries().predict(model_type, resolution, frames, steps, **q))
 
     def impact(self, hours: float, model_type: str | None = None) -> dict[str, Any]:
-        """``GET /impact``'s answer, measured here on the local history."""
-        from genperf.queries.history import impact_payload
-
-        return impact_payload(self.store(), hours, model_type, now=self._now())
+        return _json(self.queries().impact(hours, model_type=model_type))
 
     def forecast(self, hours: float) -> dict[str, Any]:
-        """``GET /forecast``'s answer, computed here on the local history."""
-        from genperf.queries.history import forecast_payload
+        return _json(self.queries().forecast(hours))
 
-        return forecast_payload(self.store(), self.settings, hours, now=self._now())
+    def config_changes(self, hours: float, compare_hours: float, limit: int) -> dict[str, Any]:
+        return _json(self.queries().config_changes(hours, compare_hours=compare_hours, limit=limit))
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -521,16 +517,21 @@ class HttpSource:
         self._client.close()
 
     def predict(self, question: dict[str, Any]) -> dict[str, Any]:
-        return self._json("POST", "/predict", body=question)
+        return self._parsed(PredictionOut, "POST", "/predict", body=question)
 
     def impact(self, hours: float, model_type: str | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {"time_window_hours": hours}
         if model_type is not None:
             params["model_type"] = model_type
-        return self._json("GET", "/impact", params)
+        return self._parsed(ImpactListOut, "GET", "/impact", params=params)
 
     def forecast(self, hours: float) -> dict[str, Any]:
-        return self._json("GET", "/forecast", {"time_window_hours": hours})
+        params = {"time_window_hours": hours}
+        return self._parsed(ForecastOut, "GET", "/forecast", params=params)
+
+    def config_changes(self, hours: float, compare_hours: float, limit: int) -> dict[str, Any]:
+        params = {"time_window_hours": hours, "compare_hours": compare_hours, "limit": limit}
+        return self._parsed(ConfigChangesOut, "GET", "/config-changes", params=params)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -561,12 +562,13 @@ class HttpSource:
         method: str,
         path: str,
         params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The answer read as the response model the API declares (so local and remote
         payloads are the same JSON), or a SourceError saying the server is not genperf's."""
-        body = self._json(method, path, params=params)
+        answer = self._json(method, path, params=params, body=body)
         try:
-            return _json(model.model_validate(body))
+            return _json(model.model_validate(answer))
         except ValidationError as exc:
             raise SourceError(
                 f"{self.url} is not a genperf server of this version: it answered {method} "

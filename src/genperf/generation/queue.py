@@ -11,9 +11,10 @@ One service per database: at start, requests a previous process left running are
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,6 +95,19 @@ generation_tuning = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_generation_tuning_task_id", "task_id"),
 )
+
+# What the history predicted for a request when it was queued (``POST /predict``'s answer, as
+# JSON), kept so that predicted against actual is what was said then, not a refit since.
+generation_predictions = Table(
+    "generation_predictions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", String(64), nullable=False),
+    Column("prediction", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("uq_generation_predictions_task_id", "task_id", unique=True),
+)
+MAX_PREDICTION_CHARS = 16_000  # a prediction is ~1-2 kB; a bound keeps a row from growing
 
 _t = generation_requests
 
@@ -307,6 +321,28 @@ class RequestQueue:
         )
         with self._read("read tuning decisions") as conn:
             return [TuningDecision(**dict(r)) for r in conn.execute(stmt).mappings()]
+
+    def record_prediction(self, task_id: str, prediction: Mapping[str, Any]) -> None:
+        """Keep the prediction made for a request when it was queued.
+
+        Raises:
+            ValueError: the prediction's JSON is over :data:`MAX_PREDICTION_CHARS`.
+        """
+        text = json.dumps(prediction, separators=(",", ":"), allow_nan=False)
+        if len(text) > MAX_PREDICTION_CHARS:
+            raise ValueError(f"prediction: {len(text)} characters, over {MAX_PREDICTION_CHARS}")
+        row = {"task_id": task_id, "prediction": text, "created_at": utc_now()}
+        with self._write("record a prediction") as conn:
+            conn.execute(insert(generation_predictions), row)
+
+    def predictions(self, task_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The kept prediction of each of these requests that has one."""
+        if not task_ids:
+            return {}
+        p = generation_predictions
+        stmt = select(p.c.task_id, p.c.prediction).where(p.c.task_id.in_(list(task_ids)))
+        with self._read("read predictions") as conn:
+            return {task_id: json.loads(text) for task_id, text in conn.execute(stmt)}
 
     def fail_abandoned(self) -> int:
         """Fail requests left running by a process that stopped; returns how many."""

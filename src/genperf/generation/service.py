@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -59,6 +60,7 @@ class GenerationTask:
     request: QueuedRequest
     metrics: TaskRecord | None
     tuning: tuple[TuningDecision, ...] = ()
+    prediction: Mapping[str, Any] | None = None  # what was predicted when it was queued
 
     @property
     def task_id(self) -> str:
@@ -220,13 +222,32 @@ class GenerationService:
         request = self.queue.get(task_id)
         if request is None:
             raise RequestNotFoundError(task_id)
-        return GenerationTask(request, self._metrics(request), tuple(self.queue.tuning(task_id)))
+        return GenerationTask(
+            request,
+            self._metrics(request),
+            tuple(self.queue.tuning(task_id)),
+            self.queue.predictions([task_id]).get(task_id),
+        )
 
     def list(
         self, status: RequestStatus | None = None, limit: int = 50, offset: int = 0
     ) -> list[GenerationTask]:
-        """Requests, newest first, with their metrics."""
-        return [GenerationTask(r, self._metrics(r)) for r in self.queue.list(status, limit, offset)]
+        """Requests, newest first, with their metrics and kept predictions."""
+        requests = self.queue.list(status, limit, offset)
+        predictions = self.queue.predictions([r.task_id for r in requests])
+        return [
+            GenerationTask(r, self._metrics(r), prediction=predictions.get(r.task_id))
+            for r in requests
+        ]
+
+    def keep_prediction(self, task_id: str, prediction: Mapping[str, Any]) -> None:
+        """Keep what was predicted for a request as it was queued (JSON-ready), so that
+        predicted against actual shows what was said then. Never fails the request: a
+        prediction that cannot be kept is logged and dropped."""
+        try:
+            self.queue.record_prediction(task_id, prediction)
+        except Exception as exc:
+            logger.warning("cannot keep the prediction of %s: %s", task_id, exc)
 
     def pending(self) -> int:
         """Requests queued or running."""

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, insert, select
-
 from genperf.config import ROOT_KEY
 from genperf.generation.grid import GridPoint, grid, run_grid
 from genperf.generation.pipelines import load_model
@@ -28,24 +26,8 @@ from genperf.generation.presets import Preset
 from genperf.generation.registry import ModelRegistry
 from genperf.monitor import PerformanceMonitor
 from genperf.records import TaskRecord, utc_now
+from genperf.storage.changes import record_change as store_change
 from genperf.storage.engine import make_engine, store_errors
-from genperf.storage.schema import UtcDateTime
-
-metadata = MetaData()
-configuration_changes = Table(
-    "configuration_changes",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("changed_at", UtcDateTime, nullable=False),
-    Column("key", String(200), nullable=False),  # "tuned_presets.<model_type>"
-    Column("old_value", String(200)),
-    Column("new_value", String(200), nullable=False),
-    Column("source", String(50), nullable=False),  # "genperf tune"
-    Column("before_time_seconds", Float),
-    Column("after_time_seconds", Float),
-    Column("before_peak_mb", Float),
-    Column("after_peak_mb", Float),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,39 +118,22 @@ def record_change(
     engine = make_engine(url)
     try:
         with store_errors("record a configuration change", url):
-            metadata.create_all(engine, checkfirst=True)
-            with engine.begin() as conn:
-                conn.execute(
-                    insert(configuration_changes),
-                    {
-                        "changed_at": utc_now(),
-                        "key": key,
-                        "old_value": old,
-                        "new_value": new,
-                        "source": "genperf tune",
-                        "before_time_seconds": before.time_seconds if before else None,
-                        "after_time_seconds": after.time_seconds,
-                        "before_peak_mb": before.peak_mb if before else None,
-                        "after_peak_mb": after.peak_mb,
-                    },
-                )
+            store_change(
+                engine,
+                {
+                    "changed_at": utc_now(),
+                    "key": key,
+                    "old_value": old,
+                    "new_value": new,
+                    "source": "genperf tune",
+                    "before_time_seconds": before.time_seconds if before else None,
+                    "after_time_seconds": after.time_seconds,
+                    "before_peak_mb": before.peak_mb if before else None,
+                    "after_peak_mb": after.peak_mb,
+                },
+            )
     finally:
         engine.dispose()
 
 
-def changes(url: str) -> list[dict[str, Any]]:
-    """Every recorded configuration change, oldest first."""
-    engine = make_engine(url)
-    try:
-        with store_errors("read configuration changes", url):
-            metadata.create_all(engine, checkfirst=True)
-            with engine.connect() as conn:
-                rows = conn.execute(
-                    select(configuration_changes).order_by(configuration_changes.c.id)
-                )
-                return [dict(r) for r in rows.mappings()]
-    finally:
-        engine.dispose()
-
-
-__all__ = ["PresetResult", "best", "changes", "grid", "measure", "record_change", "write_preset"]
+__all__ = ["PresetResult", "best", "grid", "measure", "record_change", "write_preset"]

@@ -1,5 +1,6 @@
-"""History-based answers shared by the API and the CLI: each optimisation's measured impact,
-and the forecast of each resolution class's p95 and the fleet's capacity."""
+"""History-based answers shared by the API and the CLI (through :class:`Queries`): each
+optimisation's measured impact, the forecast of each resolution class's p95 and the fleet's
+capacity, and each recorded configuration change's window before against after."""
 
 from __future__ import annotations
 
@@ -7,23 +8,31 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from genperf.analysis.forecast import Crossing, capacity, forecast_p95
-from genperf.analysis.impact import optimization_impact
+from genperf.analysis.impact import change_impact, optimization_impact
 from genperf.config import Settings
-from genperf.records import to_jsonable, utc_now
+from genperf.queries.models import (
+    ChangeGroupOut,
+    ConfigChangeOut,
+    ConfigChangesOut,
+    ForecastOut,
+    ImpactListOut,
+    WindowFiguresOut,
+)
+from genperf.records import to_jsonable
 from genperf.storage.base import Store, TaskQuery
+from genperf.storage.changes import ConfigurationChange
 
 MAX_IMPACT_TASKS = 50_000  # the newest tasks of the window the impact is measured on
+MAX_CHANGE_TASKS = 20_000  # the tasks read around one configuration change
+MAX_CHANGES = 100  # the most changes one read lists
 
 
-def impact_payload(
-    store: Store, hours: float, model_type: str | None, now: datetime | None = None
-) -> dict[str, Any]:
-    """The impact of each optimisation over the last ``hours`` (the API's and CLI's payload)."""
-    since = (now or utc_now()) - timedelta(hours=hours)
+def impact(store: Store, hours: float, model_type: str | None, now: datetime) -> ImpactListOut:
+    """The impact of each optimisation over the last ``hours``."""
     records = list(
         store.iter_tasks(
             TaskQuery(
-                since=since,
+                since=now - timedelta(hours=hours),
                 model_type=model_type,
                 success_only=True,
                 newest_first=True,
@@ -53,23 +62,18 @@ def impact_payload(
                 "peak_confidence": c.peak_confidence,
             }
         )
-    payload: dict[str, Any] = to_jsonable(
-        {
-            "time_window_hours": hours,
-            "model_type": model_type,
-            "tasks": len(records),
-            "optimizations": rows,
-        }
-    )
-    return payload
+    payload = {
+        "time_window_hours": hours,
+        "model_type": model_type,
+        "tasks": len(records),
+        "optimizations": rows,
+    }
+    return ImpactListOut.model_validate(to_jsonable(payload))
 
 
-def forecast_payload(
-    store: Store, settings: Settings, hours: float, now: datetime | None = None
-) -> dict[str, Any]:
-    """The forecast over the last ``hours`` (the API's and CLI's payload). The queue is the
-    tasks of the window still running (each node's generation and those waiting for it)."""
-    now = now or utc_now()
+def forecast(store: Store, settings: Settings, hours: float, now: datetime) -> ForecastOut:
+    """The forecast over the last ``hours``. The queue is the tasks of the window still
+    running (each node's generation and those waiting for it)."""
     since = now - timedelta(hours=hours)
     query = TaskQuery(since=since, newest_first=True, limit=MAX_IMPACT_TASKS)
     records = list(store.iter_tasks(query))
@@ -83,12 +87,62 @@ def forecast_payload(
         {**to_jsonable(c), "target": _crossing(c.target), "acceptable": _crossing(c.acceptable)}
         for c in classes
     ]
-    payload: dict[str, Any] = {
+    payload = {
         "time_window_hours": hours,
         "classes": rows,
         "capacity": to_jsonable(capacity(records, running)),
     }
-    return payload
+    return ForecastOut.model_validate(payload)
+
+
+def config_changes(
+    store: Store, hours: float, compare_hours: float, now: datetime, limit: int = MAX_CHANGES
+) -> ConfigChangesOut:
+    """The configuration changes made in the last ``hours`` (newest first, at most
+    ``limit``), each with the ``compare_hours`` before it against the ``compare_hours``
+    after it, per model type x resolution class. A store that keeps no changes (in memory)
+    lists none."""
+    read = getattr(store, "configuration_changes", None)
+    found: list[ConfigurationChange] = (
+        read(since=now - timedelta(hours=hours), limit=min(limit, MAX_CHANGES))
+        if callable(read)
+        else []
+    )
+    window = timedelta(hours=compare_hours)
+    changes = [_change(store, c, window) for c in found]
+    return ConfigChangesOut(time_window_hours=hours, compare_hours=compare_hours, changes=changes)
+
+
+def _change(store: Store, change: ConfigurationChange, window: timedelta) -> ConfigChangeOut:
+    query = TaskQuery(
+        since=change.changed_at - window,
+        until=change.changed_at + window,
+        model_type=change.model_type,
+        newest_first=True,
+        limit=MAX_CHANGE_TASKS,
+    )
+    narrow = getattr(store, "task_outcomes", None)  # a SQL store's narrow read
+    records = narrow(query) if callable(narrow) else store.iter_tasks(query)
+    groups = []
+    for g in change_impact(records, change.changed_at, window):
+        c = g.comparison
+        groups.append(
+            ChangeGroupOut(
+                model_type=g.model_type,
+                resolution_class=g.resolution_class,
+                before=WindowFiguresOut.model_validate(g.before),
+                after=WindowFiguresOut.model_validate(g.after),
+                time_change_percent=c.time_change_percent,
+                time_confidence=c.time_confidence,
+                peak_metric=c.peak_metric,
+                peak_change_percent=c.peak_change_percent,
+                peak_confidence=c.peak_confidence,
+            )
+        )
+    out: ConfigChangeOut = ConfigChangeOut.model_validate(
+        {**to_jsonable(change), "model_type": change.model_type, "groups": groups}
+    )
+    return out
 
 
 def _crossing(crossing: Crossing | None) -> dict[str, Any] | None:

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any, Union
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from genperf.analysis import Benchmark, Bottleneck, Recommendation, Trend
+from genperf.analysis.impact import WindowFigures
 from genperf.records import GpuReading, PhaseRecord, SystemSample, TaskRecord
+from genperf.storage.changes import ConfigurationChange
 
 
 class _Out(BaseModel):
@@ -339,3 +341,163 @@ class NodesOut(_Out):
         description="Generation-time target per resolution class (seconds)."
     )
     nodes: list[NodeOut]
+
+
+# --- prediction, optimisation impact, forecast, configuration changes ----------------------
+
+
+class EstimateOut(BaseModel):
+    value: float
+    low: float
+    high: float
+
+
+class SuggestedRunOut(BaseModel):
+    resolution: str
+    frames: int
+    steps: int
+    optimizations: list[str]
+
+
+class PredictionOut(BaseModel):
+    """A prediction with 90 % intervals, or why there is none (``answerable: false``)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_type: str
+    node: str | None
+    resolution: str
+    frames: int
+    steps: int
+    optimizations: list[str]
+    answerable: bool
+    generation_time_seconds: EstimateOut | None = Field(
+        None, description="Without the model load (see phases.model_load)."
+    )
+    phases: dict[str, EstimateOut]
+    peak_ram_mb: EstimateOut | None = Field(None, description="The process's peak RSS.")
+    peak_ram_growth_mb: EstimateOut | None = Field(
+        None, description="What the generation adds to the process's RSS (model loaded)."
+    )
+    peak_vram_mb: EstimateOut | None = None
+    interval_level: float
+    tasks: int = Field(description="Completed runs the answer is learnt from.")
+    configurations: int
+    reasons: list[str]
+    suggested_runs: list[SuggestedRunOut]
+
+
+class ImpactOut(BaseModel):
+    """One optimisation token on one model type x resolution class: without (a) against
+    with (b)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    token: str
+    model_type: str
+    resolution_class: str
+    summary: str
+    count_without: int
+    count_with: int
+    time_without_seconds: float | None
+    time_with_seconds: float | None
+    time_change_percent: float | None
+    time_confidence: str
+    peak_metric: str | None
+    peak_without_mb: float | None
+    peak_with_mb: float | None
+    peak_change_percent: float | None
+    peak_confidence: str
+
+
+class ImpactListOut(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    time_window_hours: float
+    model_type: str | None
+    tasks: int
+    optimizations: list[ImpactOut]
+
+
+class CrossingOut(BaseModel):
+    line_seconds: float
+    already: bool
+    at: datetime | None
+    text: str
+
+
+class ClassForecastOut(BaseModel):
+    resolution_class: str
+    tasks: int
+    p95_now_seconds: float | None
+    trend_seconds_per_day: float | None
+    target: CrossingOut | None
+    acceptable: CrossingOut | None
+    note: str | None
+
+
+class CapacityOut(BaseModel):
+    tasks_per_hour: float | None
+    nodes: int
+    queue: int
+    queue_hours: float | None
+
+
+class ForecastOut(BaseModel):
+    time_window_hours: float
+    classes: list[ClassForecastOut]
+    capacity: CapacityOut
+
+
+if TYPE_CHECKING:
+    WindowFiguresOut = _Out
+    ConfigChangeRecordOut = _Out
+else:
+    WindowFiguresOut = record_model(
+        WindowFigures,
+        "WindowFiguresOut",
+        "One model type x resolution class in the window before or after a change.",
+        descriptions={
+            "tasks": "Finished tasks started in the window.",
+            "median_peak_rss_mb": "The process's peak RSS.",
+        },
+    )
+    ConfigChangeRecordOut = record_model(
+        ConfigurationChange,
+        "ConfigChangeRecordOut",
+        "A recorded configuration change and what its writer measured.",
+        computed={"model_type": str | None},
+        descriptions={"before_time_seconds": "As measured by its writer (genperf tune)."},
+    )
+
+
+class ChangeGroupOut(BaseModel):
+    """A change's effect on one model type x resolution class: before against after."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_type: str
+    resolution_class: str
+    before: WindowFiguresOut
+    after: WindowFiguresOut
+    time_change_percent: float | None = Field(description="Median time, completed tasks.")
+    time_confidence: str
+    peak_metric: str | None
+    peak_change_percent: float | None
+    peak_confidence: str
+
+
+class ConfigChangeOut(ConfigChangeRecordOut):
+    """A recorded configuration change, what its writer measured, and what history shows
+    (``model_type``: the model type it concerns; null: every one)."""
+
+    groups: list[ChangeGroupOut] = Field(
+        description="Per model type x resolution class, the window before against after "
+        "(a group shows when both windows finished a task there)."
+    )
+
+
+class ConfigChangesOut(_Out):
+    time_window_hours: float = Field(description="Changes made in this window are listed.")
+    compare_hours: float = Field(description="Each side of a change spans this long.")
+    changes: list[ConfigChangeOut] = Field(description="Newest first.")

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from genperf.analysis import build_report
 from genperf.config import Settings
@@ -20,23 +20,31 @@ from genperf.exporters import csv as csv_exporter
 from genperf.exporters import elastic as elastic_exporter
 from genperf.exporters import influx as influx_exporter
 from genperf.exporters import json as json_exporter
+from genperf.queries import history
 from genperf.queries.fleet import fleet
 from genperf.queries.models import (
     ActiveTaskOut,
     AnalysisOut,
     BenchmarksOut,
+    ConfigChangesOut,
+    ForecastOut,
+    ImpactListOut,
     MetricsPage,
     MonitoringOut,
     MonitorStatsOut,
     NodesOut,
+    PredictionOut,
     RecommendationsOut,
     SampleOut,
     StatusOut,
     StoredStatusOut,
     TaskOut,
 )
-from genperf.records import SystemSample, TaskRecord, utc_now
+from genperf.records import SystemSample, TaskRecord, to_jsonable, utc_now
 from genperf.storage.base import Store, TaskQuery
+
+if TYPE_CHECKING:
+    from genperf.monitor.predictor import HistoryPredictor
 
 EXPORT_BATCH = 1000  # records read from the store per batch while exporting
 STATUS_ACTIVE_TASKS = 20  # /status lists the first running tasks; GET /tasks pages through all
@@ -123,6 +131,8 @@ class Queries:
             raise a GenperfError when the database cannot be opened).
         cache: keeps built reports (the API's short-lived cache); None builds every time.
         now: the wall clock that ends every window.
+        predictor: keeps the fits of the history (the server's monitor's, so a fit is reused
+            until new runs land); None: a fresh one, made on the first prediction.
     """
 
     def __init__(
@@ -132,11 +142,13 @@ class Queries:
         *,
         cache: ReportCache | None = None,
         now: Callable[[], datetime] = utc_now,
+        predictor: HistoryPredictor | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
         self._cache = cache
         self._now = now
+        self._predictor = predictor
 
     # -- the analysis report and what is read from it -------------------------------------
 
@@ -305,6 +317,38 @@ class Queries:
     def nodes(self, hours: float, *, nodes: Sequence[str] = ()) -> NodesOut:
         """Each node that sampled or ran tasks in the last ``hours`` (see ``fleet``)."""
         return fleet(self._store(), self.settings, hours=hours, now=self._now(), nodes=nodes)
+
+    # -- prediction and what history says -------------------------------------------------
+
+    def predict(
+        self, model_type: str, resolution: str, frames: int, steps: int, **options: Any
+    ) -> PredictionOut:
+        """A generation's time and peak memory before it runs, learnt from the history of
+        ``model_type``; ``options`` (``optimizations``, ``node``) and the answer are those of
+        :meth:`genperf.monitor.PerformanceMonitor.predict`."""
+        if self._predictor is None:
+            from genperf.monitor.predictor import HistoryPredictor
+
+            self._predictor = HistoryPredictor()
+        prediction = self._predictor.predict(
+            self._store(), model_type, resolution, frames, steps, **options
+        )
+        return PredictionOut.model_validate(to_jsonable(prediction))
+
+    def impact(self, hours: float, *, model_type: str | None = None) -> ImpactListOut:
+        """Each optimisation's impact over the last ``hours`` (see ``history.impact``)."""
+        return history.impact(self._store(), hours, model_type, self._now())
+
+    def forecast(self, hours: float) -> ForecastOut:
+        """The p95 forecast and capacity over the last ``hours`` (see ``history.forecast``)."""
+        return history.forecast(self._store(), self.settings, hours, self._now())
+
+    def config_changes(
+        self, hours: float, *, compare_hours: float, limit: int = history.MAX_CHANGES
+    ) -> ConfigChangesOut:
+        """The configuration changes of the last ``hours``, each with the window before it
+        against the window after (see ``history.config_changes``)."""
+        return history.config_changes(self._store(), hours, compare_hours, self._now(), limit)
 
     # -- status ---------------------------------------------------------------------------
 

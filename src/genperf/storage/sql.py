@@ -32,6 +32,7 @@ from genperf.errors import StoreError
 from genperf.records import TASK_FIELDS, ErrorCategory, SystemSample, TaskRecord, TaskStatus
 from genperf.storage.adopt import ServiceTable
 from genperf.storage.base import MAX_NODES, NodeHead, TaskQuery, genperf_version
+from genperf.storage.changes import ConfigurationChange, read_changes
 from genperf.storage.codec import row_to_sample, row_to_task, sample_to_row, task_to_row
 from genperf.storage.engine import (
     POSTGRES_WRITE_TIMEOUT_MS,
@@ -150,6 +151,13 @@ class SqlStore:
         stmt = select(monitors.c.instance, monitors.c.node, monitors.c.stopped_at)
         with self._read("read the monitors") as conn:
             return [(str(i), str(n), s is not None) for i, n, s in conn.execute(stmt)]
+
+    def configuration_changes(
+        self, since: datetime | None = None, limit: int = 100
+    ) -> list[ConfigurationChange]:
+        """Recorded configuration changes, newest first (see :mod:`genperf.storage.changes`)."""
+        with self._read("read configuration changes") as conn:
+            return read_changes(conn, since=since, limit=limit)
 
     def task_rows(
         self, after_id: int, ids: Sequence[int], limit: int
@@ -300,6 +308,22 @@ class SqlStore:
         with self._read("read generation times") as conn:
             return [(str(c), float(t)) for c, t in conn.execute(stmt).all()]
 
+    def task_outcomes(self, query: TaskQuery) -> list[TaskRecord]:
+        """The matching records with only what comparing two windows needs (model type,
+        class, status, start, time, peak VRAM and RSS; every other field at its default), in
+        the query's order, ``limit`` honoured: a narrow read, several times cheaper than
+        decoding whole records (see benchmarks/config_changes.py)."""
+        c = tasks.c
+        stmt = _ordered(
+            select(*(c[name] for name in _OUTCOME_FIELDS)).where(*task_filters(query)), query
+        )
+        with self._read("read task outcomes") as conn:
+            rows = conn.execute(stmt.limit(query.limit)).mappings().all()
+        return [
+            TaskRecord(**{**row, "status": TaskStatus(row["status"]), "steps": None})
+            for row in rows
+        ]
+
     def running_tasks(self, node: str) -> list[TaskRecord]:
         stmt = (
             select(*_TASK_COLUMNS)
@@ -371,6 +395,21 @@ class SqlStore:
             yield conn
             if commit:
                 conn.commit()
+
+
+_OUTCOME_FIELDS = (
+    "run_id",
+    "task_id",
+    "node",
+    "model_type",
+    "resolution",
+    "resolution_class",
+    "status",
+    "started_at",
+    "generation_time_seconds",
+    "peak_vram_usage_mb",
+    "peak_process_rss_mb",
+)
 
 
 def task_filters(query: TaskQuery) -> list[ColumnElement[bool]]:

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from genperf.api.auth import RequireRead, RequireWrite
 from genperf.api.errors import ApiError, ErrorResponse
-from genperf.api.routers.predict import PredictionOut, prediction_out
+from genperf.api.routers.predict import prediction_out
 from genperf.api.schemas import TaskOut
 from genperf.generation import (
     DEFAULT_MODEL_TYPE,
@@ -47,6 +47,7 @@ from genperf.generation.request import (
     MIN_HEADROOM_MIB,
     check_frames,
 )
+from genperf.queries.models import PredictionOut
 
 logger = logging.getLogger("genperf.generation")
 
@@ -126,6 +127,11 @@ class GenerationTaskOut(BaseModel):
     tuning: list[TuningOut] = Field(
         default_factory=list, description="Auto-tune's preset for each run, and why."
     )
+    prediction: PredictionOut | None = Field(
+        None,
+        description="What the history predicted for it when it was queued (the POST's "
+        "answer, kept); null when none could be made then.",
+    )
 
     @classmethod
     def of(cls, task: GenerationTask) -> GenerationTaskOut:
@@ -135,6 +141,9 @@ class GenerationTaskOut(BaseModel):
             update={
                 "metrics": None if task.metrics is None else TaskOut.model_validate(task.metrics),
                 "tuning": [TuningOut.model_validate(d, from_attributes=True) for d in task.tuning],
+                "prediction": None
+                if task.prediction is None
+                else PredictionOut.model_validate(task.prediction),
             }
         )
 
@@ -191,6 +200,8 @@ def make_router(
         },
     )
     def submit(body: GenerationTaskIn, response: Response) -> GenerationTaskAccepted:
+        # Predicted before it is queued: the run can never be part of its own history.
+        prediction = _prediction(service, body)
         try:
             task_id = service.submit(
                 body.model_type,
@@ -212,8 +223,10 @@ def make_router(
                 headers={"Retry-After": str(exc.retry_after_seconds)},
             ) from None
         response.headers["Location"] = f"{PREFIX}/{quote(task_id, safe='')}"
+        if prediction is not None:
+            service.keep_prediction(task_id, prediction.model_dump(mode="json"))
         return GenerationTaskAccepted(
-            task_id=task_id, status=RequestStatus.QUEUED, prediction=_prediction(service, body)
+            task_id=task_id, status=RequestStatus.QUEUED, prediction=prediction
         )
 
     @router.get(

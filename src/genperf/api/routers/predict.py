@@ -1,4 +1,7 @@
-"""Prediction and what history says about optimisations.
+"""Prediction and what history says about optimisations and configuration changes.
+
+Every route answers through the query layer (:class:`genperf.queries.Queries`), as the CLI's
+``predict``, ``impact``, ``forecast`` and ``changes`` do on a local database.
 
 - ``POST /api/v1/performance/predict``: a generation's time and peak memory before it runs,
   learnt from the store's history of that model type (and node); see
@@ -11,25 +14,34 @@
 - ``GET /api/v1/performance/impact``: each optimisation's measured impact (median time and
   peak with against without it, same model type x resolution class), see
   :mod:`genperf.analysis.impact`.
+- ``GET /api/v1/performance/config-changes``: each recorded configuration change (``genperf
+  tune`` writes them) with the window before it against the window after, per model type x
+  resolution class: tasks, success rate, median and p95 time, median peaks.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from genperf.api.auth import RequireRead
-from genperf.api.deps import Context, ModelTypeFilter, StoreDep, TimeWindowHours
+from genperf.api.deps import ModelTypeFilter, QueriesDep, TimeWindowHours
 from genperf.generation.request import MAX_FRAMES, MAX_STEPS, RESOLUTION_ALIASES
-from genperf.queries.history import forecast_payload, impact_payload
+from genperf.queries.history import MAX_CHANGES
+from genperf.queries.models import (
+    ConfigChangesOut,
+    ForecastOut,
+    ImpactListOut,
+    PredictionOut,
+)
 from genperf.records import to_jsonable
 
 router = APIRouter(tags=["prediction"], dependencies=[RequireRead])
 
 MAX_TOKENS = 16
+MAX_COMPARE_HOURS = 24.0 * 30  # each side of a configuration change
 
 
 class PredictIn(BaseModel):
@@ -61,48 +73,8 @@ class PredictIn(BaseModel):
         return f"{width}x{height}"
 
 
-class EstimateOut(BaseModel):
-    value: float
-    low: float
-    high: float
-
-
-class SuggestedRunOut(BaseModel):
-    resolution: str
-    frames: int
-    steps: int
-    optimizations: list[str]
-
-
-class PredictionOut(BaseModel):
-    """A prediction with 90 % intervals, or why there is none (``answerable: false``)."""
-
-    model_config = ConfigDict(protected_namespaces=())
-
-    model_type: str
-    node: str | None
-    resolution: str
-    frames: int
-    steps: int
-    optimizations: list[str]
-    answerable: bool
-    generation_time_seconds: EstimateOut | None = Field(
-        None, description="Without the model load (see phases.model_load)."
-    )
-    phases: dict[str, EstimateOut]
-    peak_ram_mb: EstimateOut | None = Field(None, description="The process's peak RSS.")
-    peak_ram_growth_mb: EstimateOut | None = Field(
-        None, description="What the generation adds to the process's RSS (model loaded)."
-    )
-    peak_vram_mb: EstimateOut | None = None
-    interval_level: float
-    tasks: int = Field(description="Completed runs the answer is learnt from.")
-    configurations: int
-    reasons: list[str]
-    suggested_runs: list[SuggestedRunOut]
-
-
 def prediction_out(prediction: Any) -> PredictionOut:
+    """A :class:`genperf.prediction.Prediction` as served."""
     return PredictionOut.model_validate(to_jsonable(prediction))
 
 
@@ -111,9 +83,8 @@ def prediction_out(prediction: Any) -> PredictionOut:
     response_model=PredictionOut,
     summary="Predict a generation's time and peak memory from history",
 )
-def predict(context: Context, store: StoreDep, body: PredictIn) -> PredictionOut:
-    prediction = context.monitor.predictor.predict(
-        store,
+def predict(queries: QueriesDep, body: PredictIn) -> PredictionOut:
+    return queries.predict(
         body.model_type,
         body.resolution,
         body.frames,
@@ -121,39 +92,6 @@ def predict(context: Context, store: StoreDep, body: PredictIn) -> PredictionOut
         optimizations=body.optimizations,
         node=body.node,
     )
-    return prediction_out(prediction)
-
-
-class ImpactOut(BaseModel):
-    """One optimisation token on one model type x resolution class: without (a) against
-    with (b)."""
-
-    model_config = ConfigDict(protected_namespaces=())
-
-    token: str
-    model_type: str
-    resolution_class: str
-    summary: str
-    count_without: int
-    count_with: int
-    time_without_seconds: float | None
-    time_with_seconds: float | None
-    time_change_percent: float | None
-    time_confidence: str
-    peak_metric: str | None
-    peak_without_mb: float | None
-    peak_with_mb: float | None
-    peak_change_percent: float | None
-    peak_confidence: str
-
-
-class ImpactListOut(BaseModel):
-    model_config = ConfigDict(protected_namespaces=())
-
-    time_window_hours: float
-    model_type: str | None
-    tasks: int
-    optimizations: list[ImpactOut]
 
 
 @router.get(
@@ -162,43 +100,13 @@ class ImpactListOut(BaseModel):
     summary="Each optimisation's impact on time and peak memory, from history",
 )
 def impact(
-    store: StoreDep,
+    queries: QueriesDep,
     time_window_hours: TimeWindowHours = 168.0,
     model_type: ModelTypeFilter = None,
 ) -> ImpactListOut:
     """Median generation time and peak memory with against without each optimisation token,
     on the same model type x resolution class, with task counts and a confidence."""
-    return ImpactListOut.model_validate(impact_payload(store, time_window_hours, model_type))
-
-
-class CrossingOut(BaseModel):
-    line_seconds: float
-    already: bool
-    at: datetime | None
-    text: str
-
-
-class ClassForecastOut(BaseModel):
-    resolution_class: str
-    tasks: int
-    p95_now_seconds: float | None
-    trend_seconds_per_day: float | None
-    target: CrossingOut | None
-    acceptable: CrossingOut | None
-    note: str | None
-
-
-class CapacityOut(BaseModel):
-    tasks_per_hour: float | None
-    nodes: int
-    queue: int
-    queue_hours: float | None
-
-
-class ForecastOut(BaseModel):
-    time_window_hours: float
-    classes: list[ClassForecastOut]
-    capacity: CapacityOut
+    return queries.impact(time_window_hours, model_type=model_type)
 
 
 @router.get(
@@ -206,7 +114,31 @@ class ForecastOut(BaseModel):
     response_model=ForecastOut,
     summary="When each class's p95 crosses its lines; capacity and queue time",
 )
-def forecast(
-    context: Context, store: StoreDep, time_window_hours: TimeWindowHours = 168.0
-) -> ForecastOut:
-    return ForecastOut.model_validate(forecast_payload(store, context.settings, time_window_hours))
+def forecast(queries: QueriesDep, time_window_hours: TimeWindowHours = 168.0) -> ForecastOut:
+    return queries.forecast(time_window_hours)
+
+
+@router.get(
+    "/config-changes",
+    response_model=ConfigChangesOut,
+    summary="Each configuration change: the window before against the window after",
+)
+def config_changes(
+    queries: QueriesDep,
+    time_window_hours: TimeWindowHours = 720.0,
+    compare_hours: Annotated[
+        float,
+        Query(
+            gt=0,
+            le=MAX_COMPARE_HOURS,
+            allow_inf_nan=False,
+            description="How long each side of a change spans (hours).",
+        ),
+    ] = 24.0,
+    limit: Annotated[int, Query(ge=1, le=MAX_CHANGES)] = 20,
+) -> ConfigChangesOut:
+    """The changes made in the window, newest first, each with its writer's measured
+    figures and, per model type x resolution class, the ``compare_hours`` before it against
+    the ``compare_hours`` after: finished tasks, success rate, median and p95 time of the
+    completed ones, median peak VRAM and RAM, and the change in median time and peak."""
+    return queries.config_changes(time_window_hours, compare_hours=compare_hours, limit=limit)

@@ -8,6 +8,8 @@
 //   tasks/{task_id}   one task, fresh, for the drill-down
 //   nodes             the fleet: one row per node (the node picker's choices)
 //   export            JSON / CSV download (admin role)
+// and what the history says (history.js): predicted against actual for the newest generation
+// requests, optimisation impact, the p95 forecast, configuration changes.
 
 import * as api from "./api.js";
 import {
@@ -18,6 +20,7 @@ import {
   drawSuccessRate,
 } from "./charts.js";
 import { closeTask, renderTask } from "./detail.js";
+import { loadHistory, loadPredictions, refusal, renderHistory } from "./history.js";
 import { badge, byId, el, replace } from "./dom.js";
 import * as fmt from "./format.js";
 
@@ -26,6 +29,7 @@ const WINDOWS = [1, 24, 168];
 const PAGE = 1000; // the API's largest page
 const MAX_TASKS = 5000; // most task records the charts read per window
 const WINDOW_REFRESH_MS = 30000;
+const HISTORY_REFRESH_MS = 300000; // predictions, impact, forecast, configuration changes
 const RETRY_MS = 5000;
 const TABLE_STEP = 50;
 // The CPU, RAM and VRAM bands are the server's (GET /benchmarks: targets); the disk has no
@@ -55,6 +59,8 @@ const state = {
   lastDataAt: null,
   openTask: null,
   banners: new Map(),
+  historyKey: "",
+  historyAt: 0,
 };
 
 const charts = {
@@ -410,6 +416,13 @@ async function refreshWindow() {
   clearTimeout(state.timers.window);
   const params = filters();
   document.body.classList.add("loading");
+  // Read beside the window's data; each of its cards says on its own when it cannot. Impact,
+  // forecast and changes move slowly and each scans up to 50k records: read again when the
+  // filters change, else every HISTORY_REFRESH_MS.
+  const predictions = loadPredictions();
+  const historyKey = JSON.stringify([params.time_window_hours, params.model_type]);
+  const historyDue = historyKey !== state.historyKey || Date.now() - state.historyAt >= HISTORY_REFRESH_MS;
+  const history = historyDue ? loadHistory(params) : Promise.resolve({});
   try {
     const [analysis, benchmarks, page, nodes] = await Promise.all([
       api.request(`${P}/analysis`, { params }),
@@ -428,6 +441,15 @@ async function refreshWindow() {
     setBanner("connection", null);
     if (state.status) renderStatus(state.status); // its bars take the server's bands
     renderWindow();
+    const said = { ...(await predictions), ...(await history) };
+    if (seq !== state.windowSeq) return;
+    const refused = refusal(said);
+    if (refused) throw refused;
+    renderHistory(said);
+    if (historyDue) {
+      state.historyKey = historyKey;
+      state.historyAt = Date.now();
+    }
   } catch (error) {
     if (seq !== state.windowSeq) return;
     handleError(error, "window");

@@ -122,22 +122,18 @@ class TaskDetails(Collector):
             phases = {k: (v.count, v.total) for k, v in self._phases.items()}
             steps = {k: (v.count, v.total) for k, v in self._steps.items()}
             vram = {k: (list(c), t.count, t.total) for k, (c, t) in self._vram.items()}
-        phase_family = SummaryMetricFamily(
+        yield _summary(
             "genperf_task_phase_duration_seconds",
             "Time completed tasks spent in each phase",
-            labels=("model_type", "phase"),
+            ("model_type", "phase"),
+            phases,
         )
-        for labels, (count, total) in sorted(phases.items()):
-            phase_family.add_metric(list(labels), count, total)
-        yield phase_family
-        step_family = SummaryMetricFamily(
+        yield _summary(
             "genperf_task_step_seconds",
             "Mean denoising step time of completed tasks",
-            labels=("model_type", "resolution_class"),
+            ("model_type", "resolution_class"),
+            steps,
         )
-        for labels, (count, total) in sorted(steps.items()):
-            step_family.add_metric(list(labels), count, total)
-        yield step_family
         vram_family = HistogramMetricFamily(
             "genperf_task_peak_vram_percent",
             "Peak GPU memory of completed tasks, percent of the GPU",
@@ -147,6 +143,18 @@ class TaskDetails(Collector):
             buckets = [(_bound(b), n) for b, n in zip(self.vram_buckets, counts, strict=True)]
             vram_family.add_metric(list(labels), [*buckets, ("+Inf", count)], sum_value=total)
         yield vram_family
+
+
+def _summary(
+    name: str,
+    documentation: str,
+    labels: tuple[str, str],
+    sums: dict[tuple[str, str], tuple[int, float]],
+) -> SummaryMetricFamily:
+    family = SummaryMetricFamily(name, documentation, labels=labels)
+    for values, (count, total) in sorted(sums.items()):
+        family.add_metric(list(values), count, total)
+    return family
 
 
 def _add(sums: dict[tuple[str, str], _Sum], key: tuple[str, str], value: float) -> None:

@@ -42,6 +42,7 @@ from genperf.exporters.prometheus import (
     _bound,
     _label,
 )
+from genperf.numbers import percent
 from genperf.records import STANDARD_PHASES, TaskRecord, TaskStatus
 from genperf.tally import power_throttled, thermal_throttled
 
@@ -87,7 +88,7 @@ class TaskDetails(Collector):
         """A task listener: completed tasks only (a failed task's phases say little)."""
         if record.status is not TaskStatus.COMPLETED:
             return
-        vram = _percent(record.peak_vram_usage_mb, record.vram_total_mb)
+        vram = percent(record.peak_vram_usage_mb, record.vram_total_mb)
         with self._lock:
             if record.run_id in self._seen:
                 return  # a record saved twice counts once, as in TaskOutcomes
@@ -191,12 +192,6 @@ class ThrottleCollector(Collector):
         if thermal.samples:
             yield thermal
             yield power
-
-
-def _percent(used: float | None, total: float | None) -> float | None:
-    if used is None or not total:
-        return None
-    return 100.0 * used / total
 
 
 __all__ = [

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from genperf.analysis.efficiency import Efficiency, resource_efficiency
 from genperf.analysis.stats import finite, median, quantile, ratio
@@ -97,36 +97,33 @@ def _status(
     return BenchmarkStatus.OVER_LIMIT if better == "lower" else BenchmarkStatus.BELOW_MINIMUM
 
 
+def _measured(
+    name: str,
+    statistic: str,
+    value: float | None,
+    n: int,
+    *,
+    unit: str,
+    better: Literal["lower", "higher"],
+    lines: tuple[float, float, float | None],
+) -> Benchmark:
+    """A benchmark of ``value`` against its ``lines`` (target, acceptable, limit)."""
+    value = finite(value)
+    status = _status(value, *lines, better)
+    # Benchmark's fields in order: the lines are its target, acceptable and limit.
+    return Benchmark(name, unit, better, statistic, value, *lines, status, n)
+
+
 def _usage(name: str, value: float | None, band: Band, statistic: str, n: int) -> Benchmark:
-    return Benchmark(
-        name=name,
-        unit="percent",
-        better="lower",
-        statistic=statistic,
-        value=finite(value),
-        target=band.optimal,
-        acceptable=band.acceptable,
-        limit=band.maximum,
-        status=_status(finite(value), band.optimal, band.acceptable, band.maximum, "lower"),
-        tasks=n,
-    )
+    lines = (band.optimal, band.acceptable, band.maximum)
+    return _measured(name, statistic, value, n, unit="percent", better="lower", lines=lines)
 
 
 def _quality(
     name: str, value: float | None, band: QualityBand, statistic: str, n: int
 ) -> Benchmark:
-    return Benchmark(
-        name=name,
-        unit="fraction",
-        better="higher",
-        statistic=statistic,
-        value=finite(value),
-        target=band.target,
-        acceptable=band.acceptable,
-        limit=band.minimum,
-        status=_status(finite(value), band.target, band.acceptable, band.minimum, "higher"),
-        tasks=n,
-    )
+    lines = (band.target, band.acceptable, band.minimum)
+    return _measured(name, statistic, value, n, unit="fraction", better="higher", lines=lines)
 
 
 def _generation_times(w: Window, settings: Settings) -> list[Benchmark]:
@@ -140,19 +137,15 @@ def _generation_times(w: Window, settings: Settings) -> list[Benchmark]:
             and t.status is TaskStatus.COMPLETED
             and t.generation_time_seconds is not None
         ]
-        value = finite(median(times))
         out.append(
-            Benchmark(
-                name=f"generation_time_{cls}",
+            _measured(
+                f"generation_time_{cls}",
+                f"median generation time of completed {cls} tasks",
+                median(times),
+                w.scale(len(times)),
                 unit="seconds",
                 better="lower",
-                statistic=f"median generation time of completed {cls} tasks",
-                value=value,
-                target=target,
-                acceptable=target * factor,
-                limit=None,
-                status=_status(value, target, target * factor, None, "lower"),
-                tasks=w.scale(len(times)),
+                lines=(target, target * factor, None),
             )
         )
     return out

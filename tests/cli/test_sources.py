@@ -31,6 +31,7 @@ from genperf.cli.source import (
 )
 from genperf.config import Settings
 from genperf.errors import StoreUnavailableError
+from genperf.queries import Filters
 from genperf.records import SystemSample
 from genperf.testing import make_task
 
@@ -60,7 +61,8 @@ def test_requests_carry_the_token_and_the_apis_parameters() -> None:
         }
         return httpx.Response(200, json=page)
 
-    source(handler, token="s3cret").tasks(5, model_type="t2v-A14B", success_only=True)
+    filters = Filters(model_type="t2v-A14B", success_only=True)
+    source(handler, token="s3cret").tasks(5, filters=filters)
     (request,) = seen
     assert request.headers["authorization"] == "Bearer s3cret"
     assert request.url.path == "/api/v1/performance/metrics"

@@ -16,6 +16,7 @@ from genperf.cli import render
 from genperf.cli.context import JsonOption, NodeOption, parse_count, parse_hours, state
 from genperf.cli.escape import printable
 from genperf.cli.style import Targets
+from genperf.queries import Filters
 
 HoursArgument = Annotated[
     float,
@@ -67,9 +68,7 @@ def analysis(
     as_json: JsonOption = False,
 ) -> None:
     """Analyse the last HOURS: times, success rate, bottlenecks, trends, recommendations."""
-    payload = state.source().analysis(
-        hours, model_type=model_type, success_only=success_only, nodes=nodes or ()
-    )
+    payload = state.source().analysis(hours, Filters(model_type, success_only, nodes or ()))
     emit(payload, as_json, render.analysis_view)
 
 
@@ -93,9 +92,8 @@ def tasks(
     as_json: JsonOption = False,
 ) -> None:
     """List the last N tasks, newest first, with their times and peaks against the targets."""
-    payload = state.source().tasks(
-        count, hours=hours, model_type=model_type, success_only=success_only, nodes=nodes or ()
-    )
+    filters = Filters(model_type, success_only, nodes or ())
+    payload = state.source().tasks(count, hours=hours, filters=filters)
     emit(payload, as_json, render.tasks_view)
 
 

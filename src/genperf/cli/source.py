@@ -47,7 +47,7 @@ from pydantic import BaseModel, ValidationError
 from genperf.cli.exporting import ExportProgress, ExportResult, export_local
 from genperf.config import Settings, redact_url
 from genperf.errors import GenperfError
-from genperf.queries import Queries
+from genperf.queries import EVERY, Filters, Queries
 from genperf.queries.models import (
     AnalysisOut,
     BenchmarksOut,
@@ -97,23 +97,10 @@ class Source(Protocol):
 
     def status(self, *, nodes: Sequence[str] = ()) -> dict[str, Any]: ...
 
-    def analysis(
-        self,
-        hours: float,
-        *,
-        model_type: str | None = None,
-        success_only: bool = False,
-        nodes: Sequence[str] = (),
-    ) -> dict[str, Any]: ...
+    def analysis(self, hours: float, filters: Filters = EVERY) -> dict[str, Any]: ...
 
     def tasks(
-        self,
-        limit: int,
-        *,
-        hours: float | None = None,
-        model_type: str | None = None,
-        success_only: bool = False,
-        nodes: Sequence[str] = (),
+        self, limit: int, *, hours: float | None = None, filters: Filters = EVERY
     ) -> dict[str, Any]: ...
 
     def benchmarks(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]: ...
@@ -223,37 +210,14 @@ class LocalSource:
             payload["active_tasks"] = [t for t in active if t["node"] in nodes]
         return payload
 
-    def analysis(
-        self,
-        hours: float,
-        *,
-        model_type: str | None = None,
-        success_only: bool = False,
-        nodes: Sequence[str] = (),
-    ) -> dict[str, Any]:
-        return _json(
-            self.queries().analysis(
-                hours, model_type=model_type, success_only=success_only, nodes=nodes
-            )
-        )
+    def analysis(self, hours: float, filters: Filters = EVERY) -> dict[str, Any]:
+        return _json(self.queries().analysis(hours, filters))
 
     def tasks(
-        self,
-        limit: int,
-        *,
-        hours: float | None = None,
-        model_type: str | None = None,
-        success_only: bool = False,
-        nodes: Sequence[str] = (),
+        self, limit: int, *, hours: float | None = None, filters: Filters = EVERY
     ) -> dict[str, Any]:
-        page = self.queries().metrics_page(
-            ALL_HOURS if hours is None else hours,
-            limit=limit,
-            model_type=model_type,
-            success_only=success_only,
-            nodes=nodes,
-        )
-        return _json(page)
+        window = ALL_HOURS if hours is None else hours
+        return _json(self.queries().metrics_page(window, limit=limit, filters=filters))
 
     def benchmarks(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]:
         return _json(self.queries().benchmarks(hours, nodes=nodes))
@@ -360,6 +324,16 @@ def _with_nodes(params: dict[str, Any], nodes: Sequence[str]) -> dict[str, Any]:
     return {**params, "node": list(nodes)} if nodes else params
 
 
+def _filtered(params: dict[str, Any], filters: Filters) -> dict[str, Any]:
+    """The query parameters with the filters the API takes (only those set)."""
+    out = _with_nodes(params, filters.nodes)
+    if filters.model_type is not None:
+        out["model_type"] = filters.model_type
+    if filters.success_only:
+        out["success_only"] = "true"
+    return out
+
+
 def _json(model: BaseModel) -> dict[str, Any]:
     """A response model as the JSON the API sends (what ``--json`` prints)."""
     data: dict[str, Any] = model.model_dump(mode="json")
@@ -423,40 +397,15 @@ class HttpSource:
     def status(self, *, nodes: Sequence[str] = ()) -> dict[str, Any]:
         return self._parsed(StatusOut, "GET", "/status", params=_with_nodes({}, nodes))
 
-    def analysis(
-        self,
-        hours: float,
-        *,
-        model_type: str | None = None,
-        success_only: bool = False,
-        nodes: Sequence[str] = (),
-    ) -> dict[str, Any]:
-        params: dict[str, Any] = _with_nodes({"time_window_hours": hours}, nodes)
-        if model_type is not None:
-            params["model_type"] = model_type
-        if success_only:
-            params["success_only"] = "true"
+    def analysis(self, hours: float, filters: Filters = EVERY) -> dict[str, Any]:
+        params = _filtered({"time_window_hours": hours}, filters)
         return self._parsed(AnalysisOut, "GET", "/analysis", params=params)
 
     def tasks(
-        self,
-        limit: int,
-        *,
-        hours: float | None = None,
-        model_type: str | None = None,
-        success_only: bool = False,
-        nodes: Sequence[str] = (),
+        self, limit: int, *, hours: float | None = None, filters: Filters = EVERY
     ) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "time_window_hours": ALL_HOURS if hours is None else hours,
-            "limit": limit,
-            "offset": 0,
-            "node": list(nodes),
-        }
-        if model_type is not None:
-            params["model_type"] = model_type
-        if success_only:
-            params["success_only"] = "true"
+        window = ALL_HOURS if hours is None else hours
+        params = _filtered({"time_window_hours": window, "limit": limit, "offset": 0}, filters)
         return self._parsed(MetricsPage, "GET", "/metrics", params=params)
 
     def benchmarks(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from genperf.api.deps import (
     TimeWindowHours,
 )
 from genperf.api.schemas import AnalysisOut
+from genperf.queries import Filters
 
 router = APIRouter(tags=["performance"], dependencies=[RequireRead])
 
@@ -28,6 +29,4 @@ def analysis(
     """Average generation time, success rate, resource efficiency, bottlenecks, optimisation
     recommendations and trends of the tasks finished in the window, with genperf's extras
     (benchmarks, summary). Reports are cached for a few seconds per window and filters."""
-    return queries.analysis(
-        time_window_hours, model_type=model_type, success_only=success_only, nodes=node
-    )
+    return queries.analysis(time_window_hours, Filters(model_type, success_only, node))

@@ -15,6 +15,7 @@ from genperf.api.deps import (
     TimeWindowHours,
 )
 from genperf.api.schemas import MetricsPage
+from genperf.queries import Filters
 
 router = APIRouter(tags=["performance"], dependencies=[RequireRead])
 
@@ -35,11 +36,5 @@ def metrics(
 ) -> MetricsPage:
     """Every metric of each task started in the window (running ones included), newest
     first. ``total`` counts all pages; follow ``next_offset`` for the next one."""
-    return queries.metrics_page(
-        time_window_hours,
-        limit=limit,
-        offset=offset,
-        model_type=model_type,
-        success_only=success_only,
-        nodes=node,
-    )
+    filters = Filters(model_type, success_only, node)
+    return queries.metrics_page(time_window_hours, limit=limit, offset=offset, filters=filters)

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from genperf.cli.commands_monitor import run_live
 from genperf.cli.decode import PayloadError, sample_from_json, task_from_json
+from genperf.cli.exporting import ExportRequest
 from genperf.cli.source import (
     AuthError,
     HttpSource,
@@ -135,7 +136,7 @@ def test_a_broken_export_leaves_nothing_and_says_why() -> None:
         def advance(self, amount: int) -> None:
             pass
 
-    result = source(handler).export("json", 24.0, out, Quiet())
+    result = source(handler).export(ExportRequest("json", 24.0), out, Quiet())
     assert result.tasks == 12  # read from the document's head
     assert metrics_count(b'{"a":1,"metrics_count": 7,') == 7
     assert metrics_count(b"no count here") is None

@@ -30,7 +30,7 @@ from rich.progress import (
 )
 
 from genperf.cli.context import NodeOption, parse_hours, state
-from genperf.cli.exporting import ExportResult
+from genperf.cli.exporting import ExportRequest, ExportResult
 from genperf.cli.source import SourceError
 from genperf.queries.reads import EXPORT_FORMATS
 from genperf.records import utc_now
@@ -127,14 +127,13 @@ def export(
     progress = BarProgress(err)
     to_stdout = output is not None and str(output) == "-"
     path = output if output is not None else default_output(fmt, utc_now())
+    request = ExportRequest(fmt, hours, nodes or ())
     try:
         if to_stdout:
-            result = source.export(fmt, hours, sys.stdout.buffer, progress, nodes=nodes or ())
+            result = source.export(request, sys.stdout.buffer, progress)
             sys.stdout.buffer.flush()
         else:
-            result = _to_file(
-                path, lambda out: source.export(fmt, hours, out, progress, nodes=nodes or ())
-            )
+            result = _to_file(path, lambda out: source.export(request, out, progress))
     finally:
         progress.stop()
     count = result.tasks

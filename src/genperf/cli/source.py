@@ -44,7 +44,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from genperf.cli.exporting import ExportProgress, ExportResult, export_local
+from genperf.cli.exporting import ExportProgress, ExportRequest, ExportResult, export_local
 from genperf.config import Settings, redact_url
 from genperf.errors import GenperfError
 from genperf.queries import EVERY, Filters, Queries
@@ -116,13 +116,7 @@ class Source(Protocol):
     def nodes(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]: ...
 
     def export(
-        self,
-        fmt: str,
-        hours: float,
-        out: IO[bytes],
-        progress: ExportProgress,
-        *,
-        nodes: Sequence[str] = (),
+        self, request: ExportRequest, out: IO[bytes], progress: ExportProgress
     ) -> ExportResult: ...
 
     def close(self) -> None: ...
@@ -234,17 +228,9 @@ class LocalSource:
         return payload
 
     def export(
-        self,
-        fmt: str,
-        hours: float,
-        out: IO[bytes],
-        progress: ExportProgress,
-        *,
-        nodes: Sequence[str] = (),
+        self, request: ExportRequest, out: IO[bytes], progress: ExportProgress
     ) -> ExportResult:
-        return export_local(
-            self.queries(), fmt, hours=hours, out=out, progress=progress, nodes=nodes
-        )
+        return export_local(self.queries(), request, out, progress)
 
     def close(self) -> None:
         if self._owns_store and self._store is not None:
@@ -440,15 +426,10 @@ class HttpSource:
         return payload
 
     def export(
-        self,
-        fmt: str,
-        hours: float,
-        out: IO[bytes],
-        progress: ExportProgress,
-        *,
-        nodes: Sequence[str] = (),
+        self, request: ExportRequest, out: IO[bytes], progress: ExportProgress
     ) -> ExportResult:
-        params = _with_nodes({"time_window_hours": hours, "format": fmt}, nodes)
+        params: dict[str, Any] = {"time_window_hours": request.hours, "format": request.fmt}
+        params = _with_nodes(params, request.nodes)
         written = 0
         head = b""
         with self._errors("POST", "/export"):
@@ -464,7 +445,7 @@ class HttpSource:
                     out.write(chunk)
                     written += len(chunk)
                     progress.advance(len(chunk))
-        return ExportResult(metrics_count(head) if fmt == "json" else None, written)
+        return ExportResult(metrics_count(head) if request.fmt == "json" else None, written)
 
     def close(self) -> None:
         self._client.close()

@@ -29,7 +29,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from genperf.cli.context import NodeOption, parse_hours, state
+from genperf.cli.context import HoursOption, NodeOption, state
 from genperf.cli.exporting import ExportRequest, ExportResult
 from genperf.cli.source import SourceError
 from genperf.queries.reads import EXPORT_FORMATS
@@ -107,9 +107,7 @@ def export(
             "or ndjson (an Elasticsearch _bulk body).",
         ),
     ] = "json",
-    hours: Annotated[
-        float, typer.Option("--hours", parser=parse_hours, help="Time window in hours.")
-    ] = 24.0,
+    hours: HoursOption = 24.0,
     output: Annotated[
         Path | None,
         typer.Option(

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console, RenderableType
 
 from genperf.cli import render
-from genperf.cli.context import JsonOption, NodeOption, parse_count, parse_hours, state
+from genperf.cli.context import HoursOption, JsonOption, NodeOption, parse_count, parse_hours, state
 from genperf.cli.escape import printable
 from genperf.cli.style import Targets
 from genperf.queries import Filters
@@ -98,10 +98,7 @@ def tasks(
 
 
 def benchmarks(
-    hours: Annotated[
-        float,
-        typer.Option("--hours", parser=parse_hours, help="Time window in hours."),
-    ] = 24.0,
+    hours: HoursOption = 24.0,
     nodes: NodeOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -166,6 +166,9 @@ def parse_seconds(value: str | float) -> float:
     return seconds
 
 
+HoursOption = Annotated[
+    float, typer.Option("--hours", parser=parse_hours, help="Time window in hours.")
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the data as JSON (the API's shape) for scripts.")
 ]

@@ -130,8 +130,10 @@ SAMPLE_FIELDS: tuple[str, ...] = tuple(
 class MetricSpec:
     """One scalar metric of a sample, declared once: its name, unit and help text.
 
-    The Prometheus collector names its gauges after these (``genperf_host_<name>``,
-    ``genperf_gpu_<name>``); storage columns and CSV follow the record fields themselves.
+    Read by the Prometheus collector (gauges ``genperf_host_<name>``, ``genperf_gpu_<name>``),
+    the OTLP sink (instruments ``genperf.host.<name>``, ``genperf.gpu.<name>``, their unit and
+    description) and the InfluxDB line protocol (each field's type, from its unit). Storage
+    columns and CSV follow the record fields themselves.
     """
 
     name: str

@@ -32,17 +32,7 @@ from genperf.records import GPU_METRICS, HOST_METRICS, MIB, GpuReading, SystemSa
 from genperf.sinks.base import QueueLimits
 from genperf.sinks.influx import InfluxSink
 from genperf.storage import SqlStore, TaskQuery
-from genperf.testing import FakeCollector, make_task, wait_until
-
-
-class NoTorch(TorchMemoryProbe):
-    def __init__(self) -> None:
-        pass
-
-    @property
-    def available(self) -> bool:
-        return False
-
+from genperf.testing import FakeCollector, FakeTorchCuda, make_task, wait_until
 
 GPU = GpuReading(  # the one boundary this machine lacks: a GPU (NVML's reading of it)
     index=0,
@@ -71,7 +61,7 @@ def make_monitor(tmp_path: Path, url: str, **overrides: Any) -> PerformanceMonit
     return PerformanceMonitor(
         settings,
         collectors=[HostCollector(tmp_path), FakeCollector({"gpus": (GPU,)}, name="gpu")],
-        torch_probe=NoTorch(),
+        torch_probe=TorchMemoryProbe(FakeTorchCuda(available=False)),
         process_memory=ProcessPeakMemory(),
     )
 

@@ -297,6 +297,16 @@ def fields_jsonable(obj: Any) -> dict[str, Any]:
     return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
 
 
+class JsonFields:
+    """A result dataclass whose JSON is its own fields (:func:`fields_jsonable`): the base
+    gives it ``to_dict``, which :func:`to_jsonable` calls."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return fields_jsonable(self)
+
+
 # Fields a caller may set through update_task_metrics(task_id, **fields).
 # Identity and lifecycle fields (run_id, task_id, node, status, timestamps) are the monitor's.
 UPDATABLE_FIELDS: frozenset[str] = frozenset(
@@ -447,6 +457,7 @@ __all__ = [
     "Durability",
     "ErrorCategory",
     "GpuReading",
+    "JsonFields",
     "MetricSpec",
     "PhaseRecord",
     "SystemSample",

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from genperf.analysis.efficiency import Efficiency, resource_efficiency
 from genperf.analysis.stats import finite, median, quantile, ratio
 from genperf.analysis.window import TaskSource, Window, as_window, generation_targets
 from genperf.config import Band, QualityBand, Settings
 from genperf.numbers import percent
-from genperf.records import TaskStatus, fields_jsonable
+from genperf.records import JsonFields, TaskStatus
 
 
 class BenchmarkStatus(enum.StrEnum):
@@ -48,7 +48,7 @@ class BenchmarkStatus(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Benchmark:
+class Benchmark(JsonFields):
     """One benchmark.
 
     Attributes:
@@ -73,9 +73,6 @@ class Benchmark:
     limit: float | None
     status: BenchmarkStatus
     tasks: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return fields_jsonable(self)
 
 
 def _status(

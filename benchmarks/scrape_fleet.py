@@ -1,5 +1,5 @@
-"""Prometheus scrape of /metrics with 64 nodes' data in the store, and its series count against
-the task count.
+"""Prometheus scrape of the API's /metrics with 64 nodes' tasks in the store, of an agent's
+own listener, and the series count against the task count.
 
 Method
 ------
@@ -18,12 +18,21 @@ Method
    ``--more-tasks`` (10 000): the series are counted after each (exposition lines that are
    samples), and must be equal.
 4. Scrapes. After each ingestion, ``--scrapes`` (2000) sequential GET /metrics with the bearer
-   token on one keep-alive connection (Prometheus scrapes a target sequentially), after 200
-   unmeasured ones. Latency is the client's, from sending the request to the last byte.
-   The same is measured once before any task (the node's baseline exposition). Reported:
-   p50 / p99 / max in ms, the server process's CPU time per scrape (psutil; less moved by
-   other processes' load than the latency), the body size, the series count, and the load
-   average: on a shared 2-core machine other jobs move the latencies.
+   token and Prometheus 2.42's own ``Accept`` (OpenMetrics first) and ``Accept-Encoding:
+   gzip`` headers, on one keep-alive connection (Prometheus scrapes a target sequentially),
+   after 200 unmeasured ones. Latency is the client's, from sending the request to the last byte.
+   The same is measured once before any task through the API (the API's exposition holds
+   the 64 nodes' task families of the store: it exports the whole database's, see
+   docs/design.md). Reported: p50 / p99 / max in ms, the server process's CPU time per scrape
+   (psutil; less moved by other processes' load than the latency), the body size, the series
+   count, and the load average: on a shared 2-core machine other jobs move the latencies.
+5. Refresh cost, in this process, off the scrape path: CPU time of the first full fold of the
+   store (``StoreTaskFamilies``: read every row, fold, render every node's block in both
+   formats), then of one refresh after one more finished task (read the new row, render its
+   node's block, assemble, compress the OpenMetrics exposition once for gzip scrapes), the
+   median of 50.
+6. Agent. ``--scrapes`` GET /metrics of the agent listener (a new connection each: its WSGI
+   server speaks HTTP/1.0), measured the same way.
 
 Run (from the repository root)::
 
@@ -34,6 +43,7 @@ Run (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import gzip
 import http.client
 import json
 import os
@@ -63,6 +73,12 @@ from genperf.storage.schema import generation_tasks
 from genperf.storage.sql import SqlStore
 
 TOKEN = "bench-scrape-token-0123456789abcdef"
+# What Prometheus 2.42 (Debian 12) sends with every scrape.
+SCRAPE_HEADERS = {
+    "Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+    "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "Accept-Encoding": "gzip",
+}
 P = "/api/v1/performance"
 CLASSES = (("720p", "1280x720", 240.0), ("1080p", "1920x1080", 700.0), ("480p", "832x480", 90.0))
 PHASES = (("model_load", 0.08), ("text_encode", 0.02), ("denoise", 0.8), ("vae_decode", 0.1))
@@ -113,12 +129,13 @@ def seed(url: str, nodes: int, tasks: int) -> None:
 
 
 def serve(url: str, port: int, gpus: int) -> None:
-    """The server process (``--serve``)."""
+    """The server process (``--serve``): the API on ``port``, the agent listener on port+1."""
     import uvicorn
 
     from genperf.api import ApiSettings, create_app
     from genperf.collectors import HostCollector, NvmlCollector
     from genperf.config import Settings
+    from genperf.exporters.process_metrics import serve_process_metrics
     from genperf.monitor import PerformanceMonitor
     from genperf.testing import FakeGpu, FakeNvml
 
@@ -132,17 +149,24 @@ def serve(url: str, port: int, gpus: int) -> None:
         api_settings=ApiSettings(api_tokens=(f"admin:{TOKEN}",)),
         environ={},
     )
+    serve_process_metrics(monitor, "127.0.0.1", port + 1, TOKEN)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
 class Client:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, keep_alive: bool = True) -> None:
+        self.port = port
+        self.keep_alive = keep_alive
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         self.headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
-    def request(self, method: str, path: str, body: object = None) -> tuple[int, bytes]:
+    def request(
+        self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        if not self.keep_alive:
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         data = None if body is None else json.dumps(body).encode()
-        self.conn.request(method, path, body=data, headers=self.headers)
+        self.conn.request(method, path, body=data, headers={**self.headers, **(headers or {})})
         response = self.conn.getresponse()
         return response.status, response.read()
 
@@ -189,12 +213,12 @@ def scrape(client: Client, n: int, server: psutil.Process) -> tuple[list[float],
     """Latencies (s), the server's CPU seconds per scrape, and the last body."""
     body = b""
     for _ in range(200):
-        client.request("GET", "/metrics")
+        client.request("GET", "/metrics", headers=SCRAPE_HEADERS)
     times = []
     cpu = server.cpu_times()
     for _ in range(n):
         began = time.perf_counter()
-        status, body = client.request("GET", "/metrics")
+        status, body = client.request("GET", "/metrics", headers=SCRAPE_HEADERS)
         times.append(time.perf_counter() - began)
         assert status == 200
     after = server.cpu_times()
@@ -203,21 +227,77 @@ def scrape(client: Client, n: int, server: psutil.Process) -> tuple[list[float],
 
 
 def series(body: bytes) -> int:
-    return sum(1 for line in body.decode().splitlines() if line and not line.startswith("#"))
+    text = gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
+    return sum(1 for line in text.decode().splitlines() if line and not line.startswith("#"))
 
 
-def report(tasks: int, measured: tuple[list[float], float, bytes]) -> int:
+def report(tasks: int | str, measured: tuple[list[float], float, bytes]) -> int:
     times, cpu, body = measured
     ms = sorted(t * 1000 for t in times)
     p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
     count = series(body)
+    what = f"{tasks:>6} tasks" if isinstance(tasks, int) else tasks
     print(
-        f"{tasks:>6} tasks: {count} series, {len(body) / 1024:.1f} KiB; scrape p50 "
+        f"{what}: {count} series, {len(body) / 1024:.1f} KiB on the wire; scrape p50 "
         f"{statistics.median(ms):.2f} ms, p99 {p99:.2f} ms, max {ms[-1]:.2f} ms; server CPU "
         f"{cpu * 1000:.2f} ms/scrape (load {os.getloadavg()[0]:.2f})",
         flush=True,
     )
     return count
+
+
+def refresh_cost(url: str) -> None:
+    from genperf.config import Settings
+    from genperf.exporters.prometheus_tasks import StoreTaskFamilies
+
+    store = SqlStore(url)
+    families = StoreTaskFamilies(lambda: store, Settings(), wait_seconds=600.0)
+    try:
+        began = time.process_time()
+        families.deflated(openmetrics=True)  # the refresh thread's CPU is the process's
+        first = time.process_time() - began
+        costs = []
+        for i in range(50):
+            record = TaskRecord(
+                run_id=uuid.uuid4().hex,
+                task_id=f"refresh-{i}",
+                node=f"gpu-node-{i % 64:02d}",
+                model_type="model-1",
+                resolution="1280x720",
+                resolution_class="720p",
+                steps=40,
+                status=TaskStatus.COMPLETED,
+                started_at=utc_now(),
+                completed_at=utc_now(),
+                generation_time_seconds=250.0,
+            )
+            store.save_task(record)
+            cpu = time.process_time()
+            families.changed()
+            families.deflated(openmetrics=True)  # what a Prometheus scrape asks for
+            costs.append(time.process_time() - cpu)
+        print(
+            f"refresh: first pass {first:.2f} s CPU; after one finished task "
+            f"{statistics.median(costs) * 1000:.1f} ms CPU (median of 50)",
+            flush=True,
+        )
+    finally:
+        families.close()
+        store.close()
+
+
+def free_port_pair() -> int:
+    """A free loopback port whose next one is free too (the API's and the agent's)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
 
 
 def main() -> None:
@@ -241,9 +321,8 @@ def main() -> None:
         print(
             f"store: {args.stored_tasks} tasks and {args.nodes * 100} samples of {args.nodes} nodes"
         )
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        refresh_cost(url)
+        port = free_port_pair()
         server = subprocess.Popen(
             [sys.executable, __file__, "--gpus", str(args.gpus), "--serve", url, str(port)]
         )
@@ -267,6 +346,9 @@ def main() -> None:
             second = report(args.more_tasks, scrape(client, args.scrapes, process))
             print(
                 f"series count {'unchanged' if first == second else 'CHANGED'}: {first} -> {second}"
+            )
+            report(
+                "agent listener", scrape(Client(port + 1, keep_alive=False), args.scrapes, process)
             )
         finally:
             server.terminate()

@@ -79,14 +79,17 @@ def test_tasks_finished_in_process_reach_prometheus_through_the_hook(settings, s
     finally:
         monitor.close()
     assert (
-        'genperf_task_duration_seconds_count{model_type="tiny-wan-t2v",resolution_class="480p"} 1.0'
-        in text
+        'genperf_task_duration_seconds_count{model_type="tiny-wan-t2v",node="api-node",'
+        'resolution_class="480p"} 1.0' in text
     )
     assert (
-        'genperf_task_duration_seconds_count{model_type="tiny-wan-t2v",resolution_class="720p"} 1.0'
+        'genperf_task_duration_seconds_count{model_type="tiny-wan-t2v",node="api-node",'
+        'resolution_class="720p"} 1.0' in text
+    )
+    assert (
+        'genperf_tasks_finished_total{error_category="none",node="api-node",status="completed"} 2.0'
         in text
     )
-    assert 'genperf_tasks_finished_total{error_category="none",status="completed"} 2.0' in text
 
 
 def test_every_route_documents_its_response_and_errors(app):

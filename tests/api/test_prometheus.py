@@ -18,15 +18,16 @@ from genperf.exporters.prometheus import (
     CONTENT_TYPE,
     DURATION_BUCKETS,
     MAX_MODEL_TYPES,
+    MAX_NODES,
     SELF_STATS,
-    StoreTaskCounts,
     TaskOutcomes,
-    registry_for,
     render,
 )
 from genperf.records import GPU_METRICS, HOST_METRICS, TaskStatus
-from genperf.storage import MemoryStore
-from genperf.testing import ManualClock, make_task
+from genperf.storage import TaskQuery
+from genperf.testing import make_task
+
+NODE = "test-node"  # make_task's
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -42,10 +43,11 @@ def test_the_exposition_parses_and_has_host_and_per_gpu_gauges(client):
     assert r.status_code == 200
     assert r.headers["content-type"] == CONTENT_TYPE
     values = samples(r.text)
-    assert values[("genperf_host_cpu_percent", ())] == 12.5
-    assert values[("genperf_host_ram_total_bytes", ())] == 16000 * 2**20
-    gpu0 = (("gpu", "0"), ("name", "NVIDIA H200"))
-    gpu1 = (("gpu", "1"), ("name", "NVIDIA H200"))
+    node = (("node", "api-node"),)  # every series of the process names its node
+    assert values[("genperf_host_cpu_percent", node)] == 12.5
+    assert values[("genperf_host_ram_total_bytes", node)] == 16000 * 2**20
+    gpu0 = (("gpu", "0"), ("name", "NVIDIA H200"), *node)
+    gpu1 = (("gpu", "1"), ("name", "NVIDIA H200"), *node)
     assert values[("genperf_gpu_memory_used_bytes", gpu0)] == 20_000 * 2**20
     assert values[("genperf_gpu_power_watts", gpu0)] == 412.5
     assert values[("genperf_gpu_memory_used_bytes", gpu1)] == 2**20
@@ -71,9 +73,10 @@ def test_every_metric_of_the_tables_has_a_name(client):
 
 
 def test_the_monitor_is_read_at_scrape_time(client, monitor):
-    before = samples(client.get("/metrics").text)[("genperf_monitor_samples_total", ())]
+    key = ("genperf_monitor_samples_total", (("node", "api-node"),))
+    before = samples(client.get("/metrics").text)[key]
     monitor._sampler.sample_once()
-    after = samples(client.get("/metrics").text)[("genperf_monitor_samples_total", ())]
+    after = samples(client.get("/metrics").text)[key]
     assert after == before + 1
 
 
@@ -92,20 +95,13 @@ def test_task_histograms_and_outcomes_have_bounded_labels():
     outcomes.observe(make_task(status=TaskStatus.RUNNING))  # not finished: ignored
     for i in range(MAX_MODEL_TYPES + 10):
         outcomes.observe(make_task(model_type=f"model-{i}", generation_time_seconds=5.0))
+    for i in range(MAX_NODES + 10):
+        outcomes.observe(make_task(node=f"node-{i}", status=TaskStatus.FAILED))
 
-    class Monitor:
-        node = "n"
-
-        def current_sample(self):
-            from genperf.records import SystemSample, utc_now
-
-            return SystemSample(taken_at=utc_now(), node="n")
-
-        def self_stats(self):
-            return {}
-
-    values = samples(render(registry_for(Monitor(), outcomes)).decode())
-    key = (("model_type", "t2v-A14B"), ("resolution_class", "720p"))
+    registry = prometheus_client.CollectorRegistry(auto_describe=False)
+    registry.register(outcomes)
+    values = samples(render(registry).decode())
+    key = (("model_type", "t2v-A14B"), ("node", NODE), ("resolution_class", "720p"))
     assert values[("genperf_task_duration_seconds_count", key)] == 1
     assert values[("genperf_task_duration_seconds_bucket", (("le", "300.0"), *key))] == 1
     assert values[("genperf_task_duration_seconds_bucket", (("le", "180.0"), *key))] == 0
@@ -114,17 +110,15 @@ def test_task_histograms_and_outcomes_have_bounded_labels():
         values[
             (
                 "genperf_tasks_finished_total",
-                (("error_category", "out_of_memory_gpu"), ("status", "failed")),
+                (("error_category", "out_of_memory_gpu"), ("node", NODE), ("status", "failed")),
             )
         ]
         == 1
     )
-    assert (
-        values[
-            ("genperf_tasks_finished_total", (("error_category", "other"), ("status", "failed")))
-        ]
-        == 1
-    )
+    other = (("error_category", "other"), ("node", NODE), ("status", "failed"))
+    assert values[("genperf_tasks_finished_total", other)] == 1
+    nodes = {dict(labels)["node"] for (name, labels) in values if name.startswith("genperf_tasks")}
+    assert len(nodes) == MAX_NODES + 1  # the first MAX_NODES names (NODE among them), "other"
     model_types = {
         dict(labels)["model_type"]
         for (name, labels) in values
@@ -179,61 +173,78 @@ def test_openmetrics_when_the_scraper_asks_for_it(client):
     assert "# EOF" not in plain.text
 
 
-# A second process (a worker, another service) writing to the database the server reads.
+# Two other processes (an agent, a worker) writing to the database the server reads.
 _OTHER_WRITER = """
 import sys
 from genperf.config import Settings
 from genperf.monitor import PerformanceMonitor
 
-settings = Settings(database_url=sys.argv[1], monitoring_interval_seconds=3600.0, node_name="w")
+url, node = sys.argv[1], sys.argv[2]
+settings = Settings(database_url=url, monitoring_interval_seconds=3600.0, node_name=node)
 with PerformanceMonitor(settings) as monitor:
     for i in range(3):
-        with monitor.track(f"other-{i}", model_type="t2v-A14B"):
+        with monitor.track(f"{node}-{i}", model_type="t2v-A14B"):
             pass
-    monitor.start_task_monitoring("other-oom", "t2v-A14B")
-    monitor.complete_task_monitoring("other-oom", False, "CUDA out of memory")
+    monitor.start_task_monitoring(f"{node}-oom", "t2v-A14B")
+    monitor.complete_task_monitoring(f"{node}-oom", False, "CUDA out of memory")
+    monitor.start_task_monitoring(f"{node}-running", "t2v-A14B")
+    monitor.flush()
 """
 
 
-def test_task_counts_come_from_the_database_every_process_writes(client, store):
+def _store_counts(store) -> dict[tuple[str, str, str], int]:
+    """(node, status, error category) -> finished task rows, counted in the database."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for record in store.query_tasks(TaskQuery(limit=None)):
+        if record.status is not TaskStatus.RUNNING:
+            key = (record.node, record.status.value, record.error_category or "none")
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def test_task_counters_are_the_databases_whichever_process_wrote_them(client, store):
     client.post(f"{P}/tasks", json={"task_id": "mine", "model_type": "t2v-A14B"})
     client.post(f"{P}/tasks/mine/complete", json={"success": True})
     url = str(store._url)
-    subprocess.run([sys.executable, "-c", _OTHER_WRITER, url], check=True, timeout=120)
+    for node in ("agent-a", "agent-b"):
+        subprocess.run([sys.executable, "-c", _OTHER_WRITER, url, node], check=True, timeout=120)
 
-    values = samples(client.get("/metrics").text)
-    completed = (("error_category", "none"), ("status", "completed"))
-    oom = (("error_category", "out_of_memory_gpu"), ("status", "failed"))
-    assert values[("genperf_store_tasks", completed)] == 4  # 3 from the other process + 1
-    assert values[("genperf_store_tasks", oom)] == 1
-    # This process's own counters are labelled as such, and count only what it saw.
-    assert values[("genperf_tasks_finished_total", completed)] == 1
-    assert values.get(("genperf_tasks_finished_total", oom), 0) == 0  # its series starts at 0
-
-
-def test_database_counts_are_cached_for_a_few_seconds_and_bounded_in_labels():
-    store = MemoryStore()
-    clock = ManualClock(0.0)
-    counts = StoreTaskCounts(lambda: store, ttl=5.0, clock=clock)
-    store.save_task(make_task())
-    assert counts.counts() == {("completed", "none"): 1}
-    store.save_task(make_task())
-    store.save_task(make_task(status=TaskStatus.FAILED, error_category="made-up"))
-    clock.advance(4.9)
-    assert counts.counts() == {("completed", "none"): 1}  # one query per ttl
-    clock.advance(0.2)
-    assert counts.counts() == {("completed", "none"): 2, ("failed", "other"): 1}
+    finished = {
+        (dict(labels)["node"], dict(labels)["status"], dict(labels)["error_category"]): value
+        for (name, labels), value in samples(client.get("/metrics").text).items()
+        if name == "genperf_tasks_finished_total" and value
+    }
+    expected = _store_counts(store)
+    assert finished == expected
+    assert expected[("agent-b", "completed", "none")] == 3  # the other processes' tasks count
+    assert expected[("agent-a", "failed", "out_of_memory_gpu")] == 1
+    assert expected[("api-node", "completed", "none")] == 1
 
 
-def test_database_counts_survive_a_short_outage_and_then_go_away():
-    store = MemoryStore()
-    clock = ManualClock(0.0)
-    counts = StoreTaskCounts(lambda: store, ttl=5.0, clock=clock)
-    store.save_task(make_task())
-    assert counts.counts() == {("completed", "none"): 1}
-    store.close()  # reads now raise
-    clock.advance(10.0)
-    assert counts.counts() == {("completed", "none"): 1}  # recent enough to keep
-    clock.advance(60.0)
-    assert counts.counts() is None
-    assert list(counts.metrics()) == []
+def test_gzip_when_the_scraper_accepts_it_is_the_same_exposition(client):
+    client.post(f"{P}/tasks", json={"task_id": "z", "model_type": "t2v-A14B"})
+    client.post(f"{P}/tasks/z/complete", json={"success": True})
+    for accept in ("text/plain", "application/openmetrics-text"):
+        plain = client.get("/metrics", headers={"Accept": accept, "Accept-Encoding": "identity"})
+        zipped = client.get("/metrics", headers={"Accept": accept, "Accept-Encoding": "gzip"})
+        assert "content-encoding" not in plain.headers
+        assert zipped.headers["content-encoding"] == "gzip"  # httpx decodes it for us
+        assert zipped.headers["vary"] == "Accept-Encoding"
+        assert zipped.headers["content-type"] == plain.headers["content-type"]
+        stable = [
+            line
+            for line in zipped.text.splitlines()
+            if not line.startswith(("genperf_sample_age", "genperf_monitor_"))
+        ]
+        assert stable == [
+            line
+            for line in plain.text.splitlines()
+            if not line.startswith(("genperf_sample_age", "genperf_monitor_"))
+        ]
+        assert "genperf_tasks_finished_total" in zipped.text
+    openmetrics = client.get(
+        "/metrics",
+        headers={"Accept": "application/openmetrics-text", "Accept-Encoding": "gzip"},
+    )
+    assert openmetrics.text.endswith("# EOF\n")
+    assert openmetrics.text.count("# EOF") == 1

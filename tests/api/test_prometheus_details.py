@@ -40,20 +40,20 @@ def test_duration_buckets_hold_every_target_and_acceptable_line():
     assert list(buckets) == sorted(set(buckets))
 
 
-def test_every_outcome_starts_at_zero_so_a_first_failure_is_an_increase():
+def test_every_outcome_of_a_node_starts_at_zero_so_a_first_failure_is_an_increase():
+    outcomes = TaskOutcomes()
+    outcomes.observe(make_task(node="n1"))
     values = samples(
-        "".join(
-            f"{line}\n" for m in TaskOutcomes().metrics() for line in render_family(m).splitlines()
-        )
+        "".join(f"{line}\n" for m in outcomes.metrics() for line in render_family(m).splitlines())
     )
     for category in ErrorCategory:
         key = (
             "genperf_tasks_finished_total",
-            (("error_category", category.value), ("status", "failed")),
+            (("error_category", category.value), ("node", "n1"), ("status", "failed")),
         )
         assert values[key] == 0
-    done = (("error_category", "none"), ("status", "completed"))
-    assert values[("genperf_tasks_finished_total", done)] == 0
+    done = (("error_category", "none"), ("node", "n1"), ("status", "completed"))
+    assert values[("genperf_tasks_finished_total", done)] == 1
 
 
 def render_family(metric):
@@ -94,13 +94,14 @@ def test_phase_step_and_peak_vram_of_completed_tasks():
     )
     details.observe(make_task(status="failed", phases=(PhaseRecord("denoise", 0.0, 5.0),)))
     values = samples(_details_text(details))
-    key = (("model_type", "t2v-A14B"), ("resolution_class", "720p"))
+    key = (("model_type", "t2v-A14B"), ("node", "test-node"), ("resolution_class", "720p"))
     phase = "genperf_task_phase_duration_seconds"
     model = ("model_type", "t2v-A14B")
-    assert values[(f"{phase}_count", (model, ("phase", "denoise")))] == 1  # not the failed one
-    assert values[(f"{phase}_sum", (model, ("phase", "denoise")))] == 200.0
-    assert values[(f"{phase}_sum", (model, ("phase", "model_load")))] == 20.0
-    assert values[(f"{phase}_sum", (model, ("phase", "other")))] == 3.0
+    node = ("node", "test-node")
+    assert values[(f"{phase}_count", (model, node, ("phase", "denoise")))] == 1  # not the failed
+    assert values[(f"{phase}_sum", (model, node, ("phase", "denoise")))] == 200.0
+    assert values[(f"{phase}_sum", (model, node, ("phase", "model_load")))] == 20.0
+    assert values[(f"{phase}_sum", (model, node, ("phase", "other")))] == 3.0
     assert values[("genperf_task_step_seconds_sum", key)] == 10.0  # the mean step
     assert values[("genperf_task_step_seconds_count", key)] == 1
     assert values[("genperf_task_peak_vram_percent_bucket", (("le", "85.0"), *key))] == 0
@@ -117,9 +118,9 @@ def test_a_record_saved_twice_is_counted_once():
     details.observe(record)
     details.observe(dataclasses.replace(record))
     values = samples(_details_text(details))
-    denoise = (("model_type", "t2v-A14B"), ("phase", "denoise"))
+    denoise = (("model_type", "t2v-A14B"), ("node", "test-node"), ("phase", "denoise"))
     assert values[("genperf_task_phase_duration_seconds_count", denoise)] == 1
-    key = (("model_type", "t2v-A14B"), ("resolution_class", "720p"))
+    key = (("model_type", "t2v-A14B"), ("node", "test-node"), ("resolution_class", "720p"))
     assert values[("genperf_task_step_seconds_count", key)] == 1
     assert values[("genperf_task_peak_vram_percent_count", key)] == 1
 
@@ -176,7 +177,7 @@ def test_throttle_gauges_follow_the_thermal_checks_test():
             GpuReading(index=3, name="H200"),  # unknown: no sample, never a false 0
         )
     )
-    gpu = lambda i: (("gpu", str(i)), ("name", "H200"))  # noqa: E731
+    gpu = lambda i: (("gpu", str(i)), ("name", "H200"), ("node", "n"))  # noqa: E731
     assert values[("genperf_gpu_thermal_throttled", gpu(0))] == 1
     assert values[("genperf_gpu_power_throttled", gpu(0))] == 0
     assert values[("genperf_gpu_thermal_throttled", gpu(1))] == 0
@@ -196,7 +197,8 @@ def test_the_app_exposes_details_and_buckets_from_its_settings(client):
     assert client.post(f"{P}/tasks", json=task).status_code == 201
     assert client.post(f"{P}/tasks/d-1/complete").status_code == 200
     values = samples(client.get("/metrics").text)
-    key = (("model_type", "t2v-A14B"), ("phase", "denoise"))
+    api = ("node", "api-node")  # the app's fixture: tasks posted to the API run on its node
+    key = (("model_type", "t2v-A14B"), api, ("phase", "denoise"))
     assert values[("genperf_task_phase_duration_seconds_count", key)] == 1
-    duration = (("le", "450.0"), ("model_type", "t2v-A14B"), ("resolution_class", "720p"))
+    duration = (("le", "450.0"), ("model_type", "t2v-A14B"), api, ("resolution_class", "720p"))
     assert values[("genperf_task_duration_seconds_bucket", duration)] == 1

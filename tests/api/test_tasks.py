@@ -57,10 +57,13 @@ def test_start_update_complete_get_then_in_metrics_export_analysis_and_prometheu
     assert analysis["success_rate"] == 1.0
 
     text = client.get("/metrics").text
-    assert 'genperf_tasks_finished_total{error_category="none",status="completed"} 1.0' in text
     assert (
-        'genperf_task_duration_seconds_count{model_type="t2v-A14B",resolution_class="720p"} 1.0'
+        'genperf_tasks_finished_total{error_category="none",node="api-node",status="completed"} 1.0'
         in text
+    )
+    assert (
+        'genperf_task_duration_seconds_count{model_type="t2v-A14B",node="api-node",'
+        'resolution_class="720p"} 1.0' in text
     )
     assert "job-1" not in text  # no task ids in labels
 
@@ -77,8 +80,9 @@ def test_a_failure_is_diagnosed_and_counted(client):
     assert body["error_category"] == "out_of_memory_gpu"
     assert body["recovery_suggestions"]
     text = client.get("/metrics").text
-    assert 'genperf_tasks_finished_total{error_category="out_of_memory_gpu",status="failed"}' in (
-        text
+    assert (
+        'genperf_tasks_finished_total{error_category="out_of_memory_gpu",node="api-node",status="failed"}'
+        in (text)
     )
 
 
@@ -166,4 +170,7 @@ def test_a_retried_completion_is_counted_once(client):
     client.post(f"{P}/tasks/job-1/complete")
     client.post(f"{P}/tasks/job-1/complete")  # the same answer again, nothing counted
     text = client.get("/metrics").text
-    assert 'genperf_tasks_finished_total{error_category="none",status="completed"} 1.0' in text
+    assert (
+        'genperf_tasks_finished_total{error_category="none",node="api-node",status="completed"} 1.0'
+        in text
+    )

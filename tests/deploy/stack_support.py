@@ -4,7 +4,7 @@
   loopback port, with API tokens; its GPUs are :class:`genperf.testing.FakeNvml` behind the
   real NVML collector, the one boundary this machine lacks;
 * a real Prometheus (Debian's), configured from deploy/prometheus/prometheus.yml (bearer token
-  from a file, the node found through file_sd), scraping and evaluating every second, with
+  from a file, the target found through file_sd), scraping and evaluating every second, with
   the rules ``genperf rules`` writes from the app's settings, on short windows;
 * a real Alertmanager, configured from deploy/alertmanager/alertmanager.yml, whose receivers
   post to a webhook recorder in this process.
@@ -140,26 +140,40 @@ def _ready(url: str) -> bool:
         return False
 
 
-def prometheus_config(tmp: Path, genperf_port: int, am_port: int) -> Path:
-    """deploy/prometheus/prometheus.yml with this test's ports, token file and 1 s intervals."""
+def shipped_scrape_config(
+    tmp: Path, token: str, target_files: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """deploy/prometheus/prometheus.yml with 1 s intervals, ``token`` in a file of its own,
+    and ``target_files`` (file name -> file_sd groups) written where its job reads them."""
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-    config["alerting"]["alertmanagers"][0]["static_configs"] = [
-        {"targets": [f"127.0.0.1:{am_port}"]}
-    ]
-    token = tmp / "genperf.token"
-    token.write_text(READ_TOKEN + "\n")
-    token.chmod(0o600)
+    token_file = tmp / "genperf.token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
     (job,) = config["scrape_configs"]
-    job["authorization"]["credentials_file"] = str(token)
+    job["authorization"]["credentials_file"] = str(token_file)
     targets = tmp / "targets"
     targets.mkdir()
-    (targets / "genperf.json").write_text(
-        json.dumps([{"targets": [f"127.0.0.1:{genperf_port}"], "labels": {"node": NODE}}])
-    )
+    for name, groups in target_files.items():
+        (targets / name).write_text(json.dumps(groups))
+    job["file_sd_configs"][0]["files"] = [str(targets / "*.json")]
+    return dict(config)
+
+
+def write_config(tmp: Path, config: dict[str, Any]) -> Path:
     path = tmp / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def prometheus_config(tmp: Path, genperf_port: int, am_port: int) -> Path:
+    """The shipped configuration with this test's ports, token file and 1 s intervals."""
+    target = {"targets": [f"127.0.0.1:{genperf_port}"], "labels": {"__genperf_node": NODE}}
+    config = shipped_scrape_config(tmp, READ_TOKEN, {"genperf.json": [target]})
+    config["alerting"]["alertmanagers"][0]["static_configs"] = [
+        {"targets": [f"127.0.0.1:{am_port}"]}
+    ]
+    return write_config(tmp, config)
 
 
 def alertmanager_config(tmp: Path, webhook: str) -> Path:

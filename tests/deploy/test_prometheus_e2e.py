@@ -54,8 +54,12 @@ def _notified(stack: Stack, alertname: str, status: str) -> bool:
 def test_prometheus_scrapes_genperf_with_the_token_and_names_the_node(stack):
     assert httpx.get(f"{stack.genperf_url}/metrics", timeout=5).status_code == 401
     up = wait_for("the first scrape", lambda: stack.query('up{job="genperf"} == 1'), stack)
-    assert up[0]["metric"]["instance"] == NODE  # file_sd's node label, relabelled
-    assert stack.query(f'genperf_info{{instance="{NODE}"}}')
+    assert up[0]["metric"]["instance"] == NODE  # file_sd's __genperf_node, relabelled
+    address = stack.genperf_url.removeprefix("http://")
+    assert up[0]["metric"]["target"] == address  # the address, kept apart
+    (info,) = stack.query(f'genperf_info{{instance="{NODE}"}}')
+    assert info["metric"]["target"] == address
+    assert info["metric"]["node"] == NODE
 
 
 def test_a_generation_time_breach_fires_in_alertmanager_and_resolves(stack):

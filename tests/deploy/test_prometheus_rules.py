@@ -102,20 +102,14 @@ def test_thresholds_come_from_the_settings():
 def _input_series(outcomes: TaskOutcomes) -> list[dict[str, str]]:
     """The exposition of ``outcomes`` as promtool input series: 0 until the tasks arrive at
     1 m, then their counts for an hour."""
-    from genperf.exporters.prometheus import registry_for, render
-    from genperf.records import SystemSample, utc_now
+    from prometheus_client import CollectorRegistry
 
-    class Monitor:
-        node = "n1"
+    from genperf.exporters.prometheus import render
 
-        def current_sample(self) -> SystemSample:
-            return SystemSample(taken_at=utc_now(), node="n1")
-
-        def self_stats(self) -> dict[str, float | int]:
-            return {}
-
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(outcomes)
     series = []
-    text = render(registry_for(Monitor(), outcomes)).decode()
+    text = render(registry).decode()
     for family in text_string_to_metric_families(text):
         if family.name != "genperf_task_duration_seconds":
             continue

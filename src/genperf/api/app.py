@@ -50,8 +50,8 @@ from genperf.api.routers import (
 from genperf.api.settings import ApiSettings
 from genperf.config import Settings, load_settings
 from genperf.errors import GenperfError
-from genperf.exporters.prometheus import TaskOutcomes, registry_for
-from genperf.exporters.prometheus_details import TaskDetails, ThrottleCollector, duration_buckets
+from genperf.exporters.process_metrics import process_registry
+from genperf.exporters.prometheus_tasks import StoreTaskFamilies
 from genperf.monitor import PerformanceMonitor
 from genperf.storage.base import Store
 
@@ -101,21 +101,16 @@ def create_app(
         settings = monitor.settings if monitor is not None else load_settings(environ=env)
     api = api_settings if api_settings is not None else ApiSettings.load(settings, env)
     tokens = TokenTable.parse(api.api_tokens)
-    outcomes = TaskOutcomes(duration_buckets(settings))  # alert rules count within targets
-    details = TaskDetails(settings)
     owns_monitor = monitor is None
     if monitor is None:
         monitor = PerformanceMonitor(settings, store=store)  # store None: the settings' database
-    monitor.add_task_listener(outcomes.observe)  # every finished task reaches /metrics
-    monitor.add_task_listener(details.observe)
-    registry = registry_for(
-        monitor,
-        outcomes,
-        version=__version__,
-        store=(lambda: store) if store is not None else (lambda: monitor.store),
+    # /metrics: this process's own gauges, read at scrape time, and the task families of the
+    # database every process writes to (only this API process exports those: no double count).
+    registry = process_registry(monitor, version=__version__)
+    store_tasks = StoreTaskFamilies(
+        (lambda: store) if store is not None else (lambda: monitor.store), settings
     )
-    registry.register(details)
-    registry.register(ThrottleCollector(monitor))
+    monitor.add_task_listener(store_tasks.changed)  # this process's tasks show at once
     bounds = settings.api_limits
     open_tasks = OpenTaskLedger(
         max_total=bounds.max_open_tasks,
@@ -132,7 +127,7 @@ def create_app(
         monitor=monitor,
         store=store,
         tokens=tokens,
-        outcomes=outcomes,
+        store_tasks=store_tasks,
         reports=reports,
         registry=registry,
         owns_monitor=owns_monitor,
@@ -152,6 +147,7 @@ def create_app(
             yield
         finally:
             sweeper.cancel()
+            context.store_tasks.close()
             if context.owns_monitor:
                 context.monitor.close()  # closes the store only if it opened it
             else:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from genperf.api.auth import TokenTable
     from genperf.api.open_tasks import OpenTaskLedger
     from genperf.api.reports import ReportCache
-    from genperf.exporters.prometheus import TaskOutcomes
+    from genperf.exporters.prometheus_tasks import StoreTaskFamilies
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ class AppContext:
     monitor: PerformanceMonitor
     store: Store | None  # None: read through monitor.store (opened lazily by its writer)
     tokens: TokenTable
-    outcomes: TaskOutcomes
+    store_tasks: StoreTaskFamilies  # /metrics' task families, from the database
     reports: ReportCache[Any]
     registry: CollectorRegistry
     owns_monitor: bool

@@ -1,27 +1,28 @@
 """Prometheus: the monitor read at scrape time, on a private registry.
 
-:class:`MonitorCollector` turns the monitor's latest sample into gauges when Prometheus
-scrapes, so values are never stale copies and nothing runs between scrapes:
+Two kinds of family, kept apart so that summing over every scraped target is the truth
+(docs/design.md, "Prometheus across processes"):
 
-* host gauges, one per :data:`genperf.records.HOST_METRICS` entry: ``genperf_host_<name>``;
-* GPU gauges, one per :data:`genperf.records.GPU_METRICS` entry, labelled by GPU index and
-  model name: ``genperf_gpu_<name>{gpu="0",name="NVIDIA H200"}``;
-* the database's tasks by status and error category, ``genperf_store_tasks``, from
-  :class:`StoreTaskCounts`: true for every process writing to the database the server reads
-  (a worker, a second service, the CLI), counted there with one grouped query cached for
-  :data:`STORE_COUNTS_SECONDS`;
-* this process's own task duration histograms by model type and resolution class, and its
-  finished-task counters by status and error category, from :class:`TaskOutcomes`: only what
-  this process's monitor saw finish since it started (Prometheus sums them across processes);
-* the monitor's own overhead and health (``PerformanceMonitor.self_stats``).
-* ``genperf_info{node, version}``, an info metric.
+* per process, from the monitor at scrape time (:class:`MonitorCollector`), each series
+  labelled with the process's ``node``: host gauges, one per
+  :data:`genperf.records.HOST_METRICS` entry (``genperf_host_<name>``); GPU gauges, one per
+  :data:`genperf.records.GPU_METRICS` entry, by GPU index and model name
+  (``genperf_gpu_<name>{node, gpu="0", name="NVIDIA H200"}``); the monitor's own overhead and
+  health (``PerformanceMonitor.self_stats``); ``genperf_info{node, version}``. Every process
+  (``genperf serve`` and each agent) exports these for itself only.
+* per database, the task families (:class:`TaskOutcomes` and
+  :class:`~genperf.exporters.prometheus_details.TaskDetails`, fed from the store's rows by
+  :class:`~genperf.exporters.prometheus_tasks.StoreTaskFamilies`): finished tasks by node,
+  status and error category, duration histograms by model type and resolution class. Only
+  the API process exports them, so a task is counted once, whichever process wrote it.
 
 :func:`negotiate` answers in OpenMetrics when the scraper asks for it (``Accept:
 application/openmetrics-text``), else in the Prometheus text format.
 
 No label carries an unbounded value: no task ids, no prompts, no error messages. Model types
-come from callers, so only the first :data:`MAX_MODEL_TYPES` distinct ones get a series of
-their own; later ones are counted under ``model_type="other"``.
+and node names come from callers, so only the first :data:`MAX_MODEL_TYPES` (and
+:data:`MAX_NODES`) distinct ones get a series of their own; later ones are counted under
+``"other"``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,6 +47,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from genperf.exporters.gzip_join import EMPTY, DeflatedPrefix, gzip_join
 from genperf.records import (
     GPU_METRICS,
     HOST_METRICS,
@@ -66,7 +68,7 @@ DURATION_BUCKETS: tuple[float, ...] = (
     600.0, 900.0, 1350.0, 1800.0, 2700.0, 3600.0,
 )  # fmt: skip
 MAX_MODEL_TYPES = 50
-STORE_COUNTS_SECONDS = 5.0  # a scrape every 15 s reads the database at most once per scrape
+MAX_NODES = 256  # node labels of the task counters; a fleet of 64 GPUs fits four times over
 OTHER = "other"
 _SEEN_RUNS = 10_000  # run ids remembered, so a record saved twice is counted once
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -128,23 +130,27 @@ class _Histogram:
     total: float = 0.0
 
 
-class TaskOutcomes:
-    """Cumulative task durations and outcomes since this process started (thread-safe).
+class TaskOutcomes(Collector):
+    """Cumulative task durations and outcomes of the records it observed, by node
+    (thread-safe).
 
     ``observe`` takes finished records; each run is counted once even when saved twice.
     Durations are of completed tasks only (a failure's duration says little); every finished
-    task counts in ``genperf_tasks_finished_total{status, error_category}``.
+    task counts in ``genperf_tasks_finished_total{node, status, error_category}``.
     """
 
     def __init__(self, buckets: Iterable[float] = DURATION_BUCKETS) -> None:
         self.buckets = tuple(sorted(buckets))
         self._lock = threading.Lock()
-        self._durations: dict[tuple[str, str], _Histogram] = {}
-        self._outcomes: dict[tuple[str, str], int] = {}
+        self._durations: dict[tuple[str, str, str], _Histogram] = {}
+        self._outcomes: dict[tuple[str, str, str], int] = {}
         self._model_types: set[str] = set()
+        self._nodes: set[str] = set()
         self._seen: OrderedDict[str, None] = OrderedDict()
 
-    def observe(self, record: TaskRecord) -> None:
+    def observe(self, record: TaskRecord, node: str | None = None) -> None:
+        """Count ``record`` under ``node`` (a label already bounded by the caller), or under
+        its own node, bounded here."""
         if record.status is TaskStatus.RUNNING:
             return
         with self._lock:
@@ -153,11 +159,15 @@ class TaskOutcomes:
             self._seen[record.run_id] = None
             if len(self._seen) > _SEEN_RUNS:
                 self._seen.popitem(last=False)
-            outcome = (record.status.value, self._category(record))
+            if node is None:
+                node = bounded_node(self._nodes, record.node)
+            self._nodes.add(node)
+            outcome = (node, record.status.value, self._category(record))
             self._outcomes[outcome] = self._outcomes.get(outcome, 0) + 1
             seconds = record.generation_time_seconds
             if record.status is TaskStatus.COMPLETED and seconds is not None:
-                key = (self._model_type(record.model_type), _label(record.resolution_class))
+                model_type = _bounded(self._model_types, _label(record.model_type), MAX_MODEL_TYPES)
+                key = (node, model_type, _label(record.resolution_class))
                 hist = self._durations.get(key)
                 if hist is None:
                     hist = self._durations[key] = _Histogram([0] * len(self.buckets))
@@ -166,15 +176,6 @@ class TaskOutcomes:
                         hist.buckets[i] += 1
                 hist.count += 1
                 hist.total += seconds
-
-    def _model_type(self, model_type: str) -> str:
-        label = _label(model_type)
-        if label in self._model_types:
-            return label
-        if len(self._model_types) >= MAX_MODEL_TYPES:
-            return OTHER
-        self._model_types.add(label)
-        return label
 
     @staticmethod
     def _category(record: TaskRecord) -> str:
@@ -185,132 +186,71 @@ class TaskOutcomes:
         except ValueError:
             return OTHER
 
-    def metrics(self) -> Iterator[Metric]:
+    def collect(self) -> Iterator[Metric]:
+        return self.metrics()
+
+    def metrics(self, nodes: Container[str] | None = None) -> Iterator[Metric]:
+        """The families, of ``nodes`` only when given (one node's block, see
+        :mod:`genperf.exporters.prometheus_tasks`)."""
         with self._lock:
-            durations = {k: (list(h.buckets), h.count, h.total) for k, h in self._durations.items()}
-            outcomes = {**_ZERO_OUTCOMES, **self._outcomes}
+            durations = {
+                k: (list(h.buckets), h.count, h.total)
+                for k, h in self._durations.items()
+                if nodes is None or k[0] in nodes
+            }
+            zeros = {
+                (node, *outcome): 0
+                for node in self._nodes
+                if nodes is None or node in nodes
+                for outcome in _ZERO_OUTCOMES
+            }
+            outcomes = {
+                **zeros,
+                **{k: n for k, n in self._outcomes.items() if nodes is None or k[0] in nodes},
+            }
         hist = HistogramMetricFamily(
             "genperf_task_duration_seconds",
-            "Generation time of the tasks this process's monitor completed since it started",
-            labels=("model_type", "resolution_class"),
+            "Generation time of the database's completed tasks",
+            labels=("node", "model_type", "resolution_class"),
         )
-        for (model_type, res_class), (counts, count, total) in sorted(durations.items()):
+        for labels, (counts, count, total) in sorted(durations.items()):
             cumulative = [(_bound(b), n) for b, n in zip(self.buckets, counts, strict=True)]
-            hist.add_metric(
-                [model_type, res_class], [*cumulative, ("+Inf", count)], sum_value=total
-            )
+            hist.add_metric(list(labels), [*cumulative, ("+Inf", count)], sum_value=total)
         yield hist
         finished = CounterMetricFamily(
             "genperf_tasks_finished",
-            "Tasks this process's monitor finished since it started, by status and error"
-            " category (the database's totals are genperf_store_tasks)",
-            labels=("status", "error_category"),
+            "The database's finished tasks by the node that ran them, status and error category",
+            labels=("node", "status", "error_category"),
         )
-        for (status, category), n in sorted(outcomes.items()):
-            finished.add_metric([status, category], n)
+        for labels, n in sorted(outcomes.items()):
+            finished.add_metric(list(labels), n)
         yield finished
 
 
-# Every outcome starts at 0, so an alert's increase() sees the first failure of a kind too
-# (a counter series that appears at 1 has no earlier sample to increase from).
+def bounded_node(seen: set[str], node: str) -> str:
+    """The ``node`` label of a task: its node while among the first :data:`MAX_NODES`
+    distinct ones in ``seen``, else "other"."""
+    return _bounded(seen, _label(node, 255), MAX_NODES)
+
+
+def _bounded(seen: set[str], label: str, limit: int) -> str:
+    """``label`` while it is among the first ``limit`` distinct ones, else "other" (the
+    caller holds the lock guarding ``seen``)."""
+    if label in seen:
+        return label
+    if len(seen) >= limit:
+        return OTHER
+    seen.add(label)
+    return label
+
+
+# Every outcome of every node seen starts at 0, so an alert's increase() sees the first
+# failure of a kind too (a counter series that appears at 1 has no earlier sample).
 _ZERO_OUTCOMES: Mapping[tuple[str, str], int] = {
     (TaskStatus.COMPLETED.value, "none"): 0,
     **{(TaskStatus.FAILED.value, category.value): 0 for category in ErrorCategory},
     (TaskStatus.INTERRUPTED.value, ErrorCategory.INTERRUPTED.value): 0,
 }
-
-
-class TaskCountSource(Protocol):
-    """A store that can count its task records by (status, error_category)."""
-
-    def status_counts(self) -> Mapping[tuple[str | None, str | None], int]: ...
-
-
-class StoreTaskCounts:
-    """``genperf_store_tasks{status, error_category}``: the task records of the database.
-
-    Read with one grouped count, kept for ``ttl`` seconds so that scrapes (or several
-    Prometheus servers) cost the database at most one query per ``ttl``. When the database
-    cannot be read, the last counts are kept while they are recent (``ttl`` * 12), then the
-    family is left out rather than shown stale.
-
-    Args:
-        store: returns the store to count (None while it cannot be opened).
-        ttl: seconds a count is reused.
-        clock: monotonic seconds.
-    """
-
-    def __init__(
-        self,
-        store: Callable[[], object | None],
-        *,
-        ttl: float = STORE_COUNTS_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._store = store
-        self._ttl = ttl
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._counts: dict[tuple[str, str], int] | None = None
-        self._read_at = 0.0
-
-    def counts(self) -> dict[tuple[str, str], int] | None:
-        """(status, error_category) -> records, None when the database cannot be read."""
-        with self._lock:  # one reader at a time: concurrent scrapes share one query
-            now = self._clock()
-            if self._counts is not None and now - self._read_at < self._ttl:
-                return self._counts
-            try:
-                fresh = self._read()
-            except Exception:
-                logger.debug("could not count the database's tasks", exc_info=True)
-                fresh = None
-            if fresh is not None:
-                self._counts, self._read_at = fresh, now
-            elif self._counts is not None and now - self._read_at > self._ttl * 12:
-                self._counts = None
-            return self._counts
-
-    def _read(self) -> dict[tuple[str, str], int] | None:
-        store = self._store()
-        count = getattr(store, "status_counts", None)
-        if not callable(count):
-            return None
-        out: dict[tuple[str, str], int] = {}
-        for (status, category), n in count().items():
-            key = (_status_label(status), _category_label(status, category))
-            out[key] = out.get(key, 0) + int(n)
-        return out
-
-    def metrics(self) -> Iterator[Metric]:
-        counts = self.counts()
-        if counts is None:
-            return
-        family = GaugeMetricFamily(
-            "genperf_store_tasks",
-            "Task records in the database by status and error category, written by any process"
-            " (the server's own finished tasks are genperf_tasks_finished_total)",
-            labels=("status", "error_category"),
-        )
-        for (status, category), n in sorted(counts.items()):
-            family.add_metric([status, category], n)
-        yield family
-
-
-def _status_label(status: str | None) -> str:
-    try:
-        return TaskStatus(status or "").value
-    except ValueError:
-        return OTHER
-
-
-def _category_label(status: str | None, category: str | None) -> str:
-    if status in (TaskStatus.COMPLETED.value, TaskStatus.RUNNING.value) and category is None:
-        return "none"
-    try:
-        return ErrorCategory(category or "unknown").value
-    except ValueError:
-        return OTHER
 
 
 def _bound(value: float) -> str:
@@ -329,55 +269,64 @@ class MonitorSource(Protocol):
 
 
 class MonitorCollector(Collector):
-    """Reads the monitor at scrape time. Register it on a private :class:`CollectorRegistry`."""
+    """Reads the monitor at scrape time, every series labelled with the monitor's node.
+    Register it on a private :class:`CollectorRegistry`."""
 
     def __init__(
         self,
         monitor: MonitorSource,
-        outcomes: TaskOutcomes,
         *,
         version: str = "",
         wall_time: Callable[[], float] = time.time,
-        store_counts: StoreTaskCounts | None = None,
     ) -> None:
         self.monitor = monitor
-        self.outcomes = outcomes
         self.version = version
         self._wall_time = wall_time
-        self.store_counts = store_counts
 
     def collect(self) -> Iterator[Metric]:
+        node = node_label(self.monitor)
         yield InfoMetricFamily(
             "genperf",
             "genperf's version and node",
-            value={"node": _label(self.monitor.node, 255), "version": self.version or "unknown"},
+            value={"node": node, "version": self.version or "unknown"},
         )
         sample = self.monitor.current_sample()
-        yield from _sample_metrics(sample, self._wall_time())
-        if self.store_counts is not None:
-            yield from self.store_counts.metrics()
-        yield from self.outcomes.metrics()
-        yield from _self_metrics(self.monitor.self_stats())
+        yield from _sample_metrics(node, sample, self._wall_time())
+        yield from _self_metrics(node, self.monitor.self_stats())
 
 
-def _sample_metrics(sample: SystemSample, now: float) -> Iterator[Metric]:
+def node_label(monitor: MonitorSource) -> str:
+    """The ``node`` label of a process's own series."""
+    return _label(monitor.node, 255)
+
+
+def _gauge(name: str, help_text: str, node: str, value: float) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, help_text, labels=("node",))
+    family.add_metric([node], value)
+    return family
+
+
+def _sample_metrics(node: str, sample: SystemSample, now: float) -> Iterator[Metric]:
     taken = sample.taken_at.timestamp()
-    yield GaugeMetricFamily(
-        "genperf_sample_timestamp_seconds", "When the latest sample was taken (Unix time)", taken
-    )
-    yield GaugeMetricFamily(
-        "genperf_sample_age_seconds", "Age of the latest sample", max(0.0, now - taken)
+    yield _gauge(
+        "genperf_sample_timestamp_seconds", "When the latest sample was taken (Unix time)",
+        node, taken,
+    )  # fmt: skip
+    yield _gauge(
+        "genperf_sample_age_seconds", "Age of the latest sample", node, max(0.0, now - taken)
     )
     for spec in HOST_METRICS:
         value = getattr(sample, spec.name)
         if value is not None:
-            yield GaugeMetricFamily(f"genperf_host_{spec.name}", spec.help, float(value))
+            yield _gauge(f"genperf_host_{spec.name}", spec.help, node, float(value))
     families = {
-        spec.name: GaugeMetricFamily(f"genperf_gpu_{spec.name}", spec.help, labels=("gpu", "name"))
+        spec.name: GaugeMetricFamily(
+            f"genperf_gpu_{spec.name}", spec.help, labels=("node", "gpu", "name")
+        )
         for spec in GPU_METRICS
     }
     for gpu in sample.gpus:
-        labels = [str(gpu.index), _label(gpu.name or "unknown", 128)]
+        labels = [node, str(gpu.index), _label(gpu.name or "unknown", 128)]
         for spec in GPU_METRICS:
             value = getattr(gpu, spec.name)
             if value is not None:
@@ -385,30 +334,24 @@ def _sample_metrics(sample: SystemSample, now: float) -> Iterator[Metric]:
     yield from (family for family in families.values() if family.samples)
 
 
-def _self_metrics(stats: Mapping[str, float | int]) -> Iterator[Metric]:
+def _self_metrics(node: str, stats: Mapping[str, float | int]) -> Iterator[Metric]:
     for key, (name, help_text, counter) in SELF_STATS.items():
         value = stats.get(key)
         if value is None:
             continue
         if counter:
-            yield CounterMetricFamily(name, help_text, value=float(value))
+            family = CounterMetricFamily(name, help_text, labels=("node",))
+            family.add_metric([node], float(value))
+            yield family
         else:
-            yield GaugeMetricFamily(name, help_text, value=float(value))
+            yield _gauge(name, help_text, node, float(value))
 
 
-def registry_for(
-    monitor: MonitorSource,
-    outcomes: TaskOutcomes,
-    *,
-    version: str = "",
-    store: Callable[[], object | None] | None = None,
-) -> CollectorRegistry:
-    """A private registry holding only genperf's collector (no process or platform metrics
-    of whoever imported prometheus_client first). ``store`` returns the store whose tasks
-    ``genperf_store_tasks`` counts."""
+def registry_for(monitor: MonitorSource, *, version: str = "") -> CollectorRegistry:
+    """A private registry holding only genperf's monitor collector (no process or platform
+    metrics of whoever imported prometheus_client first)."""
     registry = CollectorRegistry(auto_describe=False)
-    counts = StoreTaskCounts(store) if store is not None else None
-    registry.register(MonitorCollector(monitor, outcomes, version=version, store_counts=counts))
+    registry.register(MonitorCollector(monitor, version=version))
     return registry
 
 
@@ -417,21 +360,53 @@ def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
 
 
-def negotiate(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:
+class Prefix(Protocol):
+    """Families rendered elsewhere (and cached there) that go before a registry's exposition:
+    plain, and compressed once per change (see :mod:`genperf.exporters.gzip_join`)."""
+
+    def exposition(self, openmetrics: bool) -> bytes: ...
+
+    def deflated(self, openmetrics: bool) -> DeflatedPrefix: ...
+
+
+def negotiate(
+    registry: CollectorRegistry,
+    accept: str | None,
+    prefix: Prefix | None = None,
+    *,
+    gzip: bool = False,
+) -> tuple[bytes, str]:
     """The registry in the format the scraper's ``Accept`` header asks for, and its content
     type: OpenMetrics when asked for it, else the Prometheus text format (prometheus_client's
-    own negotiation, so the two stay in step with the library)."""
+    own negotiation, so the two stay in step with the library). ``prefix``'s families come
+    first (so OpenMetrics' ``# EOF`` stays last); ``gzip`` compresses the whole body as one
+    gzip member, the prefix's part compressed once per change rather than per scrape."""
     encoder, content_type = choose_encoder(accept or "")
-    return encoder(registry), content_type
+    body = encoder(registry)
+    openmetrics = content_type.startswith("application/openmetrics-text")
+    if gzip:
+        return gzip_join(prefix.deflated(openmetrics) if prefix else EMPTY, body), content_type
+    if prefix is None:
+        return body, content_type
+    return prefix.exposition(openmetrics) + body, content_type
+
+
+_EOF = b"# EOF\n"
+
+
+def strip_eof(body: bytes) -> bytes:
+    """An OpenMetrics exposition without its closing ``# EOF``, to be appended to another."""
+    return body[: -len(_EOF)] if body.endswith(_EOF) else body
 
 
 __all__ = [
     "CONTENT_TYPE",
     "DURATION_BUCKETS",
+    "MAX_NODES",
     "MonitorCollector",
-    "StoreTaskCounts",
     "TaskOutcomes",
     "negotiate",
+    "node_label",
     "registry_for",
     "render",
 ]

@@ -4,14 +4,16 @@ Kept apart from the core collector so each can change without the other, and lea
 cost grows with its series, so each family has only the labels and buckets its dashboards and
 alerts read, and none grows with the task count.
 
-* :class:`TaskDetails` (a task listener and collector), for completed tasks: time spent in
+* :class:`TaskDetails` (fed the database's task records, like
+  :class:`~genperf.exporters.prometheus.TaskOutcomes`), for completed tasks: time spent in
   each phase by model type (count and sum: mean durations and shares), the mean denoising step
   by model type and resolution class (count and sum), and a histogram of peak VRAM in percent
   of the GPU by model type and resolution class, with buckets on genperf's VRAM lines. Phase
   names outside :data:`genperf.records.STANDARD_PHASES` count as ``phase="other"``.
-* :class:`ThrottleCollector`: per GPU, 1 while its clock is cut for heat
-  (``genperf_gpu_thermal_throttled``) or for power (``genperf_gpu_power_throttled``), the same
-  test genperf's thermal bottleneck check applies to a task's throttle reasons.
+* :class:`ThrottleCollector` (per process, like the host and GPU gauges): per GPU, 1 while
+  its clock is cut for heat (``genperf_gpu_thermal_throttled``) or for power
+  (``genperf_gpu_power_throttled``), the same test genperf's thermal bottleneck check
+  applies to a task's throttle reasons.
 * :func:`duration_buckets`: the task duration histogram's bucket bounds, with every configured
   generation-time target and "acceptable" line among them, so that an alert can count exactly
   how many tasks were within a target (``genperf rules``).
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 
 from prometheus_client.core import (
@@ -40,7 +42,10 @@ from genperf.exporters.prometheus import (
     OTHER,
     MonitorSource,
     _bound,
+    _bounded,
     _label,
+    bounded_node,
+    node_label,
 )
 from genperf.numbers import percent
 from genperf.records import STANDARD_PHASES, TaskRecord, TaskStatus
@@ -71,21 +76,26 @@ class _Sum:
     total: float = 0.0
 
 
+_Key = tuple[str, str, str]
+
+
 class TaskDetails(Collector):
-    """Phases, steps and peak VRAM of completed tasks (thread-safe). Register it on the
-    registry and add :meth:`observe` as a task listener."""
+    """Phases, steps and peak VRAM of completed tasks, by node (thread-safe). Register it on
+    a registry and feed it records through :meth:`observe`."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.vram_buckets = vram_buckets(settings or Settings())
         self._lock = threading.Lock()
         self._model_types: set[str] = set()
+        self._nodes: set[str] = set()
         self._seen: OrderedDict[str, None] = OrderedDict()  # runs counted, the latest ones
-        self._phases: dict[tuple[str, str], _Sum] = {}
-        self._steps: dict[tuple[str, str], _Sum] = {}
-        self._vram: dict[tuple[str, str], tuple[list[int], _Sum]] = {}  # per bucket; count, sum
+        self._phases: dict[_Key, _Sum] = {}  # (node, model type, phase)
+        self._steps: dict[_Key, _Sum] = {}  # (node, model type, resolution class)
+        self._vram: dict[_Key, tuple[list[int], _Sum]] = {}  # per bucket; count, sum
 
-    def observe(self, record: TaskRecord) -> None:
-        """A task listener: completed tasks only (a failed task's phases say little)."""
+    def observe(self, record: TaskRecord, node: str | None = None) -> None:
+        """Completed tasks only (a failed task's phases say little), under ``node`` (a label
+        bounded by the caller) or the record's own node, bounded here."""
         if record.status is not TaskStatus.COMPLETED:
             return
         vram = percent(record.peak_vram_usage_mb, record.vram_total_mb)
@@ -95,11 +105,14 @@ class TaskDetails(Collector):
             self._seen[record.run_id] = None
             if len(self._seen) > _SEEN_RUNS:
                 self._seen.popitem(last=False)
-            model = self._model_type(record.model_type)
-            key = (model, _label(record.resolution_class))
+            if node is None:
+                node = bounded_node(self._nodes, record.node)
+            # The same rule as TaskOutcomes: the first MAX_MODEL_TYPES names, then "other".
+            model = _bounded(self._model_types, _label(record.model_type), MAX_MODEL_TYPES)
+            key = (node, model, _label(record.resolution_class))
             for phase in record.phases:
                 name = phase.name if phase.name in STANDARD_PHASES else OTHER
-                _add(self._phases, (model, name), phase.duration_seconds)
+                _add(self._phases, (node, model, name), phase.duration_seconds)
             if record.step_times_seconds:
                 steps = record.step_times_seconds
                 _add(self._steps, key, sum(steps) / len(steps))
@@ -110,35 +123,35 @@ class TaskDetails(Collector):
                 total.count += 1
                 total.total += vram
 
-    def _model_type(self, model_type: str) -> str:
-        # The same rule as TaskOutcomes: the first MAX_MODEL_TYPES names, then "other".
-        label = _label(model_type)
-        if label in self._model_types or len(self._model_types) < MAX_MODEL_TYPES:
-            self._model_types.add(label)
-            return label
-        return OTHER
-
     def collect(self) -> Iterator[Metric]:
+        return self.metrics()
+
+    def metrics(self, nodes: Container[str] | None = None) -> Iterator[Metric]:
+        """The families, of ``nodes`` only when given."""
+
+        def wanted(key: _Key) -> bool:
+            return nodes is None or key[0] in nodes
+
         with self._lock:
-            phases = {k: (v.count, v.total) for k, v in self._phases.items()}
-            steps = {k: (v.count, v.total) for k, v in self._steps.items()}
-            vram = {k: (list(c), t.count, t.total) for k, (c, t) in self._vram.items()}
+            phases = {k: (v.count, v.total) for k, v in self._phases.items() if wanted(k)}
+            steps = {k: (v.count, v.total) for k, v in self._steps.items() if wanted(k)}
+            vram = {k: (list(c), t.count, t.total) for k, (c, t) in self._vram.items() if wanted(k)}
         yield _summary(
             "genperf_task_phase_duration_seconds",
             "Time completed tasks spent in each phase",
-            ("model_type", "phase"),
+            ("node", "model_type", "phase"),
             phases,
         )
         yield _summary(
             "genperf_task_step_seconds",
             "Mean denoising step time of completed tasks",
-            ("model_type", "resolution_class"),
+            ("node", "model_type", "resolution_class"),
             steps,
         )
         vram_family = HistogramMetricFamily(
             "genperf_task_peak_vram_percent",
             "Peak GPU memory of completed tasks, percent of the GPU",
-            labels=("model_type", "resolution_class"),
+            labels=("node", "model_type", "resolution_class"),
         )
         for labels, (counts, count, total) in sorted(vram.items()):
             buckets = [(_bound(b), n) for b, n in zip(self.vram_buckets, counts, strict=True)]
@@ -147,10 +160,7 @@ class TaskDetails(Collector):
 
 
 def _summary(
-    name: str,
-    documentation: str,
-    labels: tuple[str, str],
-    sums: dict[tuple[str, str], tuple[int, float]],
+    name: str, documentation: str, labels: tuple[str, str, str], sums: dict[_Key, tuple[int, float]]
 ) -> SummaryMetricFamily:
     family = SummaryMetricFamily(name, documentation, labels=labels)
     for values, (count, total) in sorted(sums.items()):
@@ -158,7 +168,7 @@ def _summary(
     return family
 
 
-def _add(sums: dict[tuple[str, str], _Sum], key: tuple[str, str], value: float) -> None:
+def _add(sums: dict[_Key, _Sum], key: _Key, value: float) -> None:
     entry = sums.get(key)
     if entry is None:
         entry = sums[key] = _Sum()
@@ -176,17 +186,18 @@ class ThrottleCollector(Collector):
         thermal = GaugeMetricFamily(
             "genperf_gpu_thermal_throttled",
             "1 while the GPU's clock is cut for heat (NVML clock event reasons)",
-            labels=("gpu", "name"),
+            labels=("node", "gpu", "name"),
         )
         power = GaugeMetricFamily(
             "genperf_gpu_power_throttled",
             "1 while the GPU's clock is cut for power (NVML clock event reasons)",
-            labels=("gpu", "name"),
+            labels=("node", "gpu", "name"),
         )
+        node = node_label(self.monitor)
         for gpu in self.monitor.current_sample().gpus:
             if gpu.throttle_reasons is None:
                 continue  # unknown on this GPU: no sample rather than a false 0
-            labels = [str(gpu.index), _label(gpu.name or "unknown", 128)]
+            labels = [node, str(gpu.index), _label(gpu.name or "unknown", 128)]
             thermal.add_metric(labels, float(thermal_throttled(gpu.throttle_reasons)))
             power.add_metric(labels, float(power_throttled(gpu.throttle_reasons)))
         if thermal.samples:

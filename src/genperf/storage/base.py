@@ -113,6 +113,13 @@ class Store(Protocol):
     def mark_interrupted(self, run_ids: Sequence[str], completed_at: datetime) -> int:
         """Mark these running runs interrupted; returns how many changed."""
 
+    def task_rows(
+        self, after_id: int, ids: Sequence[int], limit: int
+    ) -> list[tuple[int, TaskRecord]]:
+        """(row id, record) of the first ``limit`` records with a row id above ``after_id``
+        (by id) and of those whose row id is in ``ids``: a feed that reads only what changed
+        (Prometheus' task families, genperf.exporters.prometheus_tasks)."""
+
     def prune_samples(self, older_than: datetime) -> int:
         """Delete samples taken before ``older_than``; returns how many."""
 

@@ -23,7 +23,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._order = itertools.count()  # plays the part of the SQL table's id
+        self._order = itertools.count(1)  # plays the part of the SQL table's id (from 1)
         self._tasks: dict[str, tuple[int, TaskRecord]] = {}
         self._samples: list[tuple[int, SystemSample]] = []
         self._monitors: dict[str, tuple[str, bool]] = {}  # instance -> (node, stopped)
@@ -67,14 +67,15 @@ class MemoryStore:
         with self._open("read the monitors"):
             return [(i, node, stopped) for i, (node, stopped) in self._monitors.items()]
 
-    def status_counts(self) -> dict[tuple[str | None, str | None], int]:
-        """How many task records there are by (status, error_category), as SqlStore's."""
-        counts: dict[tuple[str | None, str | None], int] = {}
-        with self._open("count tasks by status"):
-            for _, record in self._tasks.values():
-                key = (record.status.value, record.error_category)
-                counts[key] = counts.get(key, 0) + 1
-        return counts
+    def task_rows(
+        self, after_id: int, ids: Sequence[int], limit: int
+    ) -> list[tuple[int, TaskRecord]]:
+        """As SqlStore's: the first-save order plays the part of the row id."""
+        wanted = set(ids)
+        with self._open("read new task rows"):
+            entries = sorted(self._tasks.values(), key=lambda entry: entry[0])
+        newer = [entry for entry in entries if entry[0] > after_id][:limit]
+        return newer + [entry for entry in entries if entry[0] in wanted]
 
     def get_run(self, run_id: str) -> TaskRecord | None:
         with self._open("read a task"):

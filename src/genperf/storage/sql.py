@@ -151,14 +151,25 @@ class SqlStore:
         with self._read("read the monitors") as conn:
             return [(str(i), str(n), s is not None) for i, n, s in conn.execute(stmt)]
 
-    def status_counts(self) -> dict[tuple[str | None, str | None], int]:
-        """How many task records the database holds by (status, error_category): one grouped
-        count over every writer's records (for Prometheus gauges; see exporters/prometheus)."""
-        stmt = select(tasks.c.status, tasks.c.error_category, func.count()).group_by(
-            tasks.c.status, tasks.c.error_category
-        )
-        with self._read("count tasks by status") as conn:
-            return {(status, cat): int(n) for status, cat, n in conn.execute(stmt)}
+    def task_rows(
+        self, after_id: int, ids: Sequence[int], limit: int
+    ) -> list[tuple[int, TaskRecord]]:
+        """(row id, record) of the task rows with an id above ``after_id`` (the first
+        ``limit``, by id) and of those whose id is in ``ids``: a feed for readers that fold
+        each finished row once (Prometheus' task families, see exporters/prometheus_tasks).
+        Both reads use the primary key, so each costs what it returns, not the table."""
+        columns = (tasks.c.id, *_TASK_COLUMNS)
+        out: list[tuple[int, TaskRecord]] = []
+        with self._read("read new task rows") as conn:
+            newer = select(*columns).where(tasks.c.id > after_id).order_by(tasks.c.id)
+            rows = list(conn.execute(newer.limit(limit)).mappings())
+            wanted = sorted(set(ids))
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                rows.extend(conn.execute(select(*columns).where(tasks.c.id.in_(chunk))).mappings())
+        for row in rows:
+            out.append((int(row["id"]), row_to_task(row)))
+        return out
 
     def prune_samples(self, older_than: datetime) -> int:
         with self._write("prune samples") as conn:

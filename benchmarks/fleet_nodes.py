@@ -10,7 +10,7 @@ Method
 2. ``Queries.nodes(24)`` runs once to warm the page cache, then ``--repeats`` times; the median
    wall and process CPU time are printed, with the peak of Python allocations of one more run
    under ``tracemalloc``.
-3. The same for the report filtered to one node (``Queries.analysis(24, nodes=[one])``).
+3. The same for the report filtered to one node (``Queries.analysis(24, Filters(nodes=[one]))``).
 
 Run::
 
@@ -33,7 +33,7 @@ from sqlalchemy import create_engine
 
 sys.path.insert(0, str(Path(__file__).parent))
 from genperf.config import Settings
-from genperf.queries import Queries
+from genperf.queries import Filters, Queries
 from genperf.records import GpuReading, SystemSample
 from genperf.storage import SqlStore
 from genperf.storage.codec import sample_to_row
@@ -105,7 +105,7 @@ def main() -> None:
         assert len(listed.nodes) == args.nodes, len(listed.nodes)
         for name, fn in (
             ("nodes", lambda: queries.nodes(24)),
-            ("report, one node", lambda: queries.analysis(24, nodes=["gpu-03"])),
+            ("report, one node", lambda: queries.analysis(24, Filters(nodes=["gpu-03"]))),
         ):
             wall, cpu, peak = timed(fn, args.repeats)
             print(

@@ -17,7 +17,7 @@ with-sink runs' total time: that is the most its background work can take from a
 generation on a machine with no idle core. Aim: both figures under 0.5 %.
 
 A real influxd (Debian's ``influxdb``) is started on free loopback ports in a temporary
-directory, as the tests do.
+directory by the tests' own helper (tests/sinks/influx_server.py), so both start it one way.
 
 Run: ``.venv/bin/python benchmarks/sink_overhead.py [PAIRS] [INTERVAL_SECONDS] [auto|sha256]``
 (the workload: ``auto`` is torch where installed; ``sha256`` is single-threaded).
@@ -26,16 +26,13 @@ Run: ``.venv/bin/python benchmarks/sink_overhead.py [PAIRS] [INTERVAL_SECONDS] [
 from __future__ import annotations
 
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import psutil
 
 from genperf.config import Settings
@@ -45,44 +42,9 @@ from genperf.sinks.base import BatchingSink, QueueLimits
 from genperf.sinks.influx import InfluxSink
 from monitor_overhead import make_workload, run
 
-CONFIG = """\
-reporting-disabled = true
-bind-address = "127.0.0.1:{rpc}"
-[meta]
-  dir = "{root}/meta"
-[data]
-  dir = "{root}/data"
-  wal-dir = "{root}/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:{http}"
-  log-enabled = false
-[monitor]
-  store-enabled = false
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_influxd(root: Path, http: int, rpc: int) -> subprocess.Popen[bytes]:
-    config = root / "influxdb.conf"
-    config.write_text(CONFIG.format(root=root, http=http, rpc=rpc))
-    proc = subprocess.Popen(
-        ["influxd", "run", "-config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(600):
-        try:
-            if httpx.get(f"http://127.0.0.1:{http}/ping", timeout=1).status_code == 204:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise RuntimeError("influxd did not start")
+# The tests' influxd helper, so the benchmark and the tests start influxd the same one way.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "sinks"))
+from influx_server import InfluxServer
 
 
 def thread_cpu(native_id: int | None) -> float:
@@ -156,8 +118,8 @@ def main() -> None:
     work()  # warm up caches and thread pools
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        http, rpc = free_port(), free_port()
-        influxd = start_influxd(root, http, rpc)
+        influxd = InfluxServer(root)
+        influxd.start()
         try:
 
             def settings(db: str, **extra: object) -> Settings:
@@ -169,9 +131,7 @@ def main() -> None:
                 )
 
             plain = PerformanceMonitor(settings("plain.db"))
-            with_sink = PerformanceMonitor(
-                settings("sink.db", influxdb_url=f"http://127.0.0.1:{http}")
-            )
+            with_sink = PerformanceMonitor(settings("sink.db", influxdb_url=influxd.url))
             last: TaskRecord | None = None
             with plain, with_sink:
                 sink = with_sink.sinks[0]
@@ -185,17 +145,14 @@ def main() -> None:
                 print(f"workload: {name}, {pairs} pairs, sampler interval {interval} s")
                 report("influxd up", up, cpu_up)
                 print(f"  sent {sent_up['tasks_sent']} tasks, {sent_up['samples_sent']} samples")
-                influxd.send_signal(signal.SIGTERM)
-                influxd.wait(30)
+                influxd.stop()
                 cpu1 = thread_cpu(tid)
                 down = pairs_of(pairs, work, plain, with_sink, "down")
                 cpu_down = thread_cpu(tid) - cpu1
                 stats = sink.stats()
                 last = with_sink.get_task_metrics("down0")
         finally:
-            if influxd.poll() is None:
-                influxd.send_signal(signal.SIGTERM)
-                influxd.wait(30)
+            influxd.stop()
     report("influxd down", down, cpu_down)
     print(
         f"  while down: {stats['send_errors']} failed sends, {stats['queued']} items queued, "

@@ -130,8 +130,10 @@ SAMPLE_FIELDS: tuple[str, ...] = tuple(
 class MetricSpec:
     """One scalar metric of a sample, declared once: its name, unit and help text.
 
-    The Prometheus collector names its gauges after these (``genperf_host_<name>``,
-    ``genperf_gpu_<name>``); storage columns and CSV follow the record fields themselves.
+    Read by the Prometheus collector (gauges ``genperf_host_<name>``, ``genperf_gpu_<name>``),
+    the OTLP sink (instruments ``genperf.host.<name>``, ``genperf.gpu.<name>``, their unit and
+    description) and the InfluxDB line protocol (each field's type, from its unit). Storage
+    columns and CSV follow the record fields themselves.
     """
 
     name: str
@@ -295,6 +297,16 @@ def fields_jsonable(obj: Any) -> dict[str, Any]:
     return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
 
 
+class JsonFields:
+    """A result dataclass whose JSON is its own fields (:func:`fields_jsonable`): the base
+    gives it ``to_dict``, which :func:`to_jsonable` calls."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return fields_jsonable(self)
+
+
 # Fields a caller may set through update_task_metrics(task_id, **fields).
 # Identity and lifecycle fields (run_id, task_id, node, status, timestamps) are the monitor's.
 UPDATABLE_FIELDS: frozenset[str] = frozenset(
@@ -445,6 +457,7 @@ __all__ = [
     "Durability",
     "ErrorCategory",
     "GpuReading",
+    "JsonFields",
     "MetricSpec",
     "PhaseRecord",
     "SystemSample",

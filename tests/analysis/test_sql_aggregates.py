@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -31,7 +30,6 @@ from .conftest import T0
 sqlalchemy = pytest.importorskip("sqlalchemy")
 from genperf.storage import aggregates  # noqa: E402  (needs SQLAlchemy)
 from genperf.storage.codec import task_to_row  # noqa: E402
-from genperf.storage.engine import normalise_url  # noqa: E402
 from genperf.storage.schema import generation_tasks  # noqa: E402
 from genperf.storage.sql import SqlStore  # noqa: E402
 
@@ -95,30 +93,10 @@ def awkward_history(n: int = 400, seed: int = 1) -> list[TaskRecord]:
 def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
     if request.param == "sqlite":
         store = SqlStore(f"sqlite:///{tmp_path / 'genperf.db'}")
-        yield store
-        store.close()
-        return
-    engine = sqlalchemy.create_engine(
-        normalise_url(POSTGRES_URL), connect_args={"connect_timeout": 3}
-    )
-    try:
-        with engine.connect():
-            pass
-    except Exception as exc:
-        engine.dispose()
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL not reachable: {exc}")
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    schema = f"genperf_test_{uuid.uuid4().hex[:12]}"
-    with engine.begin() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
-    url = engine.url.update_query_dict({"options": f"-csearch_path={schema}"})
-    store = SqlStore(url.render_as_string(hide_password=False))
+    else:
+        store = SqlStore(request.getfixturevalue("postgres_schema_url"))
     yield store
     store.close()
-    with engine.begin() as conn:
-        conn.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
 
 
 @pytest.fixture

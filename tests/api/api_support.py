@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from genperf.collectors import TorchMemoryProbe
 from genperf.records import MIB, GpuReading
 
 LOOPBACK = ("127.0.0.1", 50000)
@@ -18,17 +17,6 @@ TOKENS = (f"read:{READ_TOKEN}", f"write:{WRITE_TOKEN}", f"admin:{ADMIN_TOKEN}")
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-class NoPeaks(TorchMemoryProbe):
-    """A torch probe as on a machine without CUDA."""
-
-    def __init__(self) -> None:
-        pass
-
-    @property
-    def available(self) -> bool:
-        return False
 
 
 def readings() -> dict[str, object]:

@@ -8,16 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_support import BASE, LOOPBACK, REMOTE, TOKENS, NoPeaks, readings
+from api_support import BASE, LOOPBACK, REMOTE, TOKENS, readings
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from genperf.api import ApiSettings, create_app
-from genperf.collectors import ProcessPeakMemory
+from genperf.collectors import ProcessPeakMemory, TorchMemoryProbe
 from genperf.config import Settings
 from genperf.monitor import PerformanceMonitor
 from genperf.storage import SqlStore
-from genperf.testing import FakeCollector
+from genperf.testing import FakeCollector, FakeTorchCuda
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def monitor(settings: Settings, store: SqlStore) -> Iterator[PerformanceMonitor]
         settings,
         collectors=[FakeCollector(readings, name="scripted")],
         store=store,
-        torch_probe=NoPeaks(),
+        torch_probe=TorchMemoryProbe(FakeTorchCuda(available=False)),
         process_memory=ProcessPeakMemory(),
     )
     yield m

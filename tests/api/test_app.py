@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 
-from api_support import BASE, LOOPBACK, NoPeaks, P, readings
+from api_support import BASE, LOOPBACK, P, readings
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
@@ -14,9 +14,10 @@ from pydantic import BaseModel
 from genperf.api import create_app
 from genperf.api import schemas as s
 from genperf.api.auth import RequireWrite
+from genperf.collectors import TorchMemoryProbe
 from genperf.monitor import PerformanceMonitor
 from genperf.records import TASK_FIELDS, UPDATABLE_FIELDS, GpuReading, SystemSample
-from genperf.testing import FakeCollector
+from genperf.testing import FakeCollector, FakeTorchCuda
 
 
 def test_an_owned_monitor_is_started_and_closed_by_the_lifespan(settings, store):
@@ -62,7 +63,10 @@ def test_extra_routers_are_mounted_behind_the_same_guards(settings, monitor):
 
 def test_tasks_finished_in_process_reach_prometheus_through_the_hook(settings, store):
     monitor = PerformanceMonitor(
-        settings, collectors=[FakeCollector(readings)], store=store, torch_probe=NoPeaks()
+        settings,
+        collectors=[FakeCollector(readings)],
+        store=store,
+        torch_probe=TorchMemoryProbe(FakeTorchCuda(available=False)),
     )
     app = create_app(settings, monitor=monitor, environ={})
     try:

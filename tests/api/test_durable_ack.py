@@ -9,15 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_support import BASE, LOOPBACK, NoPeaks, P, readings
+from api_support import BASE, LOOPBACK, P, readings
 from fastapi.testclient import TestClient
 
 from genperf.api import ApiSettings, create_app
-from genperf.collectors import ProcessPeakMemory
+from genperf.collectors import ProcessPeakMemory, TorchMemoryProbe
 from genperf.config import Settings
 from genperf.monitor import PerformanceMonitor
 from genperf.storage import SqlStore
-from genperf.testing import FakeCollector
+from genperf.testing import FakeCollector, FakeTorchCuda
 
 START = {"task_id": "job-1", "model_type": "t2v-A14B", "resolution": "1280x720", "steps": 20}
 
@@ -41,7 +41,7 @@ def monitor(settings: Settings, quick_store: SqlStore) -> Iterator[PerformanceMo
         settings,
         collectors=[FakeCollector(readings, name="scripted")],
         store=quick_store,
-        torch_probe=NoPeaks(),
+        torch_probe=TorchMemoryProbe(FakeTorchCuda(available=False)),
         process_memory=ProcessPeakMemory(),
     )
     yield m

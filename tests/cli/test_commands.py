@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from genperf.analysis import SPEC_KEYS
 from genperf.cli.commands_export import BarProgress
 from genperf.cli.context import CliState
+from genperf.cli.exporting import ExportRequest
 from genperf.cli.source import LocalSource
 from genperf.records import TaskStatus
 from genperf.storage import SqlStore
@@ -256,7 +257,7 @@ def test_a_long_export_shows_a_progress_bar(
     source = LocalSource(Settings(data_dir=tmp_path), store=store, wall_clock=lambda: NOW)
     out = io.BytesIO()
     try:
-        result = source.export("csv", 24.0, out, progress)
+        result = source.export(ExportRequest("csv", 24.0), out, progress)
     finally:
         progress.stop()
     assert result.tasks == 60

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from genperf.cli.commands_monitor import run_live
 from genperf.cli.decode import PayloadError, sample_from_json, task_from_json
+from genperf.cli.exporting import ExportRequest
 from genperf.cli.source import (
     AuthError,
     HttpSource,
@@ -31,6 +32,7 @@ from genperf.cli.source import (
 )
 from genperf.config import Settings
 from genperf.errors import StoreUnavailableError
+from genperf.queries import Filters
 from genperf.records import SystemSample
 from genperf.testing import make_task
 
@@ -60,7 +62,8 @@ def test_requests_carry_the_token_and_the_apis_parameters() -> None:
         }
         return httpx.Response(200, json=page)
 
-    source(handler, token="s3cret").tasks(5, model_type="t2v-A14B", success_only=True)
+    filters = Filters(model_type="t2v-A14B", success_only=True)
+    source(handler, token="s3cret").tasks(5, filters=filters)
     (request,) = seen
     assert request.headers["authorization"] == "Bearer s3cret"
     assert request.url.path == "/api/v1/performance/metrics"
@@ -133,7 +136,7 @@ def test_a_broken_export_leaves_nothing_and_says_why() -> None:
         def advance(self, amount: int) -> None:
             pass
 
-    result = source(handler).export("json", 24.0, out, Quiet())
+    result = source(handler).export(ExportRequest("json", 24.0), out, Quiet())
     assert result.tasks == 12  # read from the document's head
     assert metrics_count(b'{"a":1,"metrics_count": 7,') == 7
     assert metrics_count(b"no count here") is None

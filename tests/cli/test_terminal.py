@@ -17,7 +17,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from genperf.storage import SqlStore
+from genperf.testing import wait_until
 
 from .conftest import NODE
 from .test_remote import recent_tasks
@@ -102,14 +102,16 @@ class Terminal:
         self._tmux("send-keys", "-t", "t", "Enter")
 
     def wait_for(self, predicate: Callable[[str], bool], what: str) -> str:
-        deadline = time.monotonic() + WAIT_SECONDS
-        screen = ""
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if predicate(screen):
-                return screen
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}; the screen:\n{screen}")
+        last = [""]  # the screen last seen, for the failure message
+
+        def matching() -> str | None:
+            last[0] = self.screen()
+            return last[0] if predicate(last[0]) else None
+
+        try:
+            return wait_until(matching, timeout=WAIT_SECONDS, interval=0.1, what=what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the screen:\n{last[0]}") from None
 
     def wait_text(self, text: str) -> str:
         return self.wait_for(lambda s: text in s, repr(text))

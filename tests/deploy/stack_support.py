@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,7 +36,7 @@ from genperf.config import Settings
 from genperf.exporters.prometheus_rules import RuleTiming, rule_files
 from genperf.monitor import PerformanceMonitor
 from genperf.storage import SqlStore
-from genperf.testing import FakeGpu, FakeNvml
+from genperf.testing import FakeGpu, FakeNvml, wait_until
 
 READ_TOKEN = "prometheus-read-token-0123456789"
 WRITE_TOKEN = "e2e-write-token-0123456789abcdef"
@@ -113,15 +112,11 @@ def wait_for(
 ) -> Any:
     """Poll ``check`` until it returns something truthy (the servers' own clocks decide when:
     a scrape, an evaluation, a notification), or fail saying what never happened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            logs = stack.log_tail() if stack is not None else ""
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}\n{logs}")
-        time.sleep(0.2)
+    try:
+        return wait_until(check, timeout=timeout, interval=0.2, what=what)
+    except AssertionError as exc:
+        logs = stack.log_tail() if stack is not None else ""
+        pytest.fail(f"{exc} (after {timeout:g} s)\n{logs}")
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen[bytes]:

@@ -197,41 +197,13 @@ def test_an_unreachable_postgresql_is_a_failure(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_a_live_postgresql_database(tmp_path: Path) -> None:
-    import os
-    import uuid
-
-    import sqlalchemy
-
-    base = (
-        os.environ.get("GENPERF_TEST_POSTGRES_URL")
-        or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-    )
-    engine = sqlalchemy.create_engine(base, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect():
-            pass
-    except Exception as exc:
-        engine.dispose()
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL not reachable: {exc}")
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    schema = f"genperf_doctor_{uuid.uuid4().hex[:12]}"
-    with engine.begin() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
-    url = engine.url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False
-    )
-    try:
-        SqlStore(url).close()
-        checks = by_name(run_doctor(Settings(data_dir=tmp_path, database_url=url)).checks)
-        for name in ("database_reachable", "database_writable", "database_schema"):
-            assert checks[name].verdict is V.OK, checks[name]
-        assert checks["recent_samples"].verdict is V.WARNING  # no monitor has sampled into it
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
+def test_a_live_postgresql_database(tmp_path: Path, postgres_schema_url: str) -> None:
+    url = postgres_schema_url
+    SqlStore(url).close()
+    checks = by_name(run_doctor(Settings(data_dir=tmp_path, database_url=url)).checks)
+    for name in ("database_reachable", "database_writable", "database_schema"):
+        assert checks[name].verdict is V.OK, checks[name]
+    assert checks["recent_samples"].verdict is V.WARNING  # no monitor has sampled into it
 
 
 # --- the monitor, the clock ------------------------------------------------------------------

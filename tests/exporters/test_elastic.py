@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +18,9 @@ from genperf.exporters import elastic
 from genperf.records import PhaseRecord, TaskRecord, TaskStatus
 from genperf.sinks.base import QueueLimits
 from genperf.sinks.elastic import ElasticSink
-from genperf.testing import make_task
+from genperf.testing import make_task, wait_until
 
 TEMPLATE = Path(__file__).parents[2] / "deploy/elasticsearch/genperf-tasks.index-template.json"
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
-    """Poll ``condition`` until it holds (True) or ``timeout`` passes (False)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def rich_task(**overrides: Any) -> TaskRecord:
@@ -128,7 +116,7 @@ def test_the_sink_keeps_its_batch_while_the_cluster_is_unreachable() -> None:
     sink.start()
     for _ in range(3):
         sink.offer_task(make_task())
-    assert wait_until(lambda: sink.stats()["send_errors"] >= 1)
+    wait_until(lambda: sink.stats()["send_errors"] >= 1, timeout=30.0, what="a failed send")
     stats = sink.stats()
     assert (stats["queued"], stats["tasks_dropped"], stats["tasks_sent"]) == (3, 0, 0)
     sink.close(timeout=5)

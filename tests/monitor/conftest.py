@@ -7,7 +7,7 @@ from genperf.config import Settings
 from genperf.monitor import PerformanceMonitor
 from genperf.records import MIB, GpuReading
 from genperf.storage import MemoryStore
-from genperf.testing import FakeCollector, ManualClock
+from genperf.testing import FakeCollector, FakeTorchCuda, ManualClock
 
 
 class ScriptedReadings:
@@ -40,17 +40,6 @@ class ScriptedReadings:
         }
 
 
-class NoPeaks(TorchMemoryProbe):
-    """A torch probe as on a machine without CUDA."""
-
-    def __init__(self) -> None:
-        pass
-
-    @property
-    def available(self) -> bool:
-        return False
-
-
 @pytest.fixture
 def readings() -> ScriptedReadings:
     return ScriptedReadings()
@@ -79,7 +68,7 @@ def monitor(settings, store, clock, readings):
         collectors=[FakeCollector(readings, name="scripted")],
         store=store,
         clock=clock,
-        torch_probe=NoPeaks(),
+        torch_probe=TorchMemoryProbe(FakeTorchCuda(available=False)),
         process_memory=ProcessPeakMemory(),
     )
     yield m

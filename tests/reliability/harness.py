@@ -26,6 +26,7 @@ import httpx
 
 from genperf.records import TaskStatus
 from genperf.storage import SqlStore
+from genperf.testing import wait_until
 
 P = "/api/v1/performance"
 START_TIMEOUT_S = 120.0  # importing torch and diffusers on 2 busy cores
@@ -64,26 +65,35 @@ class Server:
 
     def wait_alive(self) -> None:
         """Until /healthz answers: the process is up (ready or not)."""
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if self.client.get("/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start: " + self.log.read_text()
-            time.sleep(0.2)
+        self.wait_until(
+            lambda: self.client.get("/healthz", timeout=2).status_code == 200,
+            "the server to start",
+            START_TIMEOUT_S,
+            ignore=(httpx.TransportError,),  # not listening yet
+        )
 
     def ready(self) -> bool:
         return self.client.get("/readyz").status_code == 200
 
-    def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            assert self.proc.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, f"{what} did not happen: {self.log.read_text()}"
-            time.sleep(0.2)
+    def wait_until(
+        self,
+        condition: Callable[[], bool],
+        what: str,
+        timeout: float = 60.0,
+        ignore: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        """Poll ``condition``; fail with the server's log if it dies or ``timeout`` passes."""
+        try:
+            wait_until(
+                condition,
+                timeout=timeout,
+                interval=0.2,
+                what=what,
+                alive=lambda: self.proc.poll() is None,
+                ignore=ignore,
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {self.log.read_text()}") from None
 
     def kill9(self) -> None:
         if self.proc.poll() is None:

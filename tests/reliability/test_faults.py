@@ -6,10 +6,8 @@ tmpfs, real PostgreSQL, real TCP listeners.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +15,6 @@ import pytest
 import sqlalchemy
 
 from genperf.storage import SqlStore
-from genperf.storage.engine import normalise_url
 from genperf.testing import make_task
 
 from .harness import Forwarder, Ledger, Server, SilentListener, free_port, lost_records, report
@@ -157,32 +154,12 @@ def test_kill_9_with_a_stalled_database(tmp_path: Path) -> None:
     assert max(ledger.seconds) < 30
 
 
-@pytest.fixture
-def postgres_schema() -> Iterator[tuple[sqlalchemy.Engine, str, sqlalchemy.URL]]:
-    url = os.environ.get("GENPERF_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/test"
-    engine = sqlalchemy.create_engine(normalise_url(url), connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect():
-            pass
-    except Exception as exc:
-        engine.dispose()
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL not reachable: {exc}")
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    schema = f"genperf_rel_{uuid.uuid4().hex[:12]}"
-    with engine.begin() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
-    yield engine, schema, engine.url
-    with engine.begin() as conn:
-        conn.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
-
-
 @pytest.mark.postgres
 def test_serve_starts_with_postgres_down_queues_then_connects_when_it_is_back(
-    tmp_path: Path, postgres_schema: tuple[sqlalchemy.Engine, str, sqlalchemy.URL]
+    tmp_path: Path, postgres_schema: tuple[sqlalchemy.Engine, str, str]
 ) -> None:
-    engine, schema, real = postgres_schema
+    engine, schema, schema_url = postgres_schema  # tests/conftest.py's PostgresSchema
+    real = sqlalchemy.make_url(schema_url)
     port = free_port()  # nothing listens here yet: PostgreSQL is "down"
     via = real.set(host="127.0.0.1", port=port).update_query_dict(
         {"options": f"-csearch_path={schema}"}

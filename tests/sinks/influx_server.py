@@ -1,5 +1,6 @@
 """A real InfluxDB 1.x (Debian's ``influxdb``) for tests: started on free loopback ports with
-a generated config and temporary directories, stopped by its pid."""
+a generated config and temporary directories, stopped by its pid. benchmarks/sink_overhead.py
+starts its influxd with this too."""
 
 from __future__ import annotations
 

@@ -10,8 +10,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,17 +32,7 @@ from genperf.records import GPU_METRICS, HOST_METRICS, MIB, GpuReading, SystemSa
 from genperf.sinks.base import QueueLimits
 from genperf.sinks.influx import InfluxSink
 from genperf.storage import SqlStore, TaskQuery
-from genperf.testing import FakeCollector, make_task
-
-
-class NoTorch(TorchMemoryProbe):
-    def __init__(self) -> None:
-        pass
-
-    @property
-    def available(self) -> bool:
-        return False
-
+from genperf.testing import FakeCollector, FakeTorchCuda, make_task, wait_until
 
 GPU = GpuReading(  # the one boundary this machine lacks: a GPU (NVML's reading of it)
     index=0,
@@ -57,16 +45,6 @@ GPU = GpuReading(  # the one boundary this machine lacks: a GPU (NVML's reading 
     sm_clock_mhz=1980,
     throttle_reasons=("sw_thermal",),
 )
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
-    """Poll ``condition`` until it holds (True) or ``timeout`` passes (False)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def make_monitor(tmp_path: Path, url: str, **overrides: Any) -> PerformanceMonitor:
@@ -83,7 +61,7 @@ def make_monitor(tmp_path: Path, url: str, **overrides: Any) -> PerformanceMonit
     return PerformanceMonitor(
         settings,
         collectors=[HostCollector(tmp_path), FakeCollector({"gpus": (GPU,)}, name="gpu")],
-        torch_probe=NoTorch(),
+        torch_probe=TorchMemoryProbe(FakeTorchCuda(available=False)),
         process_memory=ProcessPeakMemory(),
     )
 
@@ -189,7 +167,8 @@ def test_the_sink_catches_up_after_an_outage(tmp_path: Path, influxd: InfluxServ
         influxd.stop()
         run_tasks(monitor, "during", 4)  # completes at once: the sink only queues them
         sink = monitor.sinks[0]
-        assert wait_until(lambda: sink.stats()["send_errors"] >= 1)  # influxd is down
+        # influxd is down
+        wait_until(lambda: sink.stats()["send_errors"] >= 1, timeout=30.0, what="a failed send")
         assert not sink.flush(0.2)
         assert sink.stats()["queued"] == 4
         influxd.start()

@@ -4,8 +4,6 @@ record, written off the generation's thread to a file (0600, following a rotatio
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,17 +14,7 @@ from genperf.sinks import build_sinks
 from genperf.sinks.base import QueueLimits
 from genperf.sinks.jsonlog import JsonLogSink, log_entry
 from genperf.storage import MemoryStore, TaskQuery
-from genperf.testing import FakeCollector, make_task
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
-    """Poll ``condition`` until it holds (True) or ``timeout`` passes (False)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+from genperf.testing import FakeCollector, make_task, wait_until
 
 
 def monitor_logging_to(tmp_path: Path, target: str, store: MemoryStore) -> PerformanceMonitor:
@@ -102,7 +90,7 @@ def test_an_unwritable_log_is_retried_then_counted(tmp_path: Path) -> None:
     )
     sink.start()
     sink.offer_task(make_task())
-    assert wait_until(lambda: sink.stats()["send_errors"] >= 1)
+    wait_until(lambda: sink.stats()["send_errors"] >= 1, timeout=30.0, what="a failed write")
     assert sink.stats()["queued"] == 1
     (tmp_path / "missing-dir").mkdir()  # the disk is back
     assert sink.flush(30)

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
 from genperf.analysis.efficiency import Efficiency, resource_efficiency
 from genperf.analysis.stats import finite, median, quantile, ratio
 from genperf.analysis.window import TaskSource, Window, as_window, generation_targets
 from genperf.config import Band, QualityBand, Settings
 from genperf.numbers import percent
-from genperf.records import TaskStatus, fields_jsonable
+from genperf.records import JsonFields, TaskStatus
 
 
 class BenchmarkStatus(enum.StrEnum):
@@ -48,7 +48,7 @@ class BenchmarkStatus(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Benchmark:
+class Benchmark(JsonFields):
     """One benchmark.
 
     Attributes:
@@ -74,9 +74,6 @@ class Benchmark:
     status: BenchmarkStatus
     tasks: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return fields_jsonable(self)
-
 
 def _status(
     value: float | None, target: float, acceptable: float, limit: float | None, better: str
@@ -97,36 +94,33 @@ def _status(
     return BenchmarkStatus.OVER_LIMIT if better == "lower" else BenchmarkStatus.BELOW_MINIMUM
 
 
+def _measured(
+    name: str,
+    statistic: str,
+    value: float | None,
+    n: int,
+    *,
+    unit: str,
+    better: Literal["lower", "higher"],
+    lines: tuple[float, float, float | None],
+) -> Benchmark:
+    """A benchmark of ``value`` against its ``lines`` (target, acceptable, limit)."""
+    value = finite(value)
+    status = _status(value, *lines, better)
+    # Benchmark's fields in order: the lines are its target, acceptable and limit.
+    return Benchmark(name, unit, better, statistic, value, *lines, status, n)
+
+
 def _usage(name: str, value: float | None, band: Band, statistic: str, n: int) -> Benchmark:
-    return Benchmark(
-        name=name,
-        unit="percent",
-        better="lower",
-        statistic=statistic,
-        value=finite(value),
-        target=band.optimal,
-        acceptable=band.acceptable,
-        limit=band.maximum,
-        status=_status(finite(value), band.optimal, band.acceptable, band.maximum, "lower"),
-        tasks=n,
-    )
+    lines = (band.optimal, band.acceptable, band.maximum)
+    return _measured(name, statistic, value, n, unit="percent", better="lower", lines=lines)
 
 
 def _quality(
     name: str, value: float | None, band: QualityBand, statistic: str, n: int
 ) -> Benchmark:
-    return Benchmark(
-        name=name,
-        unit="fraction",
-        better="higher",
-        statistic=statistic,
-        value=finite(value),
-        target=band.target,
-        acceptable=band.acceptable,
-        limit=band.minimum,
-        status=_status(finite(value), band.target, band.acceptable, band.minimum, "higher"),
-        tasks=n,
-    )
+    lines = (band.target, band.acceptable, band.minimum)
+    return _measured(name, statistic, value, n, unit="fraction", better="higher", lines=lines)
 
 
 def _generation_times(w: Window, settings: Settings) -> list[Benchmark]:
@@ -140,19 +134,15 @@ def _generation_times(w: Window, settings: Settings) -> list[Benchmark]:
             and t.status is TaskStatus.COMPLETED
             and t.generation_time_seconds is not None
         ]
-        value = finite(median(times))
         out.append(
-            Benchmark(
-                name=f"generation_time_{cls}",
+            _measured(
+                f"generation_time_{cls}",
+                f"median generation time of completed {cls} tasks",
+                median(times),
+                w.scale(len(times)),
                 unit="seconds",
                 better="lower",
-                statistic=f"median generation time of completed {cls} tasks",
-                value=value,
-                target=target,
-                acceptable=target * factor,
-                limit=None,
-                status=_status(value, target, target * factor, None, "lower"),
-                tasks=w.scale(len(times)),
+                lines=(target, target * factor, None),
             )
         )
     return out

@@ -24,7 +24,7 @@ from genperf.analysis.stats import finite, median, ratio
 from genperf.analysis.window import TaskSource, Window, as_window, failure_category
 from genperf.config import Settings
 from genperf.numbers import percent
-from genperf.records import ErrorCategory, SystemSample, TaskRecord, fields_jsonable
+from genperf.records import ErrorCategory, JsonFields, SystemSample, TaskRecord, fields_jsonable
 from genperf.tally import (
     GPU_CRITICAL_CELSIUS,
     GPU_HOT_CELSIUS,
@@ -77,7 +77,7 @@ class AnalysisStatus(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Bottleneck:
+class Bottleneck(JsonFields):
     """One limit the window's generations ran into.
 
     Attributes:
@@ -98,12 +98,9 @@ class Bottleneck:
     affected_share: float | None = None
     affected_tasks: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
-        return fields_jsonable(self)
-
 
 @dataclass(frozen=True, slots=True)
-class BottleneckAnalysis:
+class BottleneckAnalysis(JsonFields):
     """All checks of a window. ``bottlenecks`` are most severe first."""
 
     status: AnalysisStatus
@@ -112,9 +109,6 @@ class BottleneckAnalysis:
     checks: Mapping[str, CheckStatus]
     primary_bottleneck: str | None
     task_count: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return fields_jsonable(self)
 
     def get(self, resource: str) -> Bottleneck | None:
         return next((b for b in self.bottlenecks if b.resource == resource), None)

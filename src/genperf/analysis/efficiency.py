@@ -25,19 +25,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from genperf.analysis.stats import finite, ratio
 from genperf.analysis.window import TaskSource, as_window
 from genperf.config import Settings
-from genperf.records import fields_jsonable
+from genperf.records import JsonFields
 
 WEIGHTS = {"on_time": 0.5, "gpu_utilization": 0.3, "memory_headroom": 0.2}
 FORMULA = "success * (0.5*on_time + 0.3*gpu_utilization + 0.2*memory_headroom) / known weights"
 
 
 @dataclass(frozen=True, slots=True)
-class Efficiency:
+class Efficiency(JsonFields):
     """The score and its parts (None: unknown)."""
 
     score: float | None
@@ -48,9 +47,6 @@ class Efficiency:
     formula: str = FORMULA
     known_weight: float = 0.0
     missing: Mapping[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return fields_jsonable(self)
 
 
 def _clamp(x: float | None) -> float | None:

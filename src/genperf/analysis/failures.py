@@ -17,11 +17,10 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from genperf import optimizations as opt
 from genperf.analysis.advice import suggestions_for
-from genperf.records import ErrorCategory, TaskRecord, TaskStatus, fields_jsonable
+from genperf.records import ErrorCategory, JsonFields, TaskRecord, TaskStatus
 from genperf.tally import FailureRow
 
 _MAX_MESSAGE = 4000
@@ -591,7 +590,7 @@ def merge_failures(rows: Iterable[FailureCount]) -> tuple[FailureCount, ...]:
 
 
 @dataclass(frozen=True, slots=True)
-class FailureGroup:
+class FailureGroup(JsonFields):
     """Failures of one category in one phase, and what to do about them."""
 
     category: ErrorCategory
@@ -600,21 +599,15 @@ class FailureGroup:
     share_of_tasks: float | None
     suggestions: tuple[str, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        return fields_jsonable(self)
-
 
 @dataclass(frozen=True, slots=True)
-class FailureSummary:
+class FailureSummary(JsonFields):
     """The failures of a window: how many, of which kind, where, and the advice for each."""
 
     failed: int
     failure_rate: float | None
     by_category: Mapping[str, int]
     groups: tuple[FailureGroup, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return fields_jsonable(self)
 
 
 def summarize_failures(failures: Iterable[FailureCount], task_count: int) -> FailureSummary:

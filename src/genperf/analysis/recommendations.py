@@ -16,7 +16,6 @@ import enum
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from genperf import optimizations as opt
 from genperf.analysis.benchmarks import Benchmark, BenchmarkStatus, evaluate_benchmarks
@@ -38,7 +37,7 @@ from genperf.analysis.window import (
 )
 from genperf.config import Settings
 from genperf.numbers import percent
-from genperf.records import ErrorCategory, SystemSample, TaskRecord, TaskStatus, fields_jsonable
+from genperf.records import ErrorCategory, JsonFields, SystemSample, TaskRecord, TaskStatus
 from genperf.tally import LOAD_SHARE, LOAD_SLOW_SECONDS
 from genperf.units import count_of
 
@@ -62,7 +61,7 @@ OptSets = Counter[tuple[str, ...]]  # optimisation set (sorted tokens) -> tasks
 
 
 @dataclass(frozen=True, slots=True)
-class Recommendation:
+class Recommendation(JsonFields):
     """One thing to change, why, and what it should bring."""
 
     id: str
@@ -73,9 +72,6 @@ class Recommendation:
     expected_effect: str
     affected_count: int
     suggests: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return fields_jsonable(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,19 +10,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from genperf import optimizations as opt
 from genperf.analysis.stats import finite, mean, quantile, ratio
 from genperf.analysis.window import TaskSource, as_window
 from genperf.config import Settings
-from genperf.records import TaskRecord, TaskStatus, fields_jsonable
+from genperf.records import JsonFields, TaskRecord, TaskStatus
 
 ALL = "*"
 
 
 @dataclass(frozen=True, slots=True)
-class GroupSummary:
+class GroupSummary(JsonFields):
     """One cell of the breakdown. ``"*"`` in a key field means "all"."""
 
     model_type: str
@@ -35,12 +34,9 @@ class GroupSummary:
     p95_generation_time: float | None
     average_model_load_time: float | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return fields_jsonable(self)
-
 
 @dataclass(frozen=True, slots=True)
-class Summary:
+class Summary(JsonFields):
     """The window at a glance. Times are seconds, of completed tasks; None means no data."""
 
     task_count: int
@@ -59,9 +55,6 @@ class Summary:
     by_resolution: tuple[GroupSummary, ...]
     breakdown: tuple[GroupSummary, ...]
     estimated: bool  # quantiles and breakdown from a sample of the window
-
-    def to_dict(self) -> dict[str, Any]:
-        return fields_jsonable(self)
 
 
 def _group(tasks: Sequence[TaskRecord], key: tuple[str, str, str], scale: float) -> GroupSummary:

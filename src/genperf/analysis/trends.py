@@ -22,12 +22,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from genperf.analysis.stats import Fit, finite, median, robust_fit
 from genperf.analysis.window import Window
 from genperf.numbers import percent
-from genperf.records import TaskRecord, TaskStatus, fields_jsonable
+from genperf.records import JsonFields, TaskRecord, TaskStatus
 
 MIN_POINTS = 4
 MIN_RELATIVE_CHANGE = 0.10
@@ -46,7 +45,7 @@ class Direction(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Trend:
+class Trend(JsonFields):
     """One series' trend. Values in the metric's unit (seconds, fraction, percent).
 
     Attributes:
@@ -78,21 +77,15 @@ class Trend:
     relative_change: float | None = None
     z: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return fields_jsonable(self)
-
 
 @dataclass(frozen=True, slots=True)
-class Trends:
+class Trends(JsonFields):
     """All trends of a window; generation_time is keyed by resolution class."""
 
     generation_time: Mapping[str, Trend]
     success_rate: Trend
     peak_vram_percent: Trend
     model_load_time: Trend
-
-    def to_dict(self) -> dict[str, Any]:
-        return fields_jsonable(self)
 
     def all(self) -> tuple[Trend, ...]:
         return (

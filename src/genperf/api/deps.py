@@ -19,7 +19,7 @@ from genperf.api.settings import MAX_WINDOW_HOURS, ApiSettings
 from genperf.config import Settings
 from genperf.errors import StoreUnavailableError
 from genperf.monitor import PerformanceMonitor
-from genperf.queries import Queries
+from genperf.queries import Filters, Queries
 from genperf.storage.base import Store
 
 if TYPE_CHECKING:
@@ -127,6 +127,19 @@ NodeFilter = Annotated[
         description="Only tasks (and samples) of this node; repeat for several nodes.",
     ),
 ]
+
+
+async def task_filters(
+    model_type: ModelTypeFilter = None,
+    success_only: SuccessOnly = False,
+    node: NodeFilter = [],  # noqa: B006 (FastAPI copies defaults)
+) -> Filters:
+    """A read's filters, from its query parameters: a new filter is a field of
+    :class:`~genperf.queries.Filters` and a parameter here, for every route that filters."""
+    return Filters(model_type, success_only, node)
+
+
+FiltersDep = Annotated[Filters, Depends(task_filters)]
 
 
 async def reject_unknown_query(request: Request) -> None:

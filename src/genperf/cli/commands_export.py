@@ -29,8 +29,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from genperf.cli.context import NodeOption, parse_hours, state
-from genperf.cli.exporting import ExportResult
+from genperf.cli.context import HoursOption, NodeOption, state
+from genperf.cli.exporting import ExportRequest, ExportResult
 from genperf.cli.source import SourceError
 from genperf.queries.reads import EXPORT_FORMATS
 from genperf.records import utc_now
@@ -107,9 +107,7 @@ def export(
             "or ndjson (an Elasticsearch _bulk body).",
         ),
     ] = "json",
-    hours: Annotated[
-        float, typer.Option("--hours", parser=parse_hours, help="Time window in hours.")
-    ] = 24.0,
+    hours: HoursOption = 24.0,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -127,14 +125,13 @@ def export(
     progress = BarProgress(err)
     to_stdout = output is not None and str(output) == "-"
     path = output if output is not None else default_output(fmt, utc_now())
+    request = ExportRequest(fmt, hours, nodes or ())
     try:
         if to_stdout:
-            result = source.export(fmt, hours, sys.stdout.buffer, progress, nodes=nodes or ())
+            result = source.export(request, sys.stdout.buffer, progress)
             sys.stdout.buffer.flush()
         else:
-            result = _to_file(
-                path, lambda out: source.export(fmt, hours, out, progress, nodes=nodes or ())
-            )
+            result = _to_file(path, lambda out: source.export(request, out, progress))
     finally:
         progress.stop()
     count = result.tasks

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from genperf.cli import render
 from genperf.cli.commands_read import emit
-from genperf.cli.context import JsonOption, NodeOption, parse_hours, state
+from genperf.cli.context import HoursOption, JsonOption, NodeOption, state
 
 
 def nodes(
-    hours: Annotated[
-        float,
-        typer.Option("--hours", parser=parse_hours, help="Time window in hours."),
-    ] = 24.0,
+    hours: HoursOption = 24.0,
     node: NodeOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -13,9 +13,10 @@ import typer
 from rich.console import Console, RenderableType
 
 from genperf.cli import render
-from genperf.cli.context import JsonOption, NodeOption, parse_count, parse_hours, state
+from genperf.cli.context import HoursOption, JsonOption, NodeOption, parse_count, parse_hours, state
 from genperf.cli.escape import printable
 from genperf.cli.style import Targets
+from genperf.queries import Filters
 
 HoursArgument = Annotated[
     float,
@@ -67,9 +68,7 @@ def analysis(
     as_json: JsonOption = False,
 ) -> None:
     """Analyse the last HOURS: times, success rate, bottlenecks, trends, recommendations."""
-    payload = state.source().analysis(
-        hours, model_type=model_type, success_only=success_only, nodes=nodes or ()
-    )
+    payload = state.source().analysis(hours, Filters(model_type, success_only, nodes or ()))
     emit(payload, as_json, render.analysis_view)
 
 
@@ -93,17 +92,13 @@ def tasks(
     as_json: JsonOption = False,
 ) -> None:
     """List the last N tasks, newest first, with their times and peaks against the targets."""
-    payload = state.source().tasks(
-        count, hours=hours, model_type=model_type, success_only=success_only, nodes=nodes or ()
-    )
+    filters = Filters(model_type, success_only, nodes or ())
+    payload = state.source().tasks(count, hours=hours, filters=filters)
     emit(payload, as_json, render.tasks_view)
 
 
 def benchmarks(
-    hours: Annotated[
-        float,
-        typer.Option("--hours", parser=parse_hours, help="Time window in hours."),
-    ] = 24.0,
+    hours: HoursOption = 24.0,
     nodes: NodeOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from typer.core import TyperGroup
@@ -124,41 +124,51 @@ class GenperfGroup(TyperGroup):
             fail(usage_message(exc))
 
 
+Number = TypeVar("Number", int, float)
+
+
+def _bad(rule: str, value: object) -> typer.BadParameter:
+    """The one-line usage error of a value that breaks ``rule``."""
+    return typer.BadParameter(f"{rule}, got {value!r}")
+
+
+def _read(value: object, kind: Callable[[Any], Number], rule: str) -> Number:
+    """``value`` as an int or a float, or the usage error that states ``rule``."""
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise _bad(rule, value) from None
+
+
 def parse_hours(value: str | float) -> float:
     """A time window in hours: a finite number > 0 and at most ten years."""
-    try:
-        hours = float(value)
-    except (TypeError, ValueError):
-        raise typer.BadParameter(f"hours must be a number, got {value!r}") from None
+    hours = _read(value, float, "hours must be a number")
     if not math.isfinite(hours) or hours <= 0:
-        raise typer.BadParameter(f"hours must be a number > 0, got {value!r}")
+        raise _bad("hours must be a number > 0", value)
     if hours > MAX_HOURS:
-        raise typer.BadParameter(f"hours must be at most {MAX_HOURS:g} (a year), got {value!r}")
+        raise _bad(f"hours must be at most {MAX_HOURS:g} (a year)", value)
     return hours
 
 
 def parse_count(value: str | int) -> int:
     """A number of items: a whole number >= 1."""
-    try:
-        count = int(value)
-    except (TypeError, ValueError):
-        raise typer.BadParameter(f"must be a whole number, got {value!r}") from None
+    count = _read(value, int, "must be a whole number")
     if count < 1:
-        raise typer.BadParameter(f"must be at least 1, got {value!r}")
+        raise _bad("must be at least 1", value)
     return count
 
 
 def parse_seconds(value: str | float) -> float:
     """A refresh interval in seconds: at least 0.1 and at most a day."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise typer.BadParameter(f"seconds must be a number, got {value!r}") from None
+    seconds = _read(value, float, "seconds must be a number")
     if not math.isfinite(seconds) or not 0.1 <= seconds <= 86_400:
-        raise typer.BadParameter(f"seconds must be between 0.1 and 86400, got {value!r}")
+        raise _bad("seconds must be between 0.1 and 86400", value)
     return seconds
 
 
+HoursOption = Annotated[
+    float, typer.Option("--hours", parser=parse_hours, help="Time window in hours.")
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the data as JSON (the API's shape) for scripts.")
 ]

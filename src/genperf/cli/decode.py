@@ -8,12 +8,14 @@ dropped; a payload that cannot be a record raises :class:`PayloadError`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from genperf.errors import GenperfError
 from genperf.records import GpuReading, PhaseRecord, SystemSample, TaskRecord, TaskStatus
+
+T = TypeVar("T")
 
 
 class PayloadError(GenperfError):
@@ -40,37 +42,43 @@ def _time(value: Any) -> datetime | None:
 
 
 def task_from_json(data: Mapping[str, Any]) -> TaskRecord:
-    try:
-        values = {k: v for k, v in data.items() if k in _TASK_FIELDS}
-        values["status"] = TaskStatus(values["status"])
-        values["started_at"] = _time(values["started_at"])
-        values["completed_at"] = _time(values.get("completed_at"))
-        values["phases"] = tuple(
-            PhaseRecord(**{k: v for k, v in p.items() if k in _PHASE_FIELDS})
-            for p in values.get("phases") or ()
-        )
-        for name in _TASK_TUPLES & values.keys():
-            values[name] = tuple(values[name] or ())
-        return TaskRecord(**values)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise PayloadError(
-            f"a task record could not be read ({type(exc).__name__}: {exc})"
-        ) from None
+    return _decoded("a task record", _task, data)
 
 
 def sample_from_json(data: Mapping[str, Any]) -> SystemSample:
+    return _decoded("a system sample", _sample, data)
+
+
+def _decoded(what: str, decode: Callable[[Mapping[str, Any]], T], data: Mapping[str, Any]) -> T:
+    """``decode(data)``, or one PayloadError naming ``what`` could not be read and why."""
     try:
-        values = {k: v for k, v in data.items() if k in _SAMPLE_FIELDS}
-        values["taken_at"] = _time(values["taken_at"])
-        cores = values.get("cpu_per_core_percent")
-        if cores is not None:
-            values["cpu_per_core_percent"] = tuple(cores)
-        values["gpus"] = tuple(_gpu(g) for g in values.get("gpus") or ())
-        return SystemSample(**values)
+        return decode(data)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise PayloadError(
-            f"a system sample could not be read ({type(exc).__name__}: {exc})"
-        ) from None
+        raise PayloadError(f"{what} could not be read ({type(exc).__name__}: {exc})") from None
+
+
+def _task(data: Mapping[str, Any]) -> TaskRecord:
+    values = {k: v for k, v in data.items() if k in _TASK_FIELDS}
+    values["status"] = TaskStatus(values["status"])
+    values["started_at"] = _time(values["started_at"])
+    values["completed_at"] = _time(values.get("completed_at"))
+    values["phases"] = tuple(
+        PhaseRecord(**{k: v for k, v in p.items() if k in _PHASE_FIELDS})
+        for p in values.get("phases") or ()
+    )
+    for name in _TASK_TUPLES & values.keys():
+        values[name] = tuple(values[name] or ())
+    return TaskRecord(**values)
+
+
+def _sample(data: Mapping[str, Any]) -> SystemSample:
+    values = {k: v for k, v in data.items() if k in _SAMPLE_FIELDS}
+    values["taken_at"] = _time(values["taken_at"])
+    cores = values.get("cpu_per_core_percent")
+    if cores is not None:
+        values["cpu_per_core_percent"] = tuple(cores)
+    values["gpus"] = tuple(_gpu(g) for g in values.get("gpus") or ())
+    return SystemSample(**values)
 
 
 def _gpu(data: Mapping[str, Any]) -> GpuReading:

@@ -3,7 +3,8 @@
 The document is :meth:`genperf.queries.Queries.export`'s, the one the API's export streams
 (records streamed from the store in batches, so memory stays bounded); this module writes it
 and counts the tasks for the bar.
-:class:`ExportProgress` and :class:`ExportResult` are defined here, below ``source.py``,
+:class:`ExportRequest`, :class:`ExportProgress` and :class:`ExportResult` are defined here,
+below ``source.py``,
 which imports this module (never the other way round).
 """
 
@@ -14,6 +15,16 @@ from dataclasses import dataclass
 from typing import IO, Protocol
 
 from genperf.queries import Queries
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What to export: the format (one of ``EXPORT_FORMATS``), the window, the nodes (empty:
+    every node). Where it goes and who hears of progress are the export's other arguments."""
+
+    fmt: str
+    hours: float
+    nodes: Sequence[str] = ()
 
 
 class ExportProgress(Protocol):
@@ -31,16 +42,12 @@ class ExportResult:
 
 
 def export_local(
-    queries: Queries,
-    fmt: str,
-    *,
-    hours: float,
-    out: IO[bytes],
-    progress: ExportProgress,
-    nodes: Sequence[str] = (),
+    queries: Queries, request: ExportRequest, out: IO[bytes], progress: ExportProgress
 ) -> ExportResult:
-    """Write the export of the last ``hours`` to ``out``; ``progress`` hears of each task."""
-    document = queries.export(fmt, hours, nodes=nodes, each=lambda _: progress.advance(1))
+    """Write the export ``request`` asks for to ``out``; ``progress`` hears of each task."""
+    document = queries.export(
+        request.fmt, request.hours, nodes=request.nodes, each=lambda _: progress.advance(1)
+    )
     progress.start(document.count, "tasks")
     written = 0
     for chunk in document.chunks:

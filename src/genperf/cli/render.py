@@ -31,6 +31,7 @@ from genperf.cli.style import (
     temperature_style,
 )
 from genperf.config import Band
+from genperf.numbers import percent
 from genperf.records import SystemSample, TaskRecord, TaskStatus
 from genperf.units import (
     count_of,
@@ -48,12 +49,6 @@ CRITICAL_DISK_FREE_BYTES = 10 * GIB
 
 def _text(value: str, style: str = "") -> Text:
     return Text(value, style=style)
-
-
-def _percent(used: float | None, total: float | None) -> float | None:
-    if used is None or not total:
-        return None
-    return 100.0 * used / total
 
 
 def _table(title: str | None) -> Table:
@@ -289,7 +284,7 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]
 def _peak(mib: float | None, total_mib: float | None, band: Band) -> Text:
     if mib is None:
         return _text("n/a")
-    pct = _percent(mib, total_mib)
+    pct = percent(mib, total_mib)
     if pct is None:
         return _text(human_mib(mib))
     return _text(f"{human_mib(mib)} {pct:.0f}%", style_of(grade_usage(pct, band)))
@@ -775,7 +770,7 @@ def _node_gpus(gpus: Sequence[Mapping[str, Any]]) -> Text:
     for i, g in enumerate(gpus):
         if i:
             out.append("\n")
-        memory = _percent(g.get("memory_used_bytes"), g.get("memory_total_bytes"))
+        memory = percent(g.get("memory_used_bytes"), g.get("memory_total_bytes"))
         util = g.get("utilization_percent")
         out.append(f"{g.get('index')} {g.get('name') or '?'} ")
         out.append("—" if memory is None else f"mem {memory:.0f}%")

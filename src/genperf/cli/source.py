@@ -48,10 +48,10 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from genperf.cli.exporting import ExportProgress, ExportResult, export_local
+from genperf.cli.exporting import ExportProgress, ExportRequest, ExportResult, export_local
 from genperf.config import Settings, redact_url
 from genperf.errors import GenperfError
-from genperf.queries import Queries
+from genperf.queries import EVERY, Filters, Queries
 from genperf.queries.models import (
     AnalysisOut,
     BenchmarksOut,
@@ -105,23 +105,10 @@ class Source(Protocol):
 
     def status(self, *, nodes: Sequence[str] = ()) -> dict[str, Any]: ...
 
-    def analysis(
-        self,
-        hours: float,
-        *,
-        model_type: str | None = None,
-        success_only: bool = False,
-        nodes: Sequence[str] = (),
-    ) -> dict[str, Any]: ...
+    def analysis(self, hours: float, filters: Filters = EVERY) -> dict[str, Any]: ...
 
     def tasks(
-        self,
-        limit: int,
-        *,
-        hours: float | None = None,
-        model_type: str | None = None,
-        success_only: bool = False,
-        nodes: Sequence[str] = (),
+        self, limit: int, *, hours: float | None = None, filters: Filters = EVERY
     ) -> dict[str, Any]: ...
 
     def benchmarks(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]: ...
@@ -139,13 +126,7 @@ class Source(Protocol):
     def nodes(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]: ...
 
     def export(
-        self,
-        fmt: str,
-        hours: float,
-        out: IO[bytes],
-        progress: ExportProgress,
-        *,
-        nodes: Sequence[str] = (),
+        self, request: ExportRequest, out: IO[bytes], progress: ExportProgress
     ) -> ExportResult: ...
 
     def close(self) -> None: ...
@@ -233,37 +214,14 @@ class LocalSource:
             payload["active_tasks"] = [t for t in active if t["node"] in nodes]
         return payload
 
-    def analysis(
-        self,
-        hours: float,
-        *,
-        model_type: str | None = None,
-        success_only: bool = False,
-        nodes: Sequence[str] = (),
-    ) -> dict[str, Any]:
-        return _json(
-            self.queries().analysis(
-                hours, model_type=model_type, success_only=success_only, nodes=nodes
-            )
-        )
+    def analysis(self, hours: float, filters: Filters = EVERY) -> dict[str, Any]:
+        return _json(self.queries().analysis(hours, filters))
 
     def tasks(
-        self,
-        limit: int,
-        *,
-        hours: float | None = None,
-        model_type: str | None = None,
-        success_only: bool = False,
-        nodes: Sequence[str] = (),
+        self, limit: int, *, hours: float | None = None, filters: Filters = EVERY
     ) -> dict[str, Any]:
-        page = self.queries().metrics_page(
-            ALL_HOURS if hours is None else hours,
-            limit=limit,
-            model_type=model_type,
-            success_only=success_only,
-            nodes=nodes,
-        )
-        return _json(page)
+        window = ALL_HOURS if hours is None else hours
+        return _json(self.queries().metrics_page(window, limit=limit, filters=filters))
 
     def benchmarks(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]:
         return _json(self.queries().benchmarks(hours, nodes=nodes))
@@ -280,17 +238,9 @@ class LocalSource:
         return payload
 
     def export(
-        self,
-        fmt: str,
-        hours: float,
-        out: IO[bytes],
-        progress: ExportProgress,
-        *,
-        nodes: Sequence[str] = (),
+        self, request: ExportRequest, out: IO[bytes], progress: ExportProgress
     ) -> ExportResult:
-        return export_local(
-            self.queries(), fmt, hours=hours, out=out, progress=progress, nodes=nodes
-        )
+        return export_local(self.queries(), request, out, progress)
 
     def close(self) -> None:
         if self._owns_store and self._store is not None:
@@ -356,6 +306,16 @@ def _with_nodes(params: dict[str, Any], nodes: Sequence[str]) -> dict[str, Any]:
     return {**params, "node": list(nodes)} if nodes else params
 
 
+def _filtered(params: dict[str, Any], filters: Filters) -> dict[str, Any]:
+    """The query parameters with the filters the API takes (only those set)."""
+    out = _with_nodes(params, filters.nodes)
+    if filters.model_type is not None:
+        out["model_type"] = filters.model_type
+    if filters.success_only:
+        out["success_only"] = "true"
+    return out
+
+
 def _json(model: BaseModel) -> dict[str, Any]:
     """A response model as the JSON the API sends (what ``--json`` prints)."""
     data: dict[str, Any] = model.model_dump(mode="json")
@@ -419,40 +379,15 @@ class HttpSource:
     def status(self, *, nodes: Sequence[str] = ()) -> dict[str, Any]:
         return self._parsed(StatusOut, "GET", "/status", params=_with_nodes({}, nodes))
 
-    def analysis(
-        self,
-        hours: float,
-        *,
-        model_type: str | None = None,
-        success_only: bool = False,
-        nodes: Sequence[str] = (),
-    ) -> dict[str, Any]:
-        params: dict[str, Any] = _with_nodes({"time_window_hours": hours}, nodes)
-        if model_type is not None:
-            params["model_type"] = model_type
-        if success_only:
-            params["success_only"] = "true"
+    def analysis(self, hours: float, filters: Filters = EVERY) -> dict[str, Any]:
+        params = _filtered({"time_window_hours": hours}, filters)
         return self._parsed(AnalysisOut, "GET", "/analysis", params=params)
 
     def tasks(
-        self,
-        limit: int,
-        *,
-        hours: float | None = None,
-        model_type: str | None = None,
-        success_only: bool = False,
-        nodes: Sequence[str] = (),
+        self, limit: int, *, hours: float | None = None, filters: Filters = EVERY
     ) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "time_window_hours": ALL_HOURS if hours is None else hours,
-            "limit": limit,
-            "offset": 0,
-            "node": list(nodes),
-        }
-        if model_type is not None:
-            params["model_type"] = model_type
-        if success_only:
-            params["success_only"] = "true"
+        window = ALL_HOURS if hours is None else hours
+        params = _filtered({"time_window_hours": window, "limit": limit, "offset": 0}, filters)
         return self._parsed(MetricsPage, "GET", "/metrics", params=params)
 
     def benchmarks(self, hours: float, *, nodes: Sequence[str] = ()) -> dict[str, Any]:
@@ -487,15 +422,10 @@ class HttpSource:
         return payload
 
     def export(
-        self,
-        fmt: str,
-        hours: float,
-        out: IO[bytes],
-        progress: ExportProgress,
-        *,
-        nodes: Sequence[str] = (),
+        self, request: ExportRequest, out: IO[bytes], progress: ExportProgress
     ) -> ExportResult:
-        params = _with_nodes({"time_window_hours": hours, "format": fmt}, nodes)
+        params: dict[str, Any] = {"time_window_hours": request.hours, "format": request.fmt}
+        params = _with_nodes(params, request.nodes)
         written = 0
         head = b""
         with self._errors("POST", "/export"):
@@ -511,7 +441,7 @@ class HttpSource:
                     out.write(chunk)
                     written += len(chunk)
                     progress.advance(len(chunk))
-        return ExportResult(metrics_count(head) if fmt == "json" else None, written)
+        return ExportResult(metrics_count(head) if request.fmt == "json" else None, written)
 
     def close(self) -> None:
         self._client.close()

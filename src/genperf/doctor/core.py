@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from genperf.records import fields_jsonable
+from genperf.records import JsonFields
 
 
 class Verdict(enum.StrEnum):
@@ -31,7 +31,7 @@ EXIT_OK, EXIT_WARNINGS, EXIT_FAILURES = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
-class Check:
+class Check(JsonFields):
     """One check: what was looked at, what was found, and what to do about it.
 
     Attributes:
@@ -49,9 +49,6 @@ class Check:
     evidence: str
     fix: str | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return fields_jsonable(self)
 
 
 @dataclass(frozen=True, slots=True)

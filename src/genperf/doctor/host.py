@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -67,48 +68,62 @@ def host_checks(data_dir: Path, model_dir: Path | None) -> Iterator[Check]:
         yield disk_check("disk_models", "Disk free for models", data_dir / "models")
     ram = psutil.virtual_memory().total
     ram_text = f"{ram / GB:.1f} GB of RAM"
-    if ram < RAM_MIN_BYTES:
-        yield Check(
-            "ram",
-            "RAM",
-            V.FAILURE,
-            f"{ram_text}; the spec's minimum is 8 GB",
+    yield _at_least(
+        "ram",
+        "RAM",
+        ram,
+        text=ram_text,
+        data={"total_bytes": ram},
+        minimum=(
+            RAM_MIN_BYTES,
+            "the spec's minimum is 8 GB",
             "Add RAM: model loads and VAE decodes need host memory.",
-            {"total_bytes": ram},
-        )
-    elif ram < RAM_RECOMMENDED_BYTES:
-        yield Check(
-            "ram",
-            "RAM",
-            V.WARNING,
-            f"{ram_text}; 16 GB or more is recommended",
+        ),
+        recommended=(
+            RAM_RECOMMENDED_BYTES,
+            "16 GB or more is recommended",
             "Add RAM, or load weights memory-mapped and keep one pipeline loaded.",
-            {"total_bytes": ram},
-        )
-    else:
-        yield Check("ram", "RAM", V.OK, ram_text, data={"total_bytes": ram})
+        ),
+    )
     cores = _usable_cores()
-    text = f"{cores} usable CPU core(s)"
-    if cores < CORES_MIN:
-        yield Check(
-            "cpu_cores",
-            "CPU cores",
-            V.FAILURE,
-            f"{text}; the spec's minimum is {CORES_MIN}",
+    yield _at_least(
+        "cpu_cores",
+        "CPU cores",
+        cores,
+        text=f"{cores} usable CPU core(s)",
+        data={"cores": cores},
+        minimum=(
+            CORES_MIN,
+            f"the spec's minimum is {CORES_MIN}",
             "Give the service more cores (container CPU limits, cgroup cpusets).",
-            {"cores": cores},
-        )
-    elif cores < CORES_RECOMMENDED:
-        yield Check(
-            "cpu_cores",
-            "CPU cores",
-            V.WARNING,
-            f"{text}; {CORES_RECOMMENDED} or more recommended",
+        ),
+        recommended=(
+            CORES_RECOMMENDED,
+            f"{CORES_RECOMMENDED} or more recommended",
             "More cores feed the GPU and speed up text encoding and decoding on the CPU.",
-            {"cores": cores},
-        )
-    else:
-        yield Check("cpu_cores", "CPU cores", V.OK, text, data={"cores": cores})
+        ),
+    )
+
+
+# A line of a resource check: (the value under which it applies, why, what to do).
+Line = tuple[float, str, str]
+
+
+def _at_least(
+    key: str,
+    title: str,
+    value: float,
+    *,
+    text: str,
+    data: dict[str, Any],
+    minimum: Line,
+    recommended: Line,
+) -> Check:
+    """A failure under the minimum, a warning under the recommended line, else OK."""
+    for verdict, (line, why, advice) in ((V.FAILURE, minimum), (V.WARNING, recommended)):
+        if value < line:
+            return Check(key, title, verdict, f"{text}; {why}", advice, data)
+    return Check(key, title, V.OK, text, data=data)
 
 
 def _usable_cores() -> int:

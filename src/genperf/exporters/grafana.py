@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,24 @@ class Panel:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def _q(expr: str, legend: str = "") -> Query:
-    return Query(expr, legend)
+Series = str | tuple[str, str]  # a query: its expression, or (expression, legend)
+
+# Threshold lines shared by several panels: (from value, colour) above the base green.
+SUCCESS_LINES = ((0.0, "red"), (0.9, "orange"), (0.95, "green"))  # min_success_rate: 0.95
+RAM_LINES = ((75.0, "orange"), (85.0, "red"))
+HOT_LINES = ((85.0, "orange"), (90.0, "red"))  # GPU memory percent and GPU temperature
+
+
+def panel(title: str, *series: Series, **options: Any) -> Panel:
+    """A panel of one query per ``series``, each an expression or (expression, legend);
+    ``options`` are :class:`Panel`'s other fields."""
+    queries = [Query(s) if isinstance(s, str) else Query(*s) for s in series]
+    return Panel(title, queries, **options)
+
+
+def stat(title: str, expr: str, unit: str = "short", width: int = 6, **options: Any) -> Panel:
+    """A single number in the short top row of a dashboard."""
+    return panel(title, expr, unit=unit, kind="stat", width=width, height=4, **options)
 
 
 def _quantile(q: float, metric: str, by: str, selector: str) -> str:
@@ -220,473 +236,399 @@ def dashboard(
 # --- the dashboards -----------------------------------------------------------------------
 
 
-def fleet() -> dict[str, Any]:
+def fleet() -> list[Panel]:
     up = f'up{{job="genperf", {NODE}}}'
+    duration = "genperf_task_duration_seconds"
+    by_class = "resolution_class"
     panels = [
-        Panel("Nodes up", [_q(f"sum({up})")], kind="stat", width=6, height=4),
-        Panel(
+        stat("Nodes up", f"sum({up})"),
+        stat(
             "Tasks finished",
-            [_q(f"sum({_finished(NODE)})")],
-            kind="stat",
-            width=6,
-            height=4,
+            f"sum({_finished(NODE)})",
             description="Over the dashboard's time range.",
         ),
-        Panel(
+        stat(
             "Success rate",
-            [_q(_success_ratio(NODE))],
-            unit="percentunit",
-            kind="stat",
-            width=6,
-            height=4,
-            thresholds=[(0.0, "red"), (0.9, "orange"), (0.95, "green")],
+            _success_ratio(NODE),
+            "percentunit",
+            thresholds=SUCCESS_LINES,
             description="Completed / finished tasks over the range (min_success_rate: 0.95).",
         ),
-        Panel(
-            "Generations running",
-            [_q(f"sum(genperf_monitor_tasks_running{{{NODE}}})")],
-            kind="stat",
-            width=6,
-            height=4,
-        ),
-        Panel(
+        stat("Generations running", f"sum(genperf_monitor_tasks_running{{{NODE}}})"),
+        panel(
             "Generation time p50 and p95 by resolution class",
-            [
-                _q(
-                    _quantile(0.5, "genperf_task_duration_seconds", "resolution_class", NODE_MODEL),
-                    "p50 {{resolution_class}}",
-                ),
-                _q(
-                    _quantile(
-                        0.95, "genperf_task_duration_seconds", "resolution_class", NODE_MODEL
-                    ),
-                    "p95 {{resolution_class}}",
-                ),
-            ],
+            (_quantile(0.5, duration, by_class, NODE_MODEL), "p50 {{resolution_class}}"),
+            (_quantile(0.95, duration, by_class, NODE_MODEL), "p95 {{resolution_class}}"),
             unit="s",
         ),
-        Panel(
+        panel(
             "Tasks finished per minute by status",
-            [
-                _q(
-                    f"60 * sum by (status) ({_rate('genperf_tasks_finished_total', NODE)})",
-                    "{{status}}",
-                )
-            ],
+            (f"60 * sum by (status) ({_rate('genperf_tasks_finished_total', NODE)})", "{{status}}"),
             unit="short",
         ),
-        Panel(
+        panel(
             "GPU memory in use, busiest GPU of each node",
-            [
-                _q(
-                    f"max by (instance) (100 * genperf_gpu_memory_used_bytes{{{NODE}}} "
-                    f"/ genperf_gpu_memory_total_bytes{{{NODE}}})",
-                    "{{instance}}",
-                )
-            ],
+            (
+                f"max by (instance) (100 * genperf_gpu_memory_used_bytes{{{NODE}}} "
+                f"/ genperf_gpu_memory_total_bytes{{{NODE}}})",
+                "{{instance}}",
+            ),
             unit="percent",
-            thresholds=[(85.0, "orange"), (90.0, "red")],
+            thresholds=HOT_LINES,
         ),
-        Panel(
+        panel(
             "GPU utilisation, mean of each node's GPUs",
-            [_q(f"avg by (instance) (genperf_gpu_utilization_percent{{{NODE}}})", "{{instance}}")],
+            (f"avg by (instance) (genperf_gpu_utilization_percent{{{NODE}}})", "{{instance}}"),
             unit="percent",
         ),
-        Panel(
+        panel(
             "Host RAM in use",
-            [_q(f"genperf_host_ram_percent{{{NODE}}}", "{{instance}}")],
+            (f"genperf_host_ram_percent{{{NODE}}}", "{{instance}}"),
             unit="percent",
-            thresholds=[(75.0, "orange"), (85.0, "red")],
+            thresholds=RAM_LINES,
         ),
-        Panel(
+        panel(
             "genperf alerts firing",
-            [
-                _q(
-                    'count by (alertname) (ALERTS{alertname=~"Genperf.*", alertstate="firing"})'
-                    " or vector(0)",
-                    "{{alertname}}",
-                )
-            ],
+            (
+                'count by (alertname) (ALERTS{alertname=~"Genperf.*", alertstate="firing"})'
+                " or vector(0)",
+                "{{alertname}}",
+            ),
             description="From deploy/prometheus/rules (genperf rules).",
         ),
     ]
-    return dashboard(
-        "genperf-fleet",
-        "genperf / Fleet overview",
-        "Every genperf node: throughput, success, generation time, GPU and host memory.",
-        [node_var(), model_var()],
-        panels,
-    )
+    return panels
 
 
-def node() -> dict[str, Any]:
-    n = 'instance="$node"'
+def node() -> list[Panel]:
+    def on_node(metric: str) -> str:
+        return f'{metric}{{instance="$node"}}'
+
     gpu = "GPU {{gpu}}"
-    panels = [
-        Panel(
-            "CPU",
-            [_q(f"genperf_host_cpu_percent{{{n}}}")],
-            unit="percent",
-            kind="stat",
-            width=6,
-            height=4,
-        ),
-        Panel(
-            "Host RAM",
-            [_q(f"genperf_host_ram_percent{{{n}}}")],
-            unit="percent",
-            kind="stat",
-            width=6,
-            height=4,
-            thresholds=[(75.0, "orange"), (85.0, "red")],
-        ),
-        Panel(
-            "Free on the model disk",
-            [_q(f"genperf_host_disk_free_bytes{{{n}}}")],
-            unit="bytes",
-            kind="stat",
-            width=6,
-            height=4,
-        ),
-        Panel(
-            "Latest sample age",
-            [_q(f"genperf_sample_age_seconds{{{n}}}")],
-            unit="s",
-            kind="stat",
-            width=6,
-            height=4,
-        ),
-        Panel("CPU utilisation", [_q(f"genperf_host_cpu_percent{{{n}}}", "CPU")], unit="percent"),
-        Panel(
+    # (title, unit, thresholds, description, ((metric, legend), ...)): one node's time series
+    series: tuple[
+        tuple[str, str, Sequence[tuple[float, str]], str, Sequence[tuple[str, str]]], ...
+    ] = (
+        ("CPU utilisation", "percent", (), "", [("genperf_host_cpu_percent", "CPU")]),
+        (
             "Host memory",
+            "bytes",
+            (),
+            "",
             [
-                _q(f"genperf_host_ram_used_bytes{{{n}}}", "used"),
-                _q(f"genperf_host_ram_total_bytes{{{n}}}", "installed"),
-                _q(f"genperf_host_process_rss_bytes{{{n}}}", "monitored process"),
+                ("genperf_host_ram_used_bytes", "used"),
+                ("genperf_host_ram_total_bytes", "installed"),
+                ("genperf_host_process_rss_bytes", "monitored process"),
             ],
-            unit="bytes",
         ),
-        Panel(
+        (
             "GPU memory",
+            "bytes",
+            (),
+            "",
             [
-                _q(f"genperf_gpu_memory_used_bytes{{{n}}}", f"{gpu} used"),
-                _q(f"genperf_gpu_memory_total_bytes{{{n}}}", f"{gpu} installed"),
+                ("genperf_gpu_memory_used_bytes", f"{gpu} used"),
+                ("genperf_gpu_memory_total_bytes", f"{gpu} installed"),
             ],
-            unit="bytes",
         ),
-        Panel(
-            "GPU utilisation", [_q(f"genperf_gpu_utilization_percent{{{n}}}", gpu)], unit="percent"
-        ),
-        Panel(
-            "GPU temperature",
-            [_q(f"genperf_gpu_temperature_celsius{{{n}}}", gpu)],
-            unit="celsius",
-            thresholds=[(85.0, "orange"), (90.0, "red")],
-        ),
-        Panel(
+        ("GPU utilisation", "percent", (), "", [("genperf_gpu_utilization_percent", gpu)]),
+        ("GPU temperature", "celsius", HOT_LINES, "", [("genperf_gpu_temperature_celsius", gpu)]),
+        (
             "GPU power",
+            "watt",
+            (),
+            "",
             [
-                _q(f"genperf_gpu_power_watts{{{n}}}", f"{gpu} draw"),
-                _q(f"genperf_gpu_power_limit_watts{{{n}}}", f"{gpu} limit"),
+                ("genperf_gpu_power_watts", f"{gpu} draw"),
+                ("genperf_gpu_power_limit_watts", f"{gpu} limit"),
             ],
-            unit="watt",
         ),
-        Panel("GPU SM clock", [_q(f"genperf_gpu_sm_clock_mhz{{{n}}}", gpu)], unit="rotmhz"),
-        Panel(
+        ("GPU SM clock", "rotmhz", (), "", [("genperf_gpu_sm_clock_mhz", gpu)]),
+        (
             "GPU clock cut (1 = throttled)",
+            "short",
+            (),
+            "NVML clock event reasons: heat or power limits slow generations.",
             [
-                _q(f"genperf_gpu_thermal_throttled{{{n}}}", f"{gpu} heat"),
-                _q(f"genperf_gpu_power_throttled{{{n}}}", f"{gpu} power"),
+                ("genperf_gpu_thermal_throttled", f"{gpu} heat"),
+                ("genperf_gpu_power_throttled", f"{gpu} power"),
             ],
-            description="NVML clock event reasons: heat or power limits slow generations.",
+        ),
+    )
+    panels = [
+        stat("CPU", on_node("genperf_host_cpu_percent"), "percent"),
+        stat("Host RAM", on_node("genperf_host_ram_percent"), "percent", thresholds=RAM_LINES),
+        stat("Free on the model disk", on_node("genperf_host_disk_free_bytes"), "bytes"),
+        stat("Latest sample age", on_node("genperf_sample_age_seconds"), "s"),
+        *(
+            panel(
+                title,
+                *((on_node(metric), legend) for metric, legend in queries),
+                unit=unit,
+                thresholds=lines,
+                description=description,
+            )
+            for title, unit, lines, description, queries in series
         ),
     ]
-    return dashboard(
-        "genperf-node",
-        "genperf / Node",
-        "One node's host and GPUs, as genperf's sampler reads them.",
-        [node_var(multi=False)],
-        panels,
-    )
+    return panels
 
 
-def models() -> dict[str, Any]:
+def models() -> list[Panel]:
     by = "model_type, resolution_class"
     legend = "{{model_type}} {{resolution_class}}"
     duration = "genperf_task_duration_seconds"
+    vram = "genperf_task_peak_vram_percent"
     panels = [
-        Panel(
+        panel(
             "Generation time p50 by model and resolution class",
-            [_q(_quantile(0.5, duration, by, NODE_MODEL), legend)],
+            (_quantile(0.5, duration, by, NODE_MODEL), legend),
             unit="s",
         ),
-        Panel(
+        panel(
             "Generation time p95 by model and resolution class",
-            [_q(_quantile(0.95, duration, by, NODE_MODEL), legend)],
+            (_quantile(0.95, duration, by, NODE_MODEL), legend),
             unit="s",
         ),
-        Panel(
+        panel(
             "Completed tasks and mean generation time",
-            [
-                _q(
-                    f"sum by ({by}) (increase({duration}_count{{{NODE_MODEL}}}[$__range]))", "tasks"
-                ),
-                _q(_mean(duration, by, NODE_MODEL, "$__range"), "mean seconds"),
-            ],
+            (f"sum by ({by}) (increase({duration}_count{{{NODE_MODEL}}}[$__range]))", "tasks"),
+            (_mean(duration, by, NODE_MODEL, "$__range"), "mean seconds"),
             kind="table",
             description="Over the dashboard's time range.",
         ),
-        Panel(
+        panel(
             "Share of completed tasks within the target (alert rules)",
-            [_q("resolution_class:genperf_task_within_target:ratio", "{{resolution_class}}")],
+            ("resolution_class:genperf_task_within_target:ratio", "{{resolution_class}}"),
             unit="percentunit",
             thresholds=[(0.0, "red"), (0.5, "green")],
             description="Under 50 %: the median is over max_generation_time_<class>. Needs "
             "the recording rules of `genperf rules`.",
         ),
-        Panel(
+        panel(
             "Peak VRAM p95 by model and resolution class",
-            [_q(_quantile(0.95, "genperf_task_peak_vram_percent", by, NODE_MODEL), legend)],
+            (_quantile(0.95, vram, by, NODE_MODEL), legend),
             unit="percent",
-            thresholds=[(85.0, "orange"), (90.0, "red")],
+            thresholds=HOT_LINES,
             description="genperf's VRAM benchmark is this p95 against its bands.",
         ),
-        Panel(
+        panel(
             "Mean peak VRAM by model and resolution class",
-            [_q(_mean("genperf_task_peak_vram_percent", by, NODE_MODEL), legend)],
+            (_mean(vram, by, NODE_MODEL), legend),
             unit="percent",
         ),
     ]
-    return dashboard(
-        "genperf-models",
-        "genperf / Model x resolution class",
-        "Generation time and peak memory of completed tasks, per model and resolution class.",
-        [node_var(), model_var()],
-        panels,
-    )
+    return panels
 
 
-def phases() -> dict[str, Any]:
+def phases() -> list[Panel]:
     phase = "genperf_task_phase_duration_seconds"
     steps = "genperf_task_step_seconds"
     panels = [
-        Panel(
-            "Mean phase duration", [_q(_mean(phase, "phase", NODE_MODEL), "{{phase}}")], unit="s"
-        ),
-        Panel(
+        panel("Mean phase duration", (_mean(phase, "phase", NODE_MODEL), "{{phase}}"), unit="s"),
+        panel(
             "Mean phase duration by model",
-            [_q(_mean(phase, "model_type, phase", NODE_MODEL), "{{model_type}} {{phase}}")],
+            (_mean(phase, "model_type, phase", NODE_MODEL), "{{model_type}} {{phase}}"),
             unit="s",
         ),
-        Panel(
+        panel(
             "Time spent per phase",
-            [_q(f"sum by (phase) (increase({phase}_sum{{{NODE_MODEL}}}[$__range]))", "{{phase}}")],
+            (f"sum by (phase) (increase({phase}_sum{{{NODE_MODEL}}}[$__range]))", "{{phase}}"),
             unit="s",
             kind="bargauge",
             description="Over the dashboard's time range: where generation time goes.",
         ),
-        Panel(
+        panel(
             "Model loading share of generation time (alert rules)",
-            [_q(f"instance:genperf_model_load_share:ratio{{{NODE}}}", "{{instance}}")],
+            (f"instance:genperf_model_load_share:ratio{{{NODE}}}", "{{instance}}"),
             unit="percentunit",
             thresholds=[(0.25, "orange")],
             description="25 % or more: model loading dominates. Needs `genperf rules`.",
         ),
-        Panel(
+        panel(
             "Mean denoising step by model",
-            [_q(_mean(steps, "model_type", NODE_MODEL), "{{model_type}}")],
+            (_mean(steps, "model_type", NODE_MODEL), "{{model_type}}"),
             unit="s",
         ),
-        Panel(
+        panel(
             "Mean denoising step by model and class",
-            [
-                _q(
-                    _mean(steps, "model_type, resolution_class", NODE_MODEL),
-                    "{{model_type}} {{resolution_class}}",
-                )
-            ],
+            (
+                _mean(steps, "model_type, resolution_class", NODE_MODEL),
+                "{{model_type}} {{resolution_class}}",
+            ),
             unit="s",
         ),
     ]
-    return dashboard(
-        "genperf-phases",
-        "genperf / Phases and steps",
-        "Where each generation's time goes: model load, text encode, denoise, VAE decode.",
-        [node_var(), model_var()],
-        panels,
-    )
+    return panels
 
 
-def failures() -> dict[str, Any]:
+def failures() -> list[Panel]:
     failed = f'{NODE}, status!="completed"'
     oom = f'{NODE}, error_category=~"out_of_memory_.*"'
+    interrupted = f'{NODE}, status="interrupted"'
     panels = [
-        Panel(
-            "Success rate",
-            [_q(_success_ratio(NODE))],
-            unit="percentunit",
-            kind="stat",
-            width=8,
-            height=4,
-            thresholds=[(0.0, "red"), (0.9, "orange"), (0.95, "green")],
-        ),
-        Panel(
+        stat("Success rate", _success_ratio(NODE), "percentunit", 8, thresholds=SUCCESS_LINES),
+        stat(
             "Out-of-memory share",
-            [_q(f"sum({_finished(oom)}) / sum({_finished(NODE)})")],
-            unit="percentunit",
-            kind="stat",
-            width=8,
-            height=4,
+            f"sum({_finished(oom)}) / sum({_finished(NODE)})",
+            "percentunit",
+            8,
             thresholds=[(0.01, "orange"), (0.05, "red")],
         ),
-        Panel(
+        stat(
             "Tasks interrupted (found at restart)",
-            [_q(f"sum({_finished(f'{NODE}, status=' + chr(34) + 'interrupted' + chr(34))})")],
-            kind="stat",
+            f"sum({_finished(interrupted)})",
             width=8,
-            height=4,
             description="Tasks whose process died; genperf marks them when it starts again.",
         ),
-        Panel(
+        panel(
             "Failures per minute by category",
-            [
-                _q(
-                    "60 * sum by (error_category) "
-                    f"({_rate('genperf_tasks_finished_total', failed)})",
-                    "{{error_category}}",
-                )
-            ],
+            (
+                f"60 * sum by (error_category) ({_rate('genperf_tasks_finished_total', failed)})",
+                "{{error_category}}",
+            ),
         ),
-        Panel(
+        panel(
             "Failures by category",
-            [_q(f"sum by (error_category) ({_finished(failed)})", "{{error_category}}")],
+            (f"sum by (error_category) ({_finished(failed)})", "{{error_category}}"),
             kind="bargauge",
             description="Over the dashboard's time range. The recovery for each category is in "
             "`genperf analysis` and /api/v1/performance/analysis.",
         ),
-        Panel(
+        panel(
             "Success rate by node (alert rules)",
-            [_q(f"instance:genperf_task_success:ratio{{{NODE}}}", "{{instance}}")],
+            (f"instance:genperf_task_success:ratio{{{NODE}}}", "{{instance}}"),
             unit="percentunit",
             thresholds=[(0.0, "red"), (0.95, "green")],
         ),
-        Panel(
+        panel(
             "Out-of-memory failures by node",
-            [_q(f"sum by (instance) ({_finished(oom)})", "{{instance}}")],
+            (f"sum by (instance) ({_finished(oom)})", "{{instance}}"),
             kind="bargauge",
         ),
     ]
-    return dashboard(
-        "genperf-failures",
-        "genperf / Failures and recovery",
-        "What fails, how often, and where: error categories, out-of-memory, interrupted tasks.",
-        [node_var()],
-        panels,
-    )
+    return panels
 
 
-def monitor() -> dict[str, Any]:
+def monitor() -> list[Panel]:
+    def per_node(expr: str, what: str) -> tuple[str, str]:
+        return f"sum by (instance) ({expr})", f"{{{{instance}}}} {what}"
+
     panels = [
-        Panel(
+        panel(
             "Latest sample age",
-            [_q(f"genperf_sample_age_seconds{{{NODE}}}", "{{instance}}")],
+            (f"genperf_sample_age_seconds{{{NODE}}}", "{{instance}}"),
             unit="s",
             description="Over three monitoring intervals: the sampler is stuck.",
         ),
-        Panel(
+        panel(
             "Samples per second",
-            [
-                _q(
-                    f"sum by (instance) ({_rate('genperf_monitor_samples_total', NODE)})",
-                    "{{instance}} taken",
-                ),
-                _q(
-                    f"sum by (instance) ({_rate('genperf_monitor_samples_written_total', NODE)})",
-                    "{{instance}} written",
-                ),
-            ],
+            per_node(_rate("genperf_monitor_samples_total", NODE), "taken"),
+            per_node(_rate("genperf_monitor_samples_written_total", NODE), "written"),
         ),
-        Panel(
+        panel(
             "Monitor's own CPU time (share of one core)",
-            [
-                _q(
-                    f"rate(genperf_monitor_sampling_seconds_total{{{NODE}}}[$__rate_interval])",
-                    "{{instance}} sampling",
-                ),
-                _q(
-                    f"rate(genperf_monitor_task_api_seconds_total{{{NODE}}}[$__rate_interval])",
-                    "{{instance}} task API",
-                ),
-            ],
+            (_rate("genperf_monitor_sampling_seconds_total", NODE), "{{instance}} sampling"),
+            (_rate("genperf_monitor_task_api_seconds_total", NODE), "{{instance}} task API"),
             unit="percentunit",
         ),
-        Panel(
+        panel(
             "Task records waiting for the database",
-            [_q(f"genperf_monitor_tasks_pending{{{NODE}}}", "{{instance}}")],
+            (f"genperf_monitor_tasks_pending{{{NODE}}}", "{{instance}}"),
             thresholds=[(1.0, "orange")],
         ),
-        Panel(
+        panel(
             "Records dropped",
-            [
-                _q(
-                    f"sum by (instance) ({_increase('genperf_monitor_tasks_dropped_total', NODE)})",
-                    "{{instance}} tasks",
-                ),
-                _q(
-                    "sum by (instance) "
-                    f"({_increase('genperf_monitor_samples_dropped_total', NODE)})",
-                    "{{instance}} samples",
-                ),
-            ],
+            per_node(_increase("genperf_monitor_tasks_dropped_total", NODE), "tasks"),
+            per_node(_increase("genperf_monitor_samples_dropped_total", NODE), "samples"),
             kind="bargauge",
             thresholds=[(1.0, "red")],
         ),
-        Panel(
+        panel(
             "Errors per minute",
-            [
-                _q(
-                    f"60 * rate(genperf_monitor_store_errors_total{{{NODE}}}[$__rate_interval])",
-                    "{{instance}} database",
-                ),
-                _q(
-                    f"60 * {_rate('genperf_monitor_collector_errors_total', NODE)}",
-                    "{{instance}} collectors",
-                ),
-            ],
+            (f"60 * {_rate('genperf_monitor_store_errors_total', NODE)}", "{{instance}} database"),
+            (
+                f"60 * {_rate('genperf_monitor_collector_errors_total', NODE)}",
+                "{{instance}} collectors",
+            ),
         ),
-        Panel(
+        panel(
             "Scrape time of /metrics",
-            [_q(f'scrape_duration_seconds{{job="genperf", {NODE}}}', "{{instance}}")],
+            (f'scrape_duration_seconds{{job="genperf", {NODE}}}', "{{instance}}"),
             unit="s",
         ),
-        Panel(
+        panel(
             "genperf version by node",
-            [_q(f"genperf_info{{{NODE}}}", "{{instance}} {{version}}")],
+            (f"genperf_info{{{NODE}}}", "{{instance}} {{version}}"),
             kind="table",
         ),
     ]
-    return dashboard(
+    return panels
+
+
+@dataclass(frozen=True)
+class Board:
+    """A dashboard (file ``<uid>.json``): its header, its variables and its panels' builder."""
+
+    uid: str
+    title: str
+    description: str
+    panels: Callable[[], list[Panel]]
+    one_node: bool = False  # the node variable picks one node rather than several
+    by_model: bool = True  # a model variable too
+
+    def build(self) -> dict[str, Any]:
+        variables = [node_var(multi=not self.one_node)] + ([model_var()] if self.by_model else [])
+        return dashboard(self.uid, self.title, self.description, variables, self.panels())
+
+
+BOARDS = (
+    Board(
+        "genperf-fleet",
+        "genperf / Fleet overview",
+        "Every genperf node: throughput, success, generation time, GPU and host memory.",
+        fleet,
+    ),
+    Board(
+        "genperf-node",
+        "genperf / Node",
+        "One node's host and GPUs, as genperf's sampler reads them.",
+        node,
+        one_node=True,
+        by_model=False,
+    ),
+    Board(
+        "genperf-models",
+        "genperf / Model x resolution class",
+        "Generation time and peak memory of completed tasks, per model and resolution class.",
+        models,
+    ),
+    Board(
+        "genperf-phases",
+        "genperf / Phases and steps",
+        "Where each generation's time goes: model load, text encode, denoise, VAE decode.",
+        phases,
+    ),
+    Board(
+        "genperf-failures",
+        "genperf / Failures and recovery",
+        "What fails, how often, and where: error categories, out-of-memory, interrupted tasks.",
+        failures,
+        by_model=False,
+    ),
+    Board(
         "genperf-monitor",
         "genperf / Monitor health",
         "genperf's own health and cost: sampling, database writes, drops, errors, scrapes.",
-        [node_var()],
-        panels,
-    )
-
-
-BUILDERS = {
-    "genperf-fleet.json": fleet,
-    "genperf-node.json": node,
-    "genperf-models.json": models,
-    "genperf-phases.json": phases,
-    "genperf-failures.json": failures,
-    "genperf-monitor.json": monitor,
-}
+        monitor,
+        by_model=False,
+    ),
+)
 
 
 def dashboards() -> dict[str, dict[str, Any]]:
     """File name -> dashboard JSON (as a dict)."""
-    return {name: build() for name, build in BUILDERS.items()}
+    return {f"{board.uid}.json": board.build() for board in BOARDS}
 
 
 def render(doc: dict[str, Any]) -> str:

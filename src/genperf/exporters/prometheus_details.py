@@ -47,6 +47,7 @@ from genperf.exporters.prometheus import (
     bounded_node,
     node_label,
 )
+from genperf.numbers import percent
 from genperf.records import STANDARD_PHASES, TaskRecord, TaskStatus
 from genperf.tally import power_throttled, thermal_throttled
 
@@ -97,7 +98,7 @@ class TaskDetails(Collector):
         bounded by the caller) or the record's own node, bounded here."""
         if record.status is not TaskStatus.COMPLETED:
             return
-        vram = _percent(record.peak_vram_usage_mb, record.vram_total_mb)
+        vram = percent(record.peak_vram_usage_mb, record.vram_total_mb)
         with self._lock:
             if record.run_id in self._seen:
                 return  # a record saved twice counts once, as in TaskOutcomes
@@ -135,22 +136,18 @@ class TaskDetails(Collector):
             phases = {k: (v.count, v.total) for k, v in self._phases.items() if wanted(k)}
             steps = {k: (v.count, v.total) for k, v in self._steps.items() if wanted(k)}
             vram = {k: (list(c), t.count, t.total) for k, (c, t) in self._vram.items() if wanted(k)}
-        phase_family = SummaryMetricFamily(
+        yield _summary(
             "genperf_task_phase_duration_seconds",
             "Time completed tasks spent in each phase",
-            labels=("node", "model_type", "phase"),
+            ("node", "model_type", "phase"),
+            phases,
         )
-        for labels, (count, total) in sorted(phases.items()):
-            phase_family.add_metric(list(labels), count, total)
-        yield phase_family
-        step_family = SummaryMetricFamily(
+        yield _summary(
             "genperf_task_step_seconds",
             "Mean denoising step time of completed tasks",
-            labels=("node", "model_type", "resolution_class"),
+            ("node", "model_type", "resolution_class"),
+            steps,
         )
-        for labels, (count, total) in sorted(steps.items()):
-            step_family.add_metric(list(labels), count, total)
-        yield step_family
         vram_family = HistogramMetricFamily(
             "genperf_task_peak_vram_percent",
             "Peak GPU memory of completed tasks, percent of the GPU",
@@ -160,6 +157,15 @@ class TaskDetails(Collector):
             buckets = [(_bound(b), n) for b, n in zip(self.vram_buckets, counts, strict=True)]
             vram_family.add_metric(list(labels), [*buckets, ("+Inf", count)], sum_value=total)
         yield vram_family
+
+
+def _summary(
+    name: str, documentation: str, labels: tuple[str, str, str], sums: dict[_Key, tuple[int, float]]
+) -> SummaryMetricFamily:
+    family = SummaryMetricFamily(name, documentation, labels=labels)
+    for values, (count, total) in sorted(sums.items()):
+        family.add_metric(list(values), count, total)
+    return family
 
 
 def _add(sums: dict[_Key, _Sum], key: _Key, value: float) -> None:
@@ -197,12 +203,6 @@ class ThrottleCollector(Collector):
         if thermal.samples:
             yield thermal
             yield power
-
-
-def _percent(used: float | None, total: float | None) -> float | None:
-    if used is None or not total:
-        return None
-    return 100.0 * used / total
 
 
 __all__ = [

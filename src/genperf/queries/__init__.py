@@ -3,6 +3,6 @@
 :class:`~genperf.queries.reads.Queries`; the CLI's remote source parses the same models.
 """
 
-from genperf.queries.reads import Queries
+from genperf.queries.reads import EVERY, Filters, Queries
 
-__all__ = ["Queries"]
+__all__ = ["EVERY", "Filters", "Queries"]

@@ -3,16 +3,18 @@ source parses (``genperf.queries.reads`` builds them, ``api/routers`` declare th
 
 The models of the records (:class:`GpuOut`, :class:`SampleOut`, :class:`PhaseOut`,
 :class:`TaskOut`) are derived from the dataclasses of :mod:`genperf.records` field by field,
-with their types, and those of the analysis' results (bottlenecks, recommendations, trends,
-benchmarks) from its dataclasses: a new record field is one edit in ``records.py`` and
-appears here, in the OpenAPI document, in the CLI's ``--json`` and in the exports. Tuples
-become lists, nested records their models; the records' computed properties that the API
-serves (``GpuReading.memory_percent``, ``TaskRecord.success``) are added by name. Floats are
-finite or null: pydantic writes a NaN or an infinity as null.
+with their types, and those of the analysis' results (bottlenecks and their analysis,
+recommendations, trends, benchmarks, efficiency) from its dataclasses: a new field is one
+edit in ``records.py`` or the analysis' dataclass (plus a migration for a record) and appears
+here, in the OpenAPI document, in the CLI's ``--json`` and in the exports. Tuples become
+lists, mappings dicts, nested records their models; the records' computed properties that
+the API serves (``GpuReading.memory_percent``, ``TaskRecord.success``) are added by name.
+Floats are finite or null: pydantic writes a NaN or an infinity as null.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import types
 import typing
@@ -23,7 +25,10 @@ from typing import TYPE_CHECKING, Any, Union
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from genperf.analysis import Benchmark, Bottleneck, Recommendation, Trend
+from genperf.analysis.bottlenecks import BottleneckAnalysis
+from genperf.analysis.efficiency import Efficiency
 from genperf.analysis.impact import WindowFigures
+from genperf.analysis.trends import Trends
 from genperf.records import GpuReading, PhaseRecord, SystemSample, TaskRecord
 from genperf.storage.changes import ConfigurationChange
 
@@ -40,6 +45,8 @@ def _api_type(hint: Any, nested: Mapping[type, type[BaseModel]]) -> Any:
         return nested[hint]
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         return list[_api_type(args[0], nested)]  # type: ignore[misc]
+    if origin is collections.abc.Mapping:
+        return dict[args[0], _api_type(args[1], nested)]  # type: ignore[misc,valid-type]
     if origin in (Union, types.UnionType):
         mapped = tuple(_api_type(a, nested) for a in args)
         return Union[mapped]  # noqa: UP007  (built from a tuple of types)
@@ -88,6 +95,9 @@ if TYPE_CHECKING:  # mypy sees the base class; the fields are the records'
     RecommendationOut = _Out
     TrendOut = _Out
     BenchmarkOut = _Out
+    BottleneckAnalysisOut = _Out
+    TrendsOut = _Out
+    EfficiencyOut = _Out
 else:
     GpuOut = record_model(
         GpuReading,
@@ -122,6 +132,27 @@ else:
     TrendOut = record_model(Trend, "TrendOut", "A robust trend of one metric over the window.")
     BenchmarkOut = record_model(
         Benchmark, "BenchmarkOut", "One benchmark: its target lines, current value and status."
+    )
+    BottleneckAnalysisOut = record_model(
+        BottleneckAnalysis,
+        "BottleneckAnalysisOut",
+        "All bottleneck checks of the window, most severe bottleneck first.",
+        nested={Bottleneck: BottleneckOut},
+    )
+    TrendsOut = record_model(
+        Trends,
+        "TrendsOut",
+        "The trends of the window; generation_time is keyed by resolution class.",
+        nested={Trend: TrendOut},
+    )
+    EfficiencyOut = record_model(
+        Efficiency,
+        "EfficiencyOut",
+        "The resource efficiency score and its parts (null: unknown).",
+        descriptions={
+            "known_weight": "Share of the formula's weights known, 0..1",
+            "missing": "Terms left out of the score, and why",
+        },
     )
 
 
@@ -194,37 +225,6 @@ class MetricsPage(_Out):
     offset: int
     next_offset: int | None = Field(description="Offset of the next page, null on the last.")
     metrics: list[TaskOut]
-
-
-class BottleneckAnalysisOut(_Out):
-    status: str = Field(description="no_data, ok or bottlenecks_found")
-    message: str
-    bottlenecks: list[BottleneckOut]
-    checks: dict[str, str]
-    primary_bottleneck: str | None
-    task_count: int
-
-
-class TrendsOut(_Out):
-    generation_time: dict[str, TrendOut]
-    success_rate: TrendOut
-    peak_vram_percent: TrendOut
-    model_load_time: TrendOut
-
-
-class EfficiencyOut(_Out):
-    score: float | None
-    success: float | None
-    on_time: float | None
-    gpu_utilization: float | None
-    memory_headroom: float | None
-    formula: str
-    known_weight: float = Field(
-        default=0.0, description="Share of the formula's weights known, 0..1"
-    )
-    missing: dict[str, str] = Field(
-        default_factory=dict, description="Terms left out of the score, and why"
-    )
 
 
 class WindowOut(_Out):

@@ -7,6 +7,7 @@ question with the same code, and the CLI's remote source parses the same models.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -115,6 +116,35 @@ class Export:
         return f"genperf-export-{self.now.strftime('%Y%m%dT%H%M%SZ')}.{self.fmt}"
 
 
+def _nodes(nodes: Sequence[str]) -> tuple[str, ...]:
+    """A node filter as a hashable key: each name once, sorted (so ``a,b`` and ``b,a``
+    share a cached report)."""
+    return tuple(sorted(set(nodes)))
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Which tasks a read covers: of one model type, completed ones only, of some nodes
+    (empty: every node). Reads pass it on whole, so a new filter is a field here plus the
+    parameter that offers it (an API router's, a CLI command's), not an edit per signature.
+    Hashable: it keys the report cache."""
+
+    model_type: str | None = None
+    success_only: bool = False
+    nodes: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", _nodes(self.nodes))  # frozen: set once, canonical
+
+    def fields(self) -> dict[str, Any]:
+        """The filters by name: build_report, TaskQuery and MetricsPage take each under the
+        same name."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+EVERY = Filters()  # every task of the window
+
+
 def active_task(record: TaskRecord, phase: str | None = None) -> ActiveTaskOut:
     """A running task as served: its record and the phase it is in (the live phase from the
     monitor that runs it, else the phase its stored record was in when last written)."""
@@ -153,51 +183,34 @@ class Queries:
     # -- the analysis report and what is read from it -------------------------------------
 
     def report(
-        self,
-        hours: float,
-        *,
-        model_type: str | None = None,
-        success_only: bool = False,
-        nodes: Sequence[str] = (),
-        now: datetime | None = None,
+        self, hours: float, filters: Filters = EVERY, *, now: datetime | None = None
     ) -> dict[str, Any]:
         """``build_report(...).to_dict()``: from the cache unless ``now`` is given (an export
         reports the exact window it exports). A cached report's window is normalised
         (:func:`normalise_window`), so a client varying the window cannot make every request
-        a new build; the report says the window it covers. ``nodes`` empty: the whole fleet."""
+        a new build; the report says the window it covers."""
         if now is None and self._cache is not None:
             hours = normalise_window(hours)
-        wanted = _nodes(nodes)
 
         def build() -> dict[str, Any]:
             report = build_report(
                 self._store(),
                 self.settings,
                 time_window_hours=hours,
-                model_type=model_type,
-                success_only=success_only,
-                nodes=wanted,
                 now=now if now is not None else self._now(),
+                **filters.fields(),
             )
             return report.to_dict()
 
         if now is not None or self._cache is None:
             return build()
-        return self._cache.get(("report", hours, model_type, success_only, wanted), build)
+        return self._cache.get(("report", hours, filters), build)
 
-    def analysis(
-        self,
-        hours: float,
-        *,
-        model_type: str | None = None,
-        success_only: bool = False,
-        nodes: Sequence[str] = (),
-    ) -> AnalysisOut:
-        report = self.report(hours, model_type=model_type, success_only=success_only, nodes=nodes)
-        return AnalysisOut.model_validate(report)
+    def analysis(self, hours: float, filters: Filters = EVERY) -> AnalysisOut:
+        return AnalysisOut.model_validate(self.report(hours, filters))
 
     def recommendations(self, hours: float, *, nodes: Sequence[str] = ()) -> RecommendationsOut:
-        report = self.report(hours, nodes=nodes)
+        report = self.report(hours, Filters(nodes=nodes))
         items = list(report.get("optimization_recommendations") or [])
         by_category: dict[str, list[dict[str, object]]] = {}
         for item in items:
@@ -212,7 +225,7 @@ class Queries:
         )
 
     def benchmarks(self, hours: float, *, nodes: Sequence[str] = ()) -> BenchmarksOut:
-        report = self.report(hours, nodes=nodes)
+        report = self.report(hours, Filters(nodes=nodes))
         thresholds = self.settings.performance_thresholds
         return BenchmarksOut.model_validate(
             {
@@ -228,26 +241,13 @@ class Queries:
     # -- task records ---------------------------------------------------------------------
 
     def metrics_page(
-        self,
-        hours: float,
-        *,
-        limit: int,
-        offset: int = 0,
-        model_type: str | None = None,
-        success_only: bool = False,
-        nodes: Sequence[str] = (),
+        self, hours: float, *, limit: int, offset: int = 0, filters: Filters = EVERY
     ) -> MetricsPage:
         """Tasks started in the last ``hours`` (running ones included), newest first."""
         now = self._now()
+        since = now - timedelta(hours=hours)
         query = TaskQuery(
-            since=now - timedelta(hours=hours),
-            until=now,
-            model_type=model_type,
-            success_only=success_only,
-            nodes=_nodes(nodes),
-            newest_first=True,
-            limit=limit,
-            offset=offset,
+            since, now, newest_first=True, limit=limit, offset=offset, **filters.fields()
         )
         store = self._store()
         total = store.count_tasks(query)
@@ -255,9 +255,7 @@ class Queries:
         following = offset + len(records)
         return MetricsPage(
             time_window_hours=hours,
-            model_type=model_type,
-            success_only=success_only,
-            nodes=list(_nodes(nodes)),
+            **filters.fields(),
             total=total,
             limit=limit,
             offset=offset,
@@ -307,7 +305,7 @@ class Queries:
             export_timestamp=now,
             time_window_hours=hours,
             metrics_count=count,
-            performance_analysis=self.report(hours, nodes=wanted, now=now),
+            performance_analysis=self.report(hours, Filters(nodes=wanted), now=now),
             metrics=records,
         )
         return Export(fmt, now, count, chunks)
@@ -444,12 +442,6 @@ def _a_monitor_lives(store: Store, node: str) -> bool:
     return not rows or any(
         not stopped and (row_node != node or instance_alive(i)) for i, row_node, stopped in rows
     )
-
-
-def _nodes(nodes: Sequence[str]) -> tuple[str, ...]:
-    """A node filter as a hashable key: each name once, sorted (so ``a,b`` and ``b,a``
-    share a cached report)."""
-    return tuple(sorted(set(nodes)))
 
 
 def _told(

@@ -16,7 +16,8 @@ in the log and left out; it never stops the monitor.
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from genperf.config import Settings
 from genperf.records import SystemSample, TaskRecord
@@ -52,53 +53,61 @@ def queue_limits(settings: Settings) -> QueueLimits:
     )
 
 
+def _influx(url: str, settings: Settings, limits: QueueLimits, node: str) -> Sink:
+    from genperf.sinks.influx import InfluxSink
+
+    timeout = settings.sink_timeout_seconds
+    return InfluxSink(url, settings.influxdb_database, limits, timeout_seconds=timeout)
+
+
+def _elastic(url: str, settings: Settings, limits: QueueLimits, node: str) -> Sink:
+    from genperf.sinks.elastic import ElasticSink
+
+    timeout = settings.sink_timeout_seconds
+    return ElasticSink(url, settings.elasticsearch_index, limits, timeout_seconds=timeout)
+
+
+def _otlp(endpoint: str, settings: Settings, limits: QueueLimits, node: str) -> Sink:
+    from genperf.sinks.otlp import OtlpSink
+
+    return OtlpSink.to_endpoint(
+        endpoint,
+        node=node,
+        export_seconds=settings.otlp_export_seconds,
+        timeout_seconds=settings.sink_timeout_seconds,
+    )
+
+
+def _json_log(target: str, settings: Settings, limits: QueueLimits, node: str) -> Sink:
+    from genperf.sinks.jsonlog import JsonLogSink
+
+    return JsonLogSink(target, limits)
+
+
+# Each sink: the setting that turns it on (its value is the builder's first argument), the
+# extra it needs (None: its dependencies always ship) and its builder, in the order built.
+SINKS: tuple[tuple[str, str | None, Callable[[Any, Settings, QueueLimits, str], Sink]], ...] = (
+    ("influxdb_url", None, _influx),
+    ("elasticsearch_url", "elasticsearch", _elastic),
+    ("otlp_endpoint", "otlp", _otlp),
+    ("task_log", None, _json_log),
+)
+
+
 def build_sinks(settings: Settings, *, node: str) -> list[Sink]:
     """The sinks the settings ask for (none by default), not started yet."""
     limits = queue_limits(settings)
     sinks: list[Sink] = []
-    if settings.influxdb_url:
-        from genperf.sinks.influx import InfluxSink
-
-        sinks.append(
-            InfluxSink(
-                settings.influxdb_url,
-                settings.influxdb_database,
-                limits,
-                timeout_seconds=settings.sink_timeout_seconds,
-            )
-        )
-    if settings.elasticsearch_url:
+    for setting, extra, build in SINKS:
+        value = getattr(settings, setting)
+        if not value:
+            continue
         try:
-            from genperf.sinks.elastic import ElasticSink
+            sinks.append(build(value, settings, limits, node))
         except ImportError as exc:
-            _missing("elasticsearch_url", "elasticsearch", exc)
-        else:
-            sinks.append(
-                ElasticSink(
-                    settings.elasticsearch_url,
-                    settings.elasticsearch_index,
-                    limits,
-                    timeout_seconds=settings.sink_timeout_seconds,
-                )
-            )
-    if settings.otlp_endpoint:
-        try:
-            from genperf.sinks.otlp import OtlpSink
-        except ImportError as exc:
-            _missing("otlp_endpoint", "otlp", exc)
-        else:
-            sinks.append(
-                OtlpSink.to_endpoint(
-                    settings.otlp_endpoint,
-                    node=node,
-                    export_seconds=settings.otlp_export_seconds,
-                    timeout_seconds=settings.sink_timeout_seconds,
-                )
-            )
-    if settings.task_log:
-        from genperf.sinks.jsonlog import JsonLogSink
-
-        sinks.append(JsonLogSink(settings.task_log, limits))
+            if extra is None:
+                raise
+            _missing(setting, extra, exc)
     return sinks
 
 

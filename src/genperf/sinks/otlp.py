@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     MetricExporter,
@@ -134,23 +134,19 @@ class OtlpSink:
         )
         meter = self.provider.get_meter("genperf")
         buckets = list(DURATION_BUCKETS)
-        self._duration = meter.create_histogram(
-            "genperf.task.duration",
-            unit="s",
-            description="Generation time of completed tasks",
-            explicit_bucket_boundaries_advisory=buckets,
+
+        def seconds(name: str, description: str) -> Histogram:
+            # the duration histograms share the Prometheus histogram's buckets
+            return meter.create_histogram(
+                name, unit="s", description=description, explicit_bucket_boundaries_advisory=buckets
+            )
+
+        self._duration = seconds("genperf.task.duration", "Generation time of completed tasks")
+        self._model_load = seconds(
+            "genperf.task.model_load.duration", "Model load time of completed tasks"
         )
-        self._model_load = meter.create_histogram(
-            "genperf.task.model_load.duration",
-            unit="s",
-            description="Model load time of completed tasks",
-            explicit_bucket_boundaries_advisory=buckets,
-        )
-        self._phase_duration = meter.create_histogram(
-            "genperf.task.phase.duration",
-            unit="s",
-            description="Duration of each phase of completed tasks",
-            explicit_bucket_boundaries_advisory=buckets,
+        self._phase_duration = seconds(
+            "genperf.task.phase.duration", "Duration of each phase of completed tasks"
         )
         self._peak_vram = meter.create_histogram(
             "genperf.task.peak_vram", unit="MiBy", description="Peak VRAM of completed tasks"
@@ -163,20 +159,18 @@ class OtlpSink:
             unit="{task}",
             description="Finished tasks by status and error category",
         )
-        for spec in HOST_METRICS:
-            meter.create_observable_gauge(
-                f"genperf.host.{spec.name}",
-                callbacks=[self._host_callback(spec)],
-                unit=_UNITS.get(spec.unit, ""),
-                description=spec.help,
-            )
-        for spec in GPU_METRICS:
-            meter.create_observable_gauge(
-                f"genperf.gpu.{spec.name}",
-                callbacks=[self._gpu_callback(spec)],
-                unit=_UNITS.get(spec.unit, ""),
-                description=spec.help,
-            )
+        gauges = (
+            ("host", HOST_METRICS, self._host_callback),
+            ("gpu", GPU_METRICS, self._gpu_callback),
+        )
+        for kind, specs, callback in gauges:
+            for spec in specs:
+                meter.create_observable_gauge(
+                    f"genperf.{kind}.{spec.name}",
+                    callbacks=[callback(spec)],
+                    unit=_UNITS.get(spec.unit, ""),
+                    description=spec.help,
+                )
 
     @classmethod
     def to_endpoint(

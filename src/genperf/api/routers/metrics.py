@@ -7,13 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from genperf.api.auth import RequireRead
-from genperf.api.deps import (
-    ModelTypeFilter,
-    NodeFilter,
-    QueriesDep,
-    SuccessOnly,
-    TimeWindowHours,
-)
+from genperf.api.deps import FiltersDep, QueriesDep, TimeWindowHours
 from genperf.api.schemas import MetricsPage
 
 router = APIRouter(tags=["performance"], dependencies=[RequireRead])
@@ -27,19 +21,10 @@ def metrics(
     *,
     queries: QueriesDep,
     time_window_hours: TimeWindowHours = 24.0,
-    model_type: ModelTypeFilter = None,
-    success_only: SuccessOnly = False,
-    node: NodeFilter = [],  # noqa: B006 (FastAPI copies defaults)
+    filters: FiltersDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Tasks per page.")] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Tasks to skip.")] = 0,
 ) -> MetricsPage:
     """Every metric of each task started in the window (running ones included), newest
     first. ``total`` counts all pages; follow ``next_offset`` for the next one."""
-    return queries.metrics_page(
-        time_window_hours,
-        limit=limit,
-        offset=offset,
-        model_type=model_type,
-        success_only=success_only,
-        nodes=node,
-    )
+    return queries.metrics_page(time_window_hours, limit=limit, offset=offset, filters=filters)

@@ -33,13 +33,17 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy.optimize import nnls
 
+from genperf.optimizations import VAE_TILING
 from genperf.prediction.features import (
     CONSTANT_FEATURES,
     DECODE_FEATURES,
     DENOISE_FEATURES,
     MEMORY_FEATURES,
+    TILED_DECODE_FEATURES,
+    TILED_TIME_FEATURES,
     TIME_FEATURES,
     FeatureFn,
+    Features,
     Workload,
     parse_size,
     tunable,
@@ -67,6 +71,17 @@ TARGETS: dict[str, tuple[tuple[str, FeatureFn], ...]] = {
     PEAK_RAM_GROWTH: MEMORY_FEATURES,
     PEAK_VRAM: MEMORY_FEATURES,
 }
+# VAE tiling changes the decode's curve (overlapping tiles): its time has its own feature.
+TILED_TARGETS: dict[str, Features] = {
+    **TARGETS,
+    TIME: TILED_TIME_FEATURES,
+    "phase:vae_decode": TILED_DECODE_FEATURES,
+}
+
+
+def targets_of(optimizations: frozenset[str]) -> dict[str, Features]:
+    """Each target's features for a history of this optimisation set."""
+    return TILED_TARGETS if VAE_TILING in optimizations else TARGETS
 
 
 # --- observations ------------------------------------------------------------------------
@@ -273,7 +288,7 @@ class HistoryModel:
             )
         reasons: list[str] = []
         estimates: dict[str, Estimate] = {}
-        for target, features in TARGETS.items():
+        for target, features in targets_of(key).items():
             fit = group.fits.get(target)
             if fit is None:
                 continue
@@ -362,7 +377,7 @@ def _fit_group(key: frozenset[str], by_config: Mapping[Workload, _Runs]) -> Grou
                 spreads[target].extend(np.abs(arr / median - 1.0).tolist())
         configs.append(_Config(workload, runs.count, medians))
     fits: dict[str, TargetFit] = {}
-    for target, features in TARGETS.items():
+    for target, features in targets_of(key).items():
         rows = [c for c in configs if target in c.medians]
         fit = _fit_target(rows, target, features, spreads.get(target, []))
         if fit is not None:

@@ -14,7 +14,8 @@ How, and why this way:
   *relative* error (the errors that matter are percentages). Non-negative: no term of the
   cost can save time, so extrapolation follows the physical curve.
 * Optimisation sets that change the curve (VAE tiling and slicing, offload, dtype ...) are
-  fitted separately: one group each.
+  fitted separately: one group each. With VAE tiling the decode's time follows the pixels of
+  its overlapping tiles (:func:`targets_of`), not the frame's.
 * The **interval** (90 %) comes from the fit's leave-one-configuration-out relative errors
   combined with the run-to-run spread inside configurations: what the model got wrong on
   configurations it had not seen, not what it claims.

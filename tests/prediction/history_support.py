@@ -15,9 +15,9 @@ STEPS = (2, 4, 8)
 
 def law(w: Workload, tiling: bool) -> dict[str, float]:
     """A Wan-like cost law: per-step overhead, linear and quadratic token terms, decode
-    over frames x pixels (tiling: slower decode, lower memory)."""
+    over frames x pixels (tiling: over its overlapping tiles, and lower memory)."""
     denoise = 0.01 * w.steps + 2e-5 * w.steps * w.tokens + 3e-9 * w.steps * w.tokens**2
-    decode = 0.02 + (3e-7 if tiling else 2e-7) * w.frame_pixels
+    decode = 0.02 + 2e-7 * (w.tiled_frame_pixels if tiling else w.frame_pixels)
     ram = 600 + 0.05 * w.tokens + (2e-5 if tiling else 6e-5) * w.frame_pixels
     return {"text_encode": 0.01, "denoise": denoise, "vae_decode": decode, "ram": ram}
 

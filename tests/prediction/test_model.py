@@ -55,6 +55,23 @@ def test_each_optimisation_set_is_its_own_curve():
     assert tiled.phases["vae_decode"].value > plain.phases["vae_decode"].value
 
 
+def test_vae_tiling_decodes_its_overlapping_tiles():
+    # diffusers' Wan VAE: 256-pixel tiles every 192 once a side is past 256 pixels.
+    assert Workload(256, 256, 9, 2).tiled_frame_pixels == 9 * 256 * 256  # one tile
+    assert Workload(384, 256, 9, 2).tiled_frame_pixels == 9 * (256 + 192) * (256 + 64)
+
+
+def test_a_tiled_size_past_every_size_in_the_history_follows_the_tile_geometry():
+    """Sizes of one tile only in the history, the request split into tiles: a fit on frames
+    x pixels would miss the overlaps' extra decode (a third slower here)."""
+    small = tuple(s for s in SIZES if max(s) <= 256)
+    model = fit_history(history(tiling=(True,), sizes=small), "tiny-wan-t2v")
+    w = Workload(384, 256, 17, 4)
+    p = model.predict(w.resolution, w.frames, w.steps, ["vae_tiling"])
+    truth = law(w, tiling=True)
+    assert p.phases["vae_decode"].value == pytest.approx(truth["vae_decode"], rel=0.05)
+
+
 def test_too_thin_a_history_says_so_and_which_runs_would_answer():
     records = history(repeats=1, sizes=((64, 64),), frames=(5,), steps=(2, 4))
     p = fit_history(records, "tiny-wan-t2v").predict("128x128", 9, 4)

@@ -68,7 +68,9 @@ def holdout_accuracy(
     if held_out is not None:
         splits = [list(held_out)]
     else:
-        configs = sorted(by_config, key=repr)
+        # Sorted on values, not repr (a frozenset's order changes with the hash seed), so
+        # a seed gives the same folds in every process.
+        configs = sorted(by_config, key=lambda c: (c[:4], sorted(c[4])))
         random.Random(seed).shuffle(configs)
         splits = [configs[i::folds] for i in range(folds)]
     errors: dict[str, list[float]] = defaultdict(list)
@@ -101,6 +103,23 @@ def holdout_accuracy(
                 if mean is not None:
                     naive[target].append(abs(mean / truth - 1.0))
     return Accuracy(_stats(errors), _stats(naive), unanswered, total)
+
+
+def repeat_spread(observations: Sequence[Observation], target: str) -> ErrorStats | None:
+    """How far each run lies from the median of its configuration's runs (configurations run
+    more than once): the floor of any prediction's error, since no model predicts a
+    configuration better than its own repeats agree."""
+    by_config: dict[Config, list[float]] = defaultdict(list)
+    for o in observations:
+        if target in o.values:
+            by_config[config_of(o)].append(o.values[target])
+    deviations = [
+        abs(v / float(np.median(runs)) - 1.0)
+        for runs in by_config.values()
+        if len(runs) > 1
+        for v in runs
+    ]
+    return _stats({target: deviations}).get(target)
 
 
 def _value(prediction: Prediction, target: str) -> float | None:

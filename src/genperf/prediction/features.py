@@ -28,6 +28,11 @@ from genperf import optimizations as opt
 VAE_SPATIAL = 8  # Wan's VAE: 8x in height and width
 VAE_TEMPORAL = 4  # and 4x in time (frames are 4k+1)
 PATCH = (1, 2, 2)  # the transformer's patch size (time, height, width)
+# diffusers' AutoencoderKLWan tiles its decode (VAE tiling) when the frame is wider or taller
+# than a tile: tiles of 256 pixels every 192, each decoded whole, so the overlaps are decoded
+# twice (the time VAE tiling trades for its lower peak).
+VAE_TILE = 256
+VAE_TILE_STRIDE = 192
 
 # Tokens that change a generation's cost curve: the optimisation set a prediction is for.
 # Others (the attention kernel the library picked, model_cached, the allocator) describe the
@@ -89,6 +94,13 @@ class Workload:
         return float(self.frames) * self.pixels
 
     @property
+    def tiled_frame_pixels(self) -> float:
+        """Frames x the pixels a tiled VAE decode runs over, overlaps included."""
+        if self.width <= VAE_TILE and self.height <= VAE_TILE:
+            return self.frame_pixels  # one tile: decoded as without tiling
+        return float(self.frames) * _tiled_extent(self.width) * _tiled_extent(self.height)
+
+    @property
     def latent_frames(self) -> int:
         return (max(self.frames, 1) - 1) // VAE_TEMPORAL + 1
 
@@ -101,7 +113,19 @@ class Workload:
         return float(max(self.latent_frames // t, 1) * rows * cols)
 
 
+def _tiled_extent(pixels: int) -> int:
+    """The pixels decoded along one side by a tiled decode: a tile starts every stride (in
+    latent units, as diffusers walks it) and runs a whole tile or to the edge."""
+    latent, tile, stride = (
+        pixels // VAE_SPATIAL,
+        VAE_TILE // VAE_SPATIAL,
+        VAE_TILE_STRIDE // VAE_SPATIAL,
+    )
+    return sum(min(tile, latent - start) for start in range(0, latent, stride)) * VAE_SPATIAL
+
+
 FeatureFn = Callable[[Workload], float]
+Features = tuple[tuple[str, FeatureFn], ...]
 
 # Per target: the named features its physics says it depends on (a constant always first).
 TIME_FEATURES: tuple[tuple[str, FeatureFn], ...] = (
@@ -118,6 +142,10 @@ DECODE_FEATURES: tuple[tuple[str, FeatureFn], ...] = (
     ("frames_x_pixels", lambda w: w.frame_pixels),
 )
 CONSTANT_FEATURES: tuple[tuple[str, FeatureFn], ...] = (("constant", lambda w: 1.0),)
+# With VAE tiling the decode runs over the tiles, overlaps included.
+_TILED_DECODE: tuple[str, FeatureFn] = ("frames_x_tiled_pixels", lambda w: w.tiled_frame_pixels)
+TILED_TIME_FEATURES: Features = (*TIME_FEATURES[:4], _TILED_DECODE)
+TILED_DECODE_FEATURES: Features = (*DECODE_FEATURES[:2], _TILED_DECODE)
 MEMORY_FEATURES: tuple[tuple[str, FeatureFn], ...] = (
     ("constant", lambda w: 1.0),
     ("tokens", lambda w: w.tokens),

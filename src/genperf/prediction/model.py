@@ -14,7 +14,8 @@ How, and why this way:
   *relative* error (the errors that matter are percentages). Non-negative: no term of the
   cost can save time, so extrapolation follows the physical curve.
 * Optimisation sets that change the curve (VAE tiling and slicing, offload, dtype ...) are
-  fitted separately: one group each.
+  fitted separately: one group each. With VAE tiling the decode's time follows the pixels of
+  its overlapping tiles (:func:`targets_of`), not the frame's.
 * The **interval** (90 %) comes from the fit's leave-one-configuration-out relative errors
   combined with the run-to-run spread inside configurations: what the model got wrong on
   configurations it had not seen, not what it claims.
@@ -33,13 +34,17 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy.optimize import nnls
 
+from genperf.optimizations import VAE_TILING
 from genperf.prediction.features import (
     CONSTANT_FEATURES,
     DECODE_FEATURES,
     DENOISE_FEATURES,
     MEMORY_FEATURES,
+    TILED_DECODE_FEATURES,
+    TILED_TIME_FEATURES,
     TIME_FEATURES,
     FeatureFn,
+    Features,
     Workload,
     parse_size,
     tunable,
@@ -67,6 +72,17 @@ TARGETS: dict[str, tuple[tuple[str, FeatureFn], ...]] = {
     PEAK_RAM_GROWTH: MEMORY_FEATURES,
     PEAK_VRAM: MEMORY_FEATURES,
 }
+# VAE tiling changes the decode's curve (overlapping tiles): its time has its own feature.
+TILED_TARGETS: dict[str, Features] = {
+    **TARGETS,
+    TIME: TILED_TIME_FEATURES,
+    "phase:vae_decode": TILED_DECODE_FEATURES,
+}
+
+
+def targets_of(optimizations: frozenset[str]) -> dict[str, Features]:
+    """Each target's features for a history of this optimisation set."""
+    return TILED_TARGETS if VAE_TILING in optimizations else TARGETS
 
 
 # --- observations ------------------------------------------------------------------------
@@ -273,7 +289,7 @@ class HistoryModel:
             )
         reasons: list[str] = []
         estimates: dict[str, Estimate] = {}
-        for target, features in TARGETS.items():
+        for target, features in targets_of(key).items():
             fit = group.fits.get(target)
             if fit is None:
                 continue
@@ -362,7 +378,7 @@ def _fit_group(key: frozenset[str], by_config: Mapping[Workload, _Runs]) -> Grou
                 spreads[target].extend(np.abs(arr / median - 1.0).tolist())
         configs.append(_Config(workload, runs.count, medians))
     fits: dict[str, TargetFit] = {}
-    for target, features in TARGETS.items():
+    for target, features in targets_of(key).items():
         rows = [c for c in configs if target in c.medians]
         fit = _fit_target(rows, target, features, spreads.get(target, []))
         if fit is not None:

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Self
 
 import platformdirs
 from pydantic import (
@@ -103,32 +103,41 @@ class PerformanceThresholds(_Section):
         return out
 
 
-class Band(_Section):
+class _OrderedBand(_Section):
+    """Three levels that must stand in order: a subclass names them, best first, and says
+    which way is better, so each band's check and its message come from one place."""
+
+    _LEVELS: ClassVar[tuple[str, str, str]]
+    _ORDER: ClassVar[str]  # "<=": lower is better; ">=": higher is better
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        best, middle, worst = (getattr(self, name) for name in self._LEVELS)
+        if not (best <= middle <= worst if self._ORDER == "<=" else best >= middle >= worst):
+            raise ValueError(f"must satisfy {f' {self._ORDER} '.join(self._LEVELS)}")
+        return self
+
+
+class Band(_OrderedBand):
     """A lower-is-better usage band (percent): optimal, acceptable, maximum."""
+
+    _LEVELS = ("optimal", "acceptable", "maximum")
+    _ORDER = "<="
 
     optimal: Percent
     acceptable: Percent
     maximum: Percent
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Band:
-        if not self.optimal <= self.acceptable <= self.maximum:
-            raise ValueError("must satisfy optimal <= acceptable <= maximum")
-        return self
 
-
-class QualityBand(_Section):
+class QualityBand(_OrderedBand):
     """A higher-is-better band (fraction 0..1): target, acceptable, minimum."""
+
+    _LEVELS = ("target", "acceptable", "minimum")
+    _ORDER = ">="
 
     target: Fraction
     acceptable: Fraction
     minimum: Fraction
-
-    @model_validator(mode="after")
-    def _ordered(self) -> QualityBand:
-        if not self.target >= self.acceptable >= self.minimum:
-            raise ValueError("must satisfy target >= acceptable >= minimum")
-        return self
 
 
 class BenchmarkTargets(_Section):

@@ -104,24 +104,23 @@ class PerformanceThresholds(_Section):
 
 
 class _OrderedBand(_Section):
-    """Three levels that must stand in order: a subclass names them, best first, and says
-    which way is better, so each band's check and its message come from one place."""
+    """Three levels that must stand in order: a subclass declares them as its fields, best
+    first, and says which way is better, so each band's check and message come from one place."""
 
-    _LEVELS: ClassVar[tuple[str, str, str]]
     _ORDER: ClassVar[str]  # "<=": lower is better; ">=": higher is better
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
-        best, middle, worst = (getattr(self, name) for name in self._LEVELS)
+        levels = tuple(type(self).model_fields)
+        best, middle, worst = (getattr(self, name) for name in levels)
         if not (best <= middle <= worst if self._ORDER == "<=" else best >= middle >= worst):
-            raise ValueError(f"must satisfy {f' {self._ORDER} '.join(self._LEVELS)}")
+            raise ValueError(f"must satisfy {f' {self._ORDER} '.join(levels)}")
         return self
 
 
 class Band(_OrderedBand):
     """A lower-is-better usage band (percent): optimal, acceptable, maximum."""
 
-    _LEVELS = ("optimal", "acceptable", "maximum")
     _ORDER = "<="
 
     optimal: Percent
@@ -132,7 +131,6 @@ class Band(_OrderedBand):
 class QualityBand(_OrderedBand):
     """A higher-is-better band (fraction 0..1): target, acceptable, minimum."""
 
-    _LEVELS = ("target", "acceptable", "minimum")
     _ORDER = ">="
 
     target: Fraction

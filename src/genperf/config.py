@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Self
 
 import platformdirs
 from pydantic import (
@@ -103,32 +103,39 @@ class PerformanceThresholds(_Section):
         return out
 
 
-class Band(_Section):
+class _OrderedBand(_Section):
+    """Three levels that must stand in order: a subclass declares them as its fields, best
+    first, and says which way is better, so each band's check and message come from one place."""
+
+    _ORDER: ClassVar[str]  # "<=": lower is better; ">=": higher is better
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        levels = tuple(type(self).model_fields)
+        best, middle, worst = (getattr(self, name) for name in levels)
+        if not (best <= middle <= worst if self._ORDER == "<=" else best >= middle >= worst):
+            raise ValueError(f"must satisfy {f' {self._ORDER} '.join(levels)}")
+        return self
+
+
+class Band(_OrderedBand):
     """A lower-is-better usage band (percent): optimal, acceptable, maximum."""
+
+    _ORDER = "<="
 
     optimal: Percent
     acceptable: Percent
     maximum: Percent
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Band:
-        if not self.optimal <= self.acceptable <= self.maximum:
-            raise ValueError("must satisfy optimal <= acceptable <= maximum")
-        return self
 
-
-class QualityBand(_Section):
+class QualityBand(_OrderedBand):
     """A higher-is-better band (fraction 0..1): target, acceptable, minimum."""
+
+    _ORDER = ">="
 
     target: Fraction
     acceptable: Fraction
     minimum: Fraction
-
-    @model_validator(mode="after")
-    def _ordered(self) -> QualityBand:
-        if not self.target >= self.acceptable >= self.minimum:
-            raise ValueError("must satisfy target >= acceptable >= minimum")
-        return self
 
 
 class BenchmarkTargets(_Section):

@@ -138,6 +138,15 @@ def test_default_database_is_sqlite_in_the_data_dir(tmp_path):
             "performance_monitoring.benchmark_targets.vram_usage_percent",
             "optimal <= acceptable",
         ),
+        (
+            {
+                "benchmark_targets": {
+                    "success_rate": {"target": 0.9, "acceptable": 0.95, "minimum": 0.8}
+                }
+            },
+            "performance_monitoring.benchmark_targets.success_rate",
+            "target >= acceptable >= minimum",
+        ),
     ],
 )
 def test_bad_values_name_the_key_and_the_file(tmp_path, doc, key, fragment):

@@ -11,7 +11,7 @@ import pytest
 from diffusers_support import CALL, torch
 
 from genperf.config import Settings
-from genperf.integrations.diffusers import load_pipeline, monitor_pipeline
+from genperf.integrations.diffusers import MonitoredPipeline, load_pipeline, monitor_pipeline
 from genperf.monitor import PerformanceMonitor
 from genperf.records import ErrorCategory, TaskStatus
 
@@ -243,6 +243,16 @@ def test_detach_takes_the_hooks_off(monitor, wan):
     assert pipe.detach() is wan
     assert "encode_prompt" not in wan.__dict__ and "decode" not in wan.vae.__dict__
     assert not wan.transformer._forward_pre_hooks and not wan.transformer_2._forward_pre_hooks
+
+
+def test_wrapping_a_monitored_pipeline_rewraps_the_raw_one(monitor, wan):
+    first = MonitoredPipeline(wan, monitor, model_type="first")
+    second = MonitoredPipeline(first, monitor, model_type="second")  # the class, not the verb
+    assert second.pipeline is wan  # not a wrapper around a wrapper
+    assert len(wan.transformer._forward_pre_hooks) == 1  # one set of hooks: the newest's
+    second(**CALL, num_inference_steps=2, task_id="rewrapped")
+    assert monitor.get_task_metrics("rewrapped").model_type == "second"
+    assert first.last_record is None
 
 
 def test_hooks_follow_a_replaced_component(monitor, wan):

@@ -32,7 +32,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -208,15 +208,12 @@ class TaskOutcomes(Collector):
                 **zeros,
                 **{k: n for k, n in self._outcomes.items() if nodes is None or k[0] in nodes},
             }
-        hist = HistogramMetricFamily(
+        yield histogram(
             "genperf_task_duration_seconds",
             "Generation time of the database's completed tasks",
-            labels=("node", "model_type", "resolution_class"),
+            self.buckets,
+            durations,
         )
-        for labels, (counts, count, total) in sorted(durations.items()):
-            cumulative = [(_bound(b), n) for b, n in zip(self.buckets, counts, strict=True)]
-            hist.add_metric(list(labels), [*cumulative, ("+Inf", count)], sum_value=total)
-        yield hist
         finished = CounterMetricFamily(
             "genperf_tasks_finished",
             "The database's finished tasks by the node that ran them, status and error category",
@@ -255,6 +252,23 @@ _ZERO_OUTCOMES: Mapping[tuple[str, str], int] = {
 
 def _bound(value: float) -> str:
     return f"{value:g}" if value != int(value) else f"{value:.1f}"
+
+
+def histogram(
+    name: str,
+    documentation: str,
+    bounds: Sequence[float],
+    series: Mapping[tuple[str, str, str], tuple[list[int], int, float]],
+) -> HistogramMetricFamily:
+    """A histogram family by (node, model_type, resolution_class); each series holds its
+    cumulative count per bound, its count and its sum."""
+    family = HistogramMetricFamily(
+        name, documentation, labels=("node", "model_type", "resolution_class")
+    )
+    for labels, (counts, count, total) in sorted(series.items()):
+        cumulative = [(_bound(b), n) for b, n in zip(bounds, counts, strict=True)]
+        family.add_metric(list(labels), [*cumulative, ("+Inf", count)], sum_value=total)
+    return family
 
 
 class MonitorSource(Protocol):

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 from prometheus_client.core import (
     GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
     SummaryMetricFamily,
 )
@@ -41,10 +40,10 @@ from genperf.exporters.prometheus import (
     MAX_MODEL_TYPES,
     OTHER,
     MonitorSource,
-    _bound,
     _bounded,
     _label,
     bounded_node,
+    histogram,
     node_label,
 )
 from genperf.numbers import percent
@@ -148,15 +147,12 @@ class TaskDetails(Collector):
             ("node", "model_type", "resolution_class"),
             steps,
         )
-        vram_family = HistogramMetricFamily(
+        yield histogram(
             "genperf_task_peak_vram_percent",
             "Peak GPU memory of completed tasks, percent of the GPU",
-            labels=("node", "model_type", "resolution_class"),
+            self.vram_buckets,
+            vram,
         )
-        for labels, (counts, count, total) in sorted(vram.items()):
-            buckets = [(_bound(b), n) for b, n in zip(self.vram_buckets, counts, strict=True)]
-            vram_family.add_metric(list(labels), [*buckets, ("+Inf", count)], sum_value=total)
-        yield vram_family
 
 
 def _summary(

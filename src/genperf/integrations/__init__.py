@@ -5,14 +5,14 @@
   diffusers: genperf without the ``diffusers`` extra still imports.
 """
 
+from genperf.integrations.call_recorder import CallSummary
 from genperf.integrations.diffusers import (
-    CallSummary,
     LoadInfo,
     MonitoredPipeline,
-    detect_optimizations,
     load_pipeline,
     monitor_pipeline,
 )
+from genperf.integrations.pipeline_inspect import detect_optimizations
 
 __all__ = [
     "CallSummary",

@@ -69,6 +69,14 @@ class MonitoredPipeline:
     Everything but calling is delegated to the wrapped pipeline (``pipe.vae``,
     ``pipe.enable_model_cpu_offload()`` ...); :attr:`pipeline` is the pipeline itself.
 
+    Args:
+        pipe: any diffusers pipeline (WanPipeline, a DiffusionPipeline subclass ...), or an
+            already monitored one (re-wrapped for this monitor).
+        model_type: the task's model_type (``t2v-A14B``, ``tiny-wan-t2v`` ...).
+        model_used: the task's model_used (a repo id or path); default: model_type.
+        load: how it was loaded, recorded by the first call (see :func:`load_pipeline`).
+        on_phase: told the name of each phase as it begins (progress reporting).
+
     Attributes:
         last_call: what the integration saw in the latest call on any thread.
         last_record: the completed record of the latest call that owned its task.
@@ -84,6 +92,8 @@ class MonitoredPipeline:
         load: LoadInfo | None = None,
         on_phase: Callable[[str], None] | None = None,
     ) -> None:
+        if isinstance(pipe, MonitoredPipeline):
+            pipe = pipe.detach()  # one set of hooks: the newest wrapper's
         self.pipeline = pipe
         self.monitor = monitor
         self.model_type = model_type
@@ -249,30 +259,8 @@ class MonitoredPipeline:
             logger.warning("genperf could not record part of a call", exc_info=True)
 
 
-def monitor_pipeline(
-    pipe: Any,
-    monitor: PerformanceMonitor,
-    *,
-    model_type: str,
-    model_used: str | None = None,
-    load: LoadInfo | None = None,
-    on_phase: Callable[[str], None] | None = None,
-) -> MonitoredPipeline:
-    """Wrap a diffusers pipeline so that each call is a task monitored by ``monitor``.
-
-    Args:
-        pipe: any diffusers pipeline (WanPipeline, a DiffusionPipeline subclass ...), or an
-            already monitored one (re-wrapped for this monitor).
-        model_type: the task's model_type (``t2v-A14B``, ``tiny-wan-t2v`` ...).
-        model_used: the task's model_used (a repo id or path); default: model_type.
-        load: how it was loaded, recorded by the first call (see :func:`load_pipeline`).
-        on_phase: told the name of each phase as it begins (progress reporting).
-    """
-    if isinstance(pipe, MonitoredPipeline):
-        pipe = pipe.detach()
-    return MonitoredPipeline(
-        pipe, monitor, model_type=model_type, model_used=model_used, load=load, on_phase=on_phase
-    )
+# The public verb for wrapping: the class does the work (re-wrapping included).
+monitor_pipeline = MonitoredPipeline
 
 
 def load_pipeline(
@@ -358,13 +346,3 @@ def _config_value(obj: Any, key: str) -> Any:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-__all__ = [
-    "CallSummary",
-    "LoadInfo",
-    "MonitoredPipeline",
-    "detect_optimizations",
-    "load_pipeline",
-    "monitor_pipeline",
-]

@@ -550,18 +550,24 @@ function renderFleet(fleet) {
   );
 }
 
-function collectNodes() {
-  if (state.node) state.knownNodes.add(state.node);
-  const select = byId("node-filter");
-  const names = [...state.knownNodes].sort();
+// A filter's <select>: "All ..." then every name seen so far, rebuilt only when the names
+// change so an open drop-down is not reset by each refresh; the chosen value stays listed.
+function fillFilter(id, allLabel, known, chosen) {
+  if (chosen) known.add(chosen);
+  const select = byId(id);
+  const names = [...known].sort();
   const current = [...select.options].map((o) => o.value).slice(1);
   if (names.join("\n") !== current.join("\n")) {
     replace(select, [
-      el("option", { text: "All nodes", attrs: { value: "" } }),
+      el("option", { text: allLabel, attrs: { value: "" } }),
       ...names.map((n) => el("option", { text: n, attrs: { value: n } })),
     ]);
   }
-  select.value = state.node;
+  select.value = chosen;
+}
+
+function collectNodes() {
+  fillFilter("node-filter", "All nodes", state.knownNodes, state.node);
 }
 
 function collectModels(analysis, tasks) {
@@ -571,17 +577,7 @@ function collectModels(analysis, tasks) {
     }
   }
   for (const t of tasks) state.knownModels.add(t.model_type);
-  if (state.model) state.knownModels.add(state.model);
-  const select = byId("model-filter");
-  const names = [...state.knownModels].sort();
-  const current = [...select.options].map((o) => o.value).slice(1);
-  if (names.join("\n") !== current.join("\n")) {
-    replace(select, [
-      el("option", { text: "All models", attrs: { value: "" } }),
-      ...names.map((n) => el("option", { text: n, attrs: { value: n } })),
-    ]);
-  }
-  select.value = state.model;
+  fillFilter("model-filter", "All models", state.knownModels, state.model);
 }
 
 function benchmark(name) {

@@ -136,6 +136,8 @@ class PerformanceMonitor:
         self._writer = StoreWriter(
             (lambda: store) if store is not None else self._open_default_store,
             flush_seconds=s.sample_flush_seconds,
+            samples_per_write=s.samples_per_write,
+            max_sample_wait_seconds=s.sample_write_delay_seconds(),
             max_pending_tasks=s.pending_task_queue_size,
             retention=timedelta(hours=s.sample_retention_hours),
             wall_clock=wall_clock,

@@ -24,7 +24,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -46,7 +45,7 @@ from genperf.errors import StoreUnavailableError, TaskStateError
 from genperf.monitor.fields import check_text, coerce_fields
 from genperf.monitor.predictor import HistoryPredictor
 from genperf.monitor.sampler import Sampler
-from genperf.monitor.tracker import RunsIn, Tracker, started_record
+from genperf.monitor.tracker import RunsIn, Tracker, started_fields
 from genperf.monitor.writer import StoreWriter
 from genperf.records import (
     MIB,
@@ -249,8 +248,8 @@ class PerformanceMonitor:
         label = check_text("resolution", resolution_label(resolution))
         extra = coerce_fields({"steps": steps, **fields} if steps is not None else fields)
         self.start()
-        record = started_record(
-            run_id=uuid.uuid4().hex,
+        start = started_fields(
+            run_id=_run_id(),
             task_id=task_id,
             node=self.node,
             model_type=model_type,
@@ -263,17 +262,16 @@ class PerformanceMonitor:
         if runs_in == "this_process":  # a task running alone here is about to lose that
             self._harvest_exclusive_peaks()
         start_t = self._clock()
-        task = self._tracker.open(record, start_t, runs_in)
-        if extra:
-            self._tracker.update(task_id, extra)
+        task = self._tracker.open(start, start_t, runs_in, extra)
         if task.exclusive:
             self._reset_peaks()
+        record = self._tracker.snapshot(task_id, start_t)
         self._writer.save_task_later(record)
         logger.debug(
             "task %s started: %s %s, %s steps", task_id, model_type, record.resolution_class, steps
         )
         self._overhead_seconds += time.perf_counter() - began
-        return self._tracker.snapshot(task_id, start_t)
+        return record
 
     def update_task_metrics(self, task_id: str, **fields: Any) -> None:
         """Set metrics of a running task by name (model_load_time_seconds, peak_vram_usage_mb,
@@ -327,9 +325,9 @@ class PerformanceMonitor:
                     task.fields, error, error_category, failed_phase or task.failed_phase
                 )
             )
-        finished = task.snapshot(self._clock(), **final)
-        durability = self._writer.save_task(finished)
-        record = _completed(finished, durability)
+        fields = task.snapshot_fields(self._clock(), **final)
+        durability = self._writer.save_task(TaskRecord(**fields))
+        record = CompletedTask(**fields, durability=durability)
         self._notify(record)
         self._overhead_seconds += time.perf_counter() - began
         logger.debug(
@@ -760,6 +758,15 @@ def _error_text(error: BaseException | str | None, limit: int = 2000) -> str | N
         return None
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     return text[:limit]
+
+
+def _run_id() -> str:
+    """A random (version 4) UUID as 32 hex digits, as ``uuid.uuid4().hex`` spells it, without
+    building a UUID object on the task API's hot path."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    return raw.hex()
 
 
 def _instance_id(node: str) -> str:

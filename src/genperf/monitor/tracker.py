@@ -20,7 +20,13 @@ from typing import Any, Literal
 from genperf.errors import TaskStateError, UnknownTaskError
 from genperf.monitor.stats import RunningStats
 from genperf.numbers import highest
-from genperf.records import MIB, PhaseRecord, SystemSample, TaskRecord, TaskStatus
+from genperf.records import (
+    MIB,
+    PhaseRecord,
+    SystemSample,
+    TaskRecord,
+    TaskStatus,
+)
 
 # Metrics every open task follows, and how to read each from a sample.
 _SAMPLE_METRICS: dict[str, Callable[[SystemSample], float | None]] = {
@@ -79,7 +85,7 @@ class OpenPhase:
 class OpenTask:
     """Mutable state of one task while it runs. Only the Tracker touches it, under its lock."""
 
-    record: TaskRecord  # identity and start fields; completed into a new record at the end
+    base: dict[str, Any]  # every field of the record at its start (see started_fields), by name
     start_t: float
     stats: dict[str, RunningStats] = field(
         default_factory=lambda: {name: RunningStats() for name in _SAMPLE_METRICS}
@@ -96,6 +102,10 @@ class OpenTask:
     exclusive: bool = False
     failed_phase: str | None = None
     runs_in: RunsIn = "this_process"
+
+    @property
+    def task_id(self) -> str:
+        return str(self.base["task_id"])
 
     def observe(self, sample: SystemSample, t: float) -> None:
         if self.runs_in == "elsewhere":
@@ -122,8 +132,15 @@ class OpenTask:
 
     def snapshot(self, now_t: float, **final: Any) -> TaskRecord:
         """The task as a record at ``now_t``: measured values, then the caller's fields."""
+        return TaskRecord(**self.snapshot_fields(now_t, **final))
+
+    def snapshot_fields(self, now_t: float, **final: Any) -> dict[str, Any]:
+        """What :meth:`snapshot` is made of, every field of the record by name: a completion
+        builds its record and the returned ``CompletedTask`` from one dict (building a record
+        costs a few µs: it is built once per snapshot, never copied with ``replace``)."""
         stats = self.stats
         measured: dict[str, Any] = {
+            **self.base,
             "generation_time_seconds": max(0.0, now_t - self.start_t),
             "phases": tuple(self.phases),
             "peak_vram_usage_mb": stats["vram_mb"].peak,
@@ -149,7 +166,7 @@ class OpenTask:
             else:
                 measured[name] = value
         measured.update(final)
-        return dataclasses.replace(self.record, **measured)
+        return measured
 
 
 class Tracker:
@@ -162,13 +179,19 @@ class Tracker:
         self._last_sample: tuple[SystemSample, float] | None = None
 
     def open(
-        self, record: TaskRecord, start_t: float, runs_in: RunsIn = "this_process"
+        self,
+        base: dict[str, Any],
+        start_t: float,
+        runs_in: RunsIn = "this_process",
+        fields: dict[str, Any] | None = None,
     ) -> OpenTask:
-        task = OpenTask(record=record, start_t=start_t, runs_in=runs_in)
+        """Open a task from its start fields (:func:`started_fields`) and the caller's."""
+        task = OpenTask(base=base, start_t=start_t, runs_in=runs_in, fields=dict(fields or {}))
+        task_id = task.task_id
         with self._lock:
-            if record.task_id in self._open:
-                raise TaskStateError(f"task {record.task_id!r} is already being monitored")
-            self._completed.pop(record.task_id, None)
+            if task_id in self._open:
+                raise TaskStateError(f"task {task_id!r} is already being monitored")
+            self._completed.pop(task_id, None)
             if runs_in == "this_process":  # only tasks of this process share its counters
                 local = [t for t in self._open.values() if t.runs_in == "this_process"]
                 task.exclusive = not local
@@ -178,7 +201,7 @@ class Tracker:
                 # Seed with the latest reading so a task shorter than one interval has values.
                 task.observe(self._last_sample[0], start_t)
                 task.samples = 0
-            self._open[record.task_id] = task
+            self._open[task_id] = task
         return task
 
     def update(self, task_id: str, fields: dict[str, Any]) -> None:
@@ -296,7 +319,15 @@ class Tracker:
         return task
 
 
-def started_record(
+# Every field of a record at its default: what a starting task's own fields complete.
+_DEFAULTS = {
+    f.name: f.default
+    for f in dataclasses.fields(TaskRecord)
+    if f.default is not dataclasses.MISSING
+}
+
+
+def started_fields(
     *,
     run_id: str,
     task_id: str,
@@ -307,17 +338,20 @@ def started_record(
     steps: int | None,
     started_at: datetime,
     monitor_instance: str,
-) -> TaskRecord:
-    return TaskRecord(
-        run_id=run_id,
-        task_id=task_id,
-        node=node,
-        model_type=model_type,
-        resolution=resolution,
-        resolution_class=resolution_class,
-        steps=steps,
-        status=TaskStatus.RUNNING,
-        started_at=started_at,
-        model_used=model_type,
-        monitor_instance=monitor_instance,
-    )
+) -> dict[str, Any]:
+    """A starting task's record as its fields by name, every one of them: each snapshot builds
+    a record from these and what was measured since."""
+    return {
+        **_DEFAULTS,
+        "run_id": run_id,
+        "task_id": task_id,
+        "node": node,
+        "model_type": model_type,
+        "resolution": resolution,
+        "resolution_class": resolution_class,
+        "steps": steps,
+        "status": TaskStatus.RUNNING,
+        "started_at": started_at,
+        "model_used": model_type,
+        "monitor_instance": monitor_instance,
+    }

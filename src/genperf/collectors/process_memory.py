@@ -79,14 +79,17 @@ class ProcessPeakMemory:
         status = self._read_status()
         at = -1 if status is None else status.find(b"VmHWM:")
         if status is not None and at >= 0:
-            try:
-                return int(status[at + 6 :].split(None, 1)[0]) * 1024  # the kernel reports kB
-            except (ValueError, IndexError):
+            try:  # "VmHWM:\t  123456 kB": int() ignores the blanks around the number
+                return int(status[at + 6 : status.index(b"kB", at)]) * 1024
+            except ValueError:
                 pass
         return _rusage_peak()
 
     def _read_status(self) -> bytes | None:
         pid = os.getpid()
+        fd = self._fd
+        if fd is not None and self._fd_pid == pid:
+            return _pread(fd)
         with self._fd_lock:
             if self._fd is None or self._fd_pid != pid:
                 try:
@@ -96,10 +99,14 @@ class ProcessPeakMemory:
                 self._fd, self._fd_pid = fd, pid
                 weakref.finalize(self, os.close, fd)  # closed with this object
             fd = self._fd
-        try:
-            return os.pread(fd, 16384, 0)
-        except OSError:
-            return None
+        return _pread(fd)
+
+
+def _pread(fd: int) -> bytes | None:
+    try:
+        return os.pread(fd, 16384, 0)  # from the start: the kernel writes the file anew
+    except OSError:
+        return None
 
 
 def _rusage_peak() -> int | None:

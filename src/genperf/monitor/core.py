@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import functools
 import logging
 import os
 import socket
@@ -254,7 +255,7 @@ class PerformanceMonitor:
             node=self.node,
             model_type=model_type,
             resolution=label,
-            resolution_class=resolution_class(resolution),
+            resolution_class=_resolution_class(resolution),
             steps=steps,
             started_at=self._wall_clock(),
             monitor_instance=self.instance,
@@ -312,9 +313,8 @@ class PerformanceMonitor:
         task_id = str(task_id)
         if self._tracker.is_exclusive(task_id):
             self._harvest_peaks(task_id, reset=False)
-        while self._tracker.end_phase(task_id, self._clock(), failed=not success):
-            pass  # phases left open by the caller end with the task
-        task = self._tracker.close(task_id)
+        # Phases left open by the caller end with the task.
+        task = self._tracker.finish(task_id, self._clock(), failed=not success)
         final: dict[str, Any] = {
             "status": TaskStatus.COMPLETED if success else TaskStatus.FAILED,
             "completed_at": self._wall_clock(),
@@ -348,9 +348,7 @@ class PerformanceMonitor:
             UnknownTaskError / TaskStateError: no running task has this id.
         """
         task_id = str(task_id)
-        while self._tracker.end_phase(task_id, self._clock(), failed=True):
-            pass
-        task = self._tracker.close(task_id)
+        task = self._tracker.finish(task_id, self._clock(), failed=True)
         category, suggestions = _diagnose(None, task.failed_phase, ErrorCategory.INTERRUPTED)
         record = task.snapshot(
             self._clock(),
@@ -374,9 +372,8 @@ class PerformanceMonitor:
         records = []
         for task_id in self._tracker.open_ids():
             try:
-                while self._tracker.end_phase(task_id, self._clock(), failed=True):
-                    pass  # the phases it was in end with it, failed
-                task = self._tracker.close(task_id)
+                # The phases it was in end with it, failed.
+                task = self._tracker.finish(task_id, self._clock(), failed=True)
             except (KeyError, TaskStateError):
                 continue  # completed meanwhile by its own thread
             phase = task.failed_phase
@@ -758,6 +755,19 @@ def _error_text(error: BaseException | str | None, limit: int = 2000) -> str | N
         return None
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     return text[:limit]
+
+
+@functools.lru_cache(maxsize=256)
+def _class_of_text(resolution: str) -> str:
+    return resolution_class(resolution)
+
+
+def _resolution_class(resolution: Resolution) -> str:
+    """``resolution_class``, remembered for the few resolutions a service gives as text (a
+    parse and a nearest-class search at every start otherwise)."""
+    return (
+        _class_of_text(resolution) if isinstance(resolution, str) else resolution_class(resolution)
+    )
 
 
 def _run_id() -> str:

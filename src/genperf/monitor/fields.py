@@ -57,12 +57,7 @@ def check_text(name: str, value: str) -> str:
 
 
 def _coerce(name: str, hint: Any, value: Any) -> Any:
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (hint,) = [a for a in args if a is not type(None)]
-        args = typing.get_args(hint)
+    """``value`` as a ``hint``; the plain types are tried first (no typing introspection)."""
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidFieldValueError(name, f"expected a number, got {type(value).__name__}")
@@ -81,8 +76,11 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
         if not isinstance(value, str):
             raise InvalidFieldValueError(name, f"expected text, got {type(value).__name__}")
         return check_text(name, value)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        inner, optional = _unwrap(hint)
+        return None if value is None and optional else _coerce(name, inner, value)
     if typing.get_origin(hint) is tuple:
-        return _coerce_tuple(name, args[0], value)
+        return _coerce_tuple(name, typing.get_args(hint)[0], value)
     raise InvalidFieldValueError(name, "cannot be set")  # pragma: no cover - new field type
 
 

@@ -22,20 +22,22 @@ from genperf.monitor.stats import RunningStats
 from genperf.numbers import highest
 from genperf.records import (
     MIB,
+    GpuReading,
     PhaseRecord,
     SystemSample,
     TaskRecord,
     TaskStatus,
 )
 
-# Metrics every open task follows, and how to read each from a sample.
-_SAMPLE_METRICS: dict[str, Callable[[SystemSample], float | None]] = {
-    "cpu": lambda s: s.cpu_percent,
-    "ram_mb": lambda s: None if s.ram_used_bytes is None else s.ram_used_bytes / MIB,
-    "rss_mb": lambda s: None if s.process_rss_bytes is None else s.process_rss_bytes / MIB,
-    "vram_mb": lambda s: _gpu(s, "memory_used_bytes", MIB),
-    "gpu_util": lambda s: _gpu(s, "utilization_percent"),
-    "gpu_temp": lambda s: _gpu(s, "temperature_celsius"),
+# Metrics every open task follows, and how to read each from a sample and its busiest GPU
+# (found once per sample, not once per metric).
+_SAMPLE_METRICS: dict[str, Callable[[SystemSample, GpuReading | None], float | None]] = {
+    "cpu": lambda s, g: s.cpu_percent,
+    "ram_mb": lambda s, g: None if s.ram_used_bytes is None else s.ram_used_bytes / MIB,
+    "rss_mb": lambda s, g: None if s.process_rss_bytes is None else s.process_rss_bytes / MIB,
+    "vram_mb": lambda s, g: _gpu(g, "memory_used_bytes", MIB),
+    "gpu_util": lambda s, g: _gpu(g, "utilization_percent"),
+    "gpu_temp": lambda s, g: _gpu(g, "temperature_celsius"),
 }
 
 # Where a task runs, which says what this process's samples can tell about it:
@@ -60,8 +62,7 @@ _PEAK_FIELDS = {
 _RECENTLY_COMPLETED = 4096  # ids remembered to tell "completed twice" from "never started"
 
 
-def _gpu(sample: SystemSample, attr: str, scale: float = 1.0) -> float | None:
-    gpu = sample.busiest_gpu
+def _gpu(gpu: GpuReading | None, attr: str, scale: float = 1.0) -> float | None:
     value = None if gpu is None else getattr(gpu, attr)
     return None if value is None else value / scale
 
@@ -110,13 +111,13 @@ class OpenTask:
     def observe(self, sample: SystemSample, t: float) -> None:
         if self.runs_in == "elsewhere":
             return
+        gpu = sample.busiest_gpu
         names = _SAMPLE_METRICS if self.runs_in == "this_process" else _HOST_METRICS
         for name in names:
-            self.stats[name].add(_SAMPLE_METRICS[name](sample), t)
+            self.stats[name].add(_SAMPLE_METRICS[name](sample, gpu), t)
         for phase in self.open_phases:
             phase.vram_mb.add(self.stats["vram_mb"].last, t)
             phase.rss_mb.add(self.stats["rss_mb"].last, t)
-        gpu = sample.busiest_gpu
         if gpu is not None:
             if gpu.memory_total_bytes:
                 self.vram_total_mb = gpu.memory_total_bytes / MIB
@@ -265,29 +266,40 @@ class Tracker:
             task = self._open.get(task_id)
             if task is None or not task.open_phases:
                 return None
-            phase = task.open_phases.pop()
-            record = PhaseRecord(
-                name=phase.name,
-                started_offset_seconds=phase.started_offset_seconds,
-                duration_seconds=max(0.0, t - phase.start_t),
-                peak_vram_allocated_mb=phase.allocated_mb,
-                peak_vram_mb=highest(phase.reserved_mb, phase.vram_mb.peak),
-                peak_ram_mb=highest(phase.ram_mb, phase.rss_mb.peak),
-                failed=failed,
-            )
-            task.phases.append(record)
-            if failed and task.failed_phase is None:
-                task.failed_phase = phase.name  # the innermost phase that failed
-            return record
+            return self._end_innermost(task, t, failed)
 
-    def close(self, task_id: str) -> OpenTask:
+    def finish(self, task_id: str, t: float, *, failed: bool) -> OpenTask:
+        """End the phases the task left open (failed with it) and close it, in one step."""
         with self._lock:
             task = self._get(task_id)
-            del self._open[task_id]
-            self._completed[task_id] = None
-            while len(self._completed) > _RECENTLY_COMPLETED:
-                self._completed.popitem(last=False)
+            while task.open_phases:
+                self._end_innermost(task, t, failed)
+            self._close(task_id)
             return task
+
+    def _end_innermost(self, task: OpenTask, t: float, failed: bool) -> PhaseRecord:
+        """Under ``_lock``: close the innermost open phase."""
+        phase = task.open_phases.pop()
+        record = PhaseRecord(
+            name=phase.name,
+            started_offset_seconds=phase.started_offset_seconds,
+            duration_seconds=max(0.0, t - phase.start_t),
+            peak_vram_allocated_mb=phase.allocated_mb,
+            peak_vram_mb=highest(phase.reserved_mb, phase.vram_mb.peak),
+            peak_ram_mb=highest(phase.ram_mb, phase.rss_mb.peak),
+            failed=failed,
+        )
+        task.phases.append(record)
+        if failed and task.failed_phase is None:
+            task.failed_phase = phase.name  # the innermost phase that failed
+        return record
+
+    def _close(self, task_id: str) -> None:
+        """Under ``_lock``: forget an open task, remembering that it completed."""
+        del self._open[task_id]
+        self._completed[task_id] = None
+        while len(self._completed) > _RECENTLY_COMPLETED:
+            self._completed.popitem(last=False)
 
     def snapshot(self, task_id: str, now_t: float) -> TaskRecord:
         with self._lock:

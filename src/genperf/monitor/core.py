@@ -43,10 +43,11 @@ from genperf.collectors import (
 )
 from genperf.config import Settings, load_settings
 from genperf.errors import StoreUnavailableError, TaskStateError
+from genperf.monitor.build import record_builder
 from genperf.monitor.fields import check_text, coerce_fields
 from genperf.monitor.predictor import HistoryPredictor
 from genperf.monitor.sampler import Sampler
-from genperf.monitor.tracker import RunsIn, Tracker, started_fields
+from genperf.monitor.tracker import RunsIn, Tracker, build_task_record, started_fields
 from genperf.monitor.writer import StoreWriter
 from genperf.records import (
     MIB,
@@ -71,6 +72,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("genperf.monitor")
 
 Resolution = str | Sequence[int] | Mapping[str, int]
+
+_build_completed = record_builder(CompletedTask)
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,8 +329,8 @@ class PerformanceMonitor:
                 )
             )
         fields = task.snapshot_fields(self._clock(), **final)
-        durability = self._writer.save_task(TaskRecord(**fields))
-        record = CompletedTask(**fields, durability=durability)
+        fields["durability"] = self._writer.save_task(build_task_record(fields))
+        record = _build_completed(fields)
         self._notify(record)
         self._overhead_seconds += time.perf_counter() - began
         logger.debug(

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from genperf.errors import TaskStateError, UnknownTaskError
+from genperf.monitor.build import record_builder
 from genperf.monitor.stats import RunningStats
 from genperf.numbers import highest
 from genperf.records import (
@@ -61,13 +62,15 @@ _PEAK_FIELDS = {
 
 _RECENTLY_COMPLETED = 4096  # ids remembered to tell "completed twice" from "never started"
 
+build_task_record = record_builder(TaskRecord)
+
 
 def _gpu(gpu: GpuReading | None, attr: str, scale: float = 1.0) -> float | None:
     value = None if gpu is None else getattr(gpu, attr)
     return None if value is None else value / scale
 
 
-@dataclass
+@dataclass(slots=True)
 class OpenPhase:
     """A phase in progress, with its own sample-based peaks."""
 
@@ -82,7 +85,7 @@ class OpenPhase:
     ram_mb: float | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class OpenTask:
     """Mutable state of one task while it runs. Only the Tracker touches it, under its lock."""
 
@@ -133,12 +136,13 @@ class OpenTask:
 
     def snapshot(self, now_t: float, **final: Any) -> TaskRecord:
         """The task as a record at ``now_t``: measured values, then the caller's fields."""
-        return TaskRecord(**self.snapshot_fields(now_t, **final))
+        return build_task_record(self.snapshot_fields(now_t, **final))
 
     def snapshot_fields(self, now_t: float, **final: Any) -> dict[str, Any]:
         """What :meth:`snapshot` is made of, every field of the record by name: a completion
         builds its record and the returned ``CompletedTask`` from one dict (building a record
-        costs a few µs: it is built once per snapshot, never copied with ``replace``)."""
+        costs a few µs: it is built once per snapshot, never copied with ``replace``; see
+        :mod:`genperf.monitor.build`)."""
         stats = self.stats
         measured: dict[str, Any] = {
             **self.base,

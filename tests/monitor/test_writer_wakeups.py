@@ -15,7 +15,7 @@ from genperf.errors import StoreUnavailableError
 from genperf.monitor.writer import StoreWriter
 from genperf.records import SystemSample, TaskRecord, utc_now
 from genperf.storage import MemoryStore
-from genperf.testing import make_task
+from genperf.testing import PlannedSleeps, make_task
 
 WAIT = 10.0  # seconds a test waits for the writer's thread before it fails
 
@@ -42,19 +42,6 @@ class DownStore(MemoryStore):
         raise StoreUnavailableError("database is locked")
 
 
-class Plans:
-    """The sleeps the writer's thread planned, in order."""
-
-    def __init__(self) -> None:
-        self._plans: queue.Queue[float | None] = queue.Queue()
-
-    def __call__(self, timeout: float | None) -> None:
-        self._plans.put(timeout)
-
-    def next(self) -> float | None:
-        return self._plans.get(timeout=WAIT)
-
-
 def sample() -> SystemSample:
     return SystemSample(taken_at=utc_now(), node="n", cpu_percent=1.0)
 
@@ -67,32 +54,38 @@ def writers() -> Iterator[list[StoreWriter]]:
         writer.close()
 
 
-def started(writers: list[StoreWriter], store: MemoryStore, **kwargs: object) -> StoreWriter:
-    writer = StoreWriter(lambda: store, **kwargs)  # type: ignore[arg-type]
+def started(
+    writers: list[StoreWriter],
+    store: MemoryStore,
+    plans: PlannedSleeps,
+    *,
+    flush_seconds: float,
+    samples_per_write: int = 1,
+) -> StoreWriter:
+    """A running writer whose buffered samples may wait an hour; its first plan is awaited
+    (idle: it sleeps until woken)."""
+    writer = StoreWriter(
+        lambda: store,
+        flush_seconds=flush_seconds,
+        samples_per_write=samples_per_write,
+        max_sample_wait_seconds=3600,
+        on_sleep=plans,
+    )
     writers.append(writer)
     writer.start()
+    assert plans.next() is None  # nothing queued, nothing buffered: no periodic wake-up
     return writer
 
 
 def test_an_idle_writer_sleeps_until_woken_with_no_timer(writers: list[StoreWriter]) -> None:
-    plans = Plans()
-    started(writers, WatchedStore(), flush_seconds=0.01, on_sleep=plans)
-    assert plans.next() is None  # nothing queued, nothing buffered: no periodic wake-up
+    started(writers, WatchedStore(), PlannedSleeps(), flush_seconds=0.01)
 
 
 def test_samples_are_written_in_one_batch_once_the_batch_is_full(
     writers: list[StoreWriter],
 ) -> None:
-    store, plans = WatchedStore(), Plans()
-    writer = started(
-        writers,
-        store,
-        flush_seconds=0.01,
-        samples_per_write=3,
-        max_sample_wait_seconds=3600,
-        on_sleep=plans,
-    )
-    assert plans.next() is None
+    store, plans = WatchedStore(), PlannedSleeps()
+    writer = started(writers, store, plans, flush_seconds=0.01, samples_per_write=3)
     writer.add_sample(sample())  # the first of a batch: the thread plans for its deadline
     planned = plans.next()
     assert planned is not None and 3000 < planned <= 3600  # a batch's wait, not the 0.01 s round
@@ -106,16 +99,8 @@ def test_samples_are_written_in_one_batch_once_the_batch_is_full(
 def test_a_start_row_waits_at_most_the_flush_period_while_the_writer_waits_for_a_batch(
     writers: list[StoreWriter],
 ) -> None:
-    store, plans = WatchedStore(), Plans()
-    writer = started(
-        writers,
-        store,
-        flush_seconds=0.05,
-        samples_per_write=100,
-        max_sample_wait_seconds=3600,
-        on_sleep=plans,
-    )
-    assert plans.next() is None
+    store, plans = WatchedStore(), PlannedSleeps()
+    writer = started(writers, store, plans, flush_seconds=0.05, samples_per_write=100)
     writer.add_sample(sample())
     assert plans.next() is not None  # asleep for the batch, up to an hour
     record = make_task(run_id="start-row")
@@ -128,16 +113,8 @@ def test_a_start_row_waits_at_most_the_flush_period_while_the_writer_waits_for_a
 def test_an_outage_is_retried_every_flush_period_not_in_a_loop(
     writers: list[StoreWriter],
 ) -> None:
-    plans = Plans()
-    writer = started(
-        writers,
-        DownStore(),
-        flush_seconds=30,
-        samples_per_write=1,
-        max_sample_wait_seconds=3600,
-        on_sleep=plans,
-    )
-    assert plans.next() is None
+    plans = PlannedSleeps()
+    writer = started(writers, DownStore(), plans, flush_seconds=30)
     writer.add_sample(sample())  # a full batch: written at once, and refused
     retry = plans.next()
     assert retry is not None and retry > 20  # the next try one period later, not at once
@@ -147,7 +124,7 @@ def test_an_outage_is_retried_every_flush_period_not_in_a_loop(
 
 def test_a_stopped_writer_writes_what_is_buffered(writers: list[StoreWriter]) -> None:
     store = WatchedStore()
-    writer = started(writers, store, samples_per_write=100, max_sample_wait_seconds=3600)
+    writer = started(writers, store, PlannedSleeps(), flush_seconds=2, samples_per_write=100)
     writer.add_sample(sample())
     writer.stop()
     assert store.batches.get(timeout=WAIT) == 1

@@ -13,26 +13,15 @@ import pytest
 
 from genperf.records import SystemSample, TaskRecord, TaskStatus
 from genperf.sinks.base import BatchingSink, QueueLimits, SinkRetryError
-from genperf.testing import make_task
+from genperf.testing import PlannedSleeps, make_task
 
 WAIT = 10.0  # seconds a test waits for the sink's thread before it fails
-
-
-class Plans:
-    def __init__(self) -> None:
-        self._plans: queue.Queue[float | None] = queue.Queue()
-
-    def __call__(self, timeout: float | None) -> None:
-        self._plans.put(timeout)
-
-    def next(self) -> float | None:
-        return self._plans.get(timeout=WAIT)
 
 
 class ListSink(BatchingSink[list[str]]):
     """Sends task ids to a queue the test reads; ``down`` refuses to connect."""
 
-    def __init__(self, limits: QueueLimits, plans: Plans) -> None:
+    def __init__(self, limits: QueueLimits, plans: PlannedSleeps) -> None:
         super().__init__("list", limits, on_sleep=plans)
         self.sent: queue.Queue[list[str]] = queue.Queue()
         self.down = False
@@ -51,24 +40,26 @@ def finished(task_id: str) -> TaskRecord:
 
 
 @pytest.fixture
-def plans() -> Plans:
-    return Plans()
+def plans() -> PlannedSleeps:
+    return PlannedSleeps()
 
 
 @pytest.fixture
-def sink(plans: Plans) -> Iterator[ListSink]:
+def sink(plans: PlannedSleeps) -> Iterator[ListSink]:
     made = ListSink(QueueLimits(batch_size=100, flush_seconds=3600), plans)
     made.start()
     yield made
     made.close(timeout=5)
 
 
-def test_an_idle_sink_sleeps_until_something_is_queued(sink: ListSink, plans: Plans) -> None:
+def test_an_idle_sink_sleeps_until_something_is_queued(
+    sink: ListSink, plans: PlannedSleeps
+) -> None:
     assert plans.next() is None  # no timer while nothing is queued
 
 
 def test_the_first_task_of_a_round_is_planned_for_and_the_next_ones_do_not_wake_it(
-    sink: ListSink, plans: Plans
+    sink: ListSink, plans: PlannedSleeps
 ) -> None:
     assert plans.next() is None
     sink.offer_task(finished("a"))  # wakes the thread once, to plan the round
@@ -81,7 +72,7 @@ def test_the_first_task_of_a_round_is_planned_for_and_the_next_ones_do_not_wake_
     assert sink.sent.empty()
 
 
-def test_a_full_batch_is_sent_at_once(plans: Plans) -> None:
+def test_a_full_batch_is_sent_at_once(plans: PlannedSleeps) -> None:
     sink = ListSink(QueueLimits(batch_size=2, flush_seconds=3600), plans)
     sink.start()
     try:
@@ -93,7 +84,7 @@ def test_a_full_batch_is_sent_at_once(plans: Plans) -> None:
         sink.close(timeout=5)
 
 
-def test_a_failed_send_is_retried_after_the_back_off_not_at_once(plans: Plans) -> None:
+def test_a_failed_send_is_retried_after_the_back_off_not_at_once(plans: PlannedSleeps) -> None:
     sink = ListSink(QueueLimits(batch_size=1, flush_seconds=3600, retry_max_seconds=30), plans)
     sink.down = True
     sink.start()

@@ -156,7 +156,10 @@ def main() -> None:
         return
 
     print(f"load average at start: {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs")
-    print(f"{args.windows} windows of {args.window:g} s per interval, after {args.warmup:g} s")
+    print(
+        f"{args.windows} windows of {args.window:g} s per interval, after a warm-up of "
+        f"{args.warmup:g} s or samples_per_write + 1 intervals, whichever is longer"
+    )
     print(f"{'interval':>8} {'floor % core':>13} {'agent % core':>13} {'ratio':>7}  per window")
     verdicts = []
     for interval in args.intervals:

@@ -10,11 +10,17 @@ order alternating from pair to pair; we report the median of the per-pair ratios
 with-sink / without-sink. Then influxd is stopped and the same pairs run again: the sink
 queues, fails to connect and backs off (up to ``sink_retry_max_seconds``).
 
-What the ratio cannot see: the sink's thread works in the background, so its cost falls on
+Each run's CPU time on the generation's thread (``time.thread_time``) is read too, and the
+median per-pair ratio of those is reported beside the wall-clock one: on a loaded machine the
+wall time of a 1 s run varies by tens of percent with what else runs, its CPU time far less,
+and everything the sink does on the generation's thread (``offer_task``) is in it.
+
+What the ratios cannot see: the sink's thread works in the background, so its cost falls on
 whichever run comes next, of either arm. The script therefore also reads the sink thread's own
-CPU time (user + system, from /proc through psutil) over each phase and divides it by the
-with-sink runs' total time: that is the most its background work can take from a
-generation on a machine with no idle core. Aim: both figures under 0.5 %.
+CPU time (from /proc/self/task/<id>/schedstat, in nanoseconds) over each phase and divides it
+by the with-sink runs' total time: that is the most its background work can take from a
+generation on a machine with no idle core (divided by the runs instead: its cost per task).
+Aim: both figures under 0.5 %.
 
 A real influxd (Debian's ``influxdb``) is started on free loopback ports in a temporary
 directory by the tests' own helper (tests/sinks/influx_server.py), so both start it one way.
@@ -48,10 +54,20 @@ from influx_server import InfluxServer
 
 
 def thread_cpu(native_id: int | None) -> float:
+    """CPU seconds of one thread of this process: from its schedstat (nanoseconds) on Linux,
+    else from psutil (clock ticks, 10 ms: coarse for a thread that works ~100 ms a run)."""
+    try:
+        with open(f"/proc/self/task/{native_id}/schedstat") as f:
+            return int(f.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
     for t in psutil.Process().threads():
         if t.id == native_id:
             return float(t.user_time + t.system_time)
     return 0.0
+
+
+Pairs = tuple[list[float], list[float], list[float], list[float]]
 
 
 def pairs_of(
@@ -60,25 +76,27 @@ def pairs_of(
     plain: PerformanceMonitor,
     with_sink: PerformanceMonitor,
     label: str,
-) -> tuple[list[float], list[float], list[float]]:
-    ratios, plain_times, sink_times = [], [], []
+) -> Pairs:
+    """Per pair: the wall-clock ratio, both wall times, and the ratio of CPU times."""
+    ratios, plain_times, sink_times, cpu_ratios = [], [], [], []
     for i in range(pairs):
 
-        def timed(monitor: PerformanceMonitor, i: int = i) -> float:
-            began = time.perf_counter()
+        def timed(monitor: PerformanceMonitor, i: int = i) -> tuple[float, float]:
+            began, began_cpu = time.perf_counter(), time.thread_time()
             with monitor.track(f"{label}{i}", model_type="bench", resolution="720p") as task:
                 run(work, task.phase)
-            return time.perf_counter() - began
+            return time.perf_counter() - began, time.thread_time() - began_cpu
 
         if i % 2:
-            s, p = timed(with_sink), timed(plain)
+            (s, s_cpu), (p, p_cpu) = timed(with_sink), timed(plain)
         else:
-            p, s = timed(plain), timed(with_sink)
+            (p, p_cpu), (s, s_cpu) = timed(plain), timed(with_sink)
         plain_times.append(p)
         sink_times.append(s)
         ratios.append(s / p)
+        cpu_ratios.append(s_cpu / p_cpu)
         print(f"  {label} pair {i + 1}/{pairs}: {p:.3f} s, {s:.3f} s", file=sys.stderr, flush=True)
-    return ratios, plain_times, sink_times
+    return ratios, plain_times, sink_times, cpu_ratios
 
 
 def offer_cost(record: TaskRecord, calls: int = 10_000) -> tuple[float, float]:
@@ -95,9 +113,10 @@ def offer_cost(record: TaskRecord, calls: int = 10_000) -> tuple[float, float]:
     return statistics.median(blocks), blocks[int(len(blocks) * 0.99)]
 
 
-def report(title: str, result: tuple[list[float], list[float], list[float]], cpu: float) -> None:
-    ratios, plain_times, sink_times = result
+def report(title: str, result: Pairs, cpu: float) -> None:
+    ratios, plain_times, sink_times, cpu_ratios = result
     median = statistics.median(ratios)
+    cpu_median = statistics.median(cpu_ratios)
     print(f"{title}:", flush=True)
     print(
         f"  median without sink {statistics.median(plain_times):.4f} s, "
@@ -105,12 +124,17 @@ def report(title: str, result: tuple[list[float], list[float], list[float]], cpu
     )
     print(f"  median ratio with/without: {median:.4f} (overhead {100 * (median - 1):+.2f} %)")
     print(
+        f"  median ratio of the generation thread's CPU time: {cpu_median:.4f} "
+        f"(overhead {100 * (cpu_median - 1):+.2f} %)"
+    )
+    print(
         f"  sink thread CPU {1000 * cpu:.1f} ms over {sum(sink_times):.1f} s of with-sink runs "
-        f"({100 * cpu / sum(sink_times):.3f} %)"
+        f"({100 * cpu / sum(sink_times):.3f} %; {1000 * cpu / len(sink_times):.2f} ms per task)"
     )
 
 
 def main() -> None:
+    print(f"load average at start: {psutil.getloadavg()[0]:.2f}")
     pairs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     interval = float(sys.argv[2]) if len(sys.argv) > 2 else 0.5
     name, work = make_workload(sys.argv[3] if len(sys.argv) > 3 else "auto")
@@ -161,6 +185,7 @@ def main() -> None:
     assert last is not None
     median, p99 = offer_cost(last)
     print(f"offer_task on the finishing thread: median {median:.2f} µs, p99 {p99:.2f} µs per task")
+    print(f"load average at end: {psutil.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -225,7 +225,12 @@ class Settings(_Section):
     # model_type -> optimisation preset the generation service runs it with (`genperf tune`)
     tuned_presets: dict[str, str] = Field(default_factory=dict)
     sample_retention_hours: Annotated[float, Field(gt=0)] = 24.0 * 7
+    # The longest a task's start or phase row waits for the store writer (off the generation's
+    # path), and the retry period while the database is away.
     sample_flush_seconds: PositiveSeconds = 2.0
+    # Samples are stored in batches of this many (one insert, one commit): the write is the
+    # biggest cost of an idle monitor besides its reads (see sample_write_delay_seconds).
+    samples_per_write: Annotated[int, Field(ge=1, le=1000)] = 10
     pending_task_queue_size: Annotated[int, Field(ge=1)] = 10_000
     node_name: str | None = None  # None: the host name
     generation_limits: GenerationLimits = GenerationLimits()
@@ -266,6 +271,13 @@ class Settings(_Section):
     @property
     def watched_disk_path(self) -> Path:
         return self.model_dir or self.data_dir
+
+    def sample_write_delay_seconds(self, interval: float | None = None) -> float:
+        """The longest a sample waits in its monitor before it is stored: one batch of
+        ``samples_per_write`` intervals (``interval``: the sampling node's own, where known).
+        Readers that judge a node by its newest stored sample allow for it."""
+        every = self.monitoring_interval_seconds if interval is None else interval
+        return self.samples_per_write * every
 
     @model_validator(mode="after")
     def _thresholds_are_the_limits(self) -> Settings:

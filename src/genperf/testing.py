@@ -7,6 +7,7 @@ control of time; everything else in tests is real (psutil, SQLite, PostgreSQL, d
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
 import time
 import uuid
@@ -50,6 +51,23 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(interval)
+
+
+class PlannedSleeps:
+    """An ``on_sleep`` hook (StoreWriter, BatchingSink) that keeps each sleep a background
+    thread planned, so a test can wait for the thread's next plan instead of for time."""
+
+    def __init__(self, timeout: float = 10.0) -> None:
+        self._plans: queue.Queue[float | None] = queue.Queue()
+        self._timeout = timeout
+
+    def __call__(self, seconds: float | None) -> None:
+        self._plans.put(seconds)
+
+    def next(self) -> float | None:
+        """The next planned sleep in seconds (None: until woken); waits for it at most the
+        timeout given (queue.Empty then)."""
+        return self._plans.get(timeout=self._timeout)
 
 
 class ManualClock:

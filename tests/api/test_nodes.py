@@ -108,9 +108,9 @@ def test_the_node_filter_and_the_window(client, fleet):
     assert client.get(f"{P}/nodes", params={"node": "a\x00"}).status_code == 422
 
 
-def test_a_node_is_down_after_three_of_its_intervals_and_the_flush_period():
+def test_a_node_is_down_after_three_of_its_intervals_and_a_batch_of_samples():
     settings = Settings()
-    late = DOWN_INTERVALS * 5.0 + settings.sample_flush_seconds
+    late = DOWN_INTERVALS * 5.0 + settings.samples_per_write * 5.0
     assert node_state(late, 5.0, settings) == "up"
     assert node_state(late + 0.01, 5.0, settings) == "down"
     assert node_state(None, None, settings) == "no_samples"

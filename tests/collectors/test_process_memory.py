@@ -3,6 +3,7 @@ only when asked."""
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 from pathlib import Path
@@ -86,3 +87,26 @@ def test_a_kernel_reset_is_asked_for_by_setting(tmp_path: Path) -> None:
     assert peak.reset() is True
     assert (tmp_path / "clear_refs").read_text() == "5"
     assert peak.peak_bytes() == 2 * MIB  # after a kernel reset every reading is since then
+
+
+@linux_only
+def test_after_a_fork_the_child_reads_its_own_peak_not_its_parents() -> None:
+    """The status file stays open between reads; a forked child must not read the parent's."""
+    peak = ProcessPeakMemory()
+    parent = peak.peak_bytes()  # opens /proc/self/status: the parent's
+    assert parent is not None
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: grow well past the parent's peak, then read through `peak`
+        try:
+            block = b"\x01" * (parent + 100 * MIB)
+            got = peak.peak_bytes() or 0
+            os.write(write_end, str(got).encode() + b" " + str(len(block)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as answer:
+        got, grown = map(int, answer.read().split())
+    os.waitpid(pid, 0)
+    assert got >= grown  # the child's own high-water mark, above anything the parent reached
+    assert (peak.peak_bytes() or 0) < grown  # and the parent still reads its own

@@ -19,7 +19,10 @@ The peak is process-wide: tasks running at the same time in one process share it
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
+import weakref
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -40,6 +43,11 @@ class ProcessPeakMemory:
         self._clear_refs = proc_self / "clear_refs"
         self.reset_kernel_peak = reset_kernel_peak
         self._mark: int | None = None  # the high-water mark at the last reset; None: lifetime
+        # The status file stays open: a task's start and completion each read it, and opening
+        # it costs more than reading it again (pread from 0 makes the kernel write it anew).
+        self._fd: int | None = None
+        self._fd_pid = 0  # the process that opened it: after a fork it is the parent's file
+        self._fd_lock = threading.Lock()
 
     def reset(self) -> bool:
         """Start a new peak. True when the kernel's peak was reset to the current RSS; False
@@ -68,14 +76,37 @@ class ProcessPeakMemory:
         return True
 
     def _high_water(self) -> int | None:
-        try:
-            with self._status.open("rb") as f:
-                for line in f:
-                    if line.startswith(b"VmHWM:"):
-                        return int(line.split()[1]) * 1024  # the kernel reports kB
-        except (OSError, ValueError, IndexError):
-            pass
+        status = self._read_status()
+        at = -1 if status is None else status.find(b"VmHWM:")
+        if status is not None and at >= 0:
+            try:  # "VmHWM:\t  123456 kB": int() ignores the blanks around the number
+                return int(status[at + 6 : status.index(b"kB", at)]) * 1024
+            except ValueError:
+                pass
         return _rusage_peak()
+
+    def _read_status(self) -> bytes | None:
+        pid = os.getpid()
+        fd = self._fd
+        if fd is not None and self._fd_pid == pid:
+            return _pread(fd)
+        with self._fd_lock:
+            if self._fd is None or self._fd_pid != pid:
+                try:
+                    fd = os.open(self._status, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    return None  # not Linux, or a sandbox without /proc: getrusage stands in
+                self._fd, self._fd_pid = fd, pid
+                weakref.finalize(self, os.close, fd)  # closed with this object
+            fd = self._fd
+        return _pread(fd)
+
+
+def _pread(fd: int) -> bytes | None:
+    try:
+        return os.pread(fd, 16384, 0)  # from the start: the kernel writes the file anew
+    except OSError:
+        return None
 
 
 def _rusage_peak() -> int | None:

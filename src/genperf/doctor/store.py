@@ -147,7 +147,8 @@ def samples_check(settings: Settings, found: StoreFindings, now: datetime) -> Ch
     """Recent samples in the database: someone is sampling this database."""
     title = "Recent samples stored"
     newest = found.newest_sample_at
-    fresh = STALE_INTERVALS * settings.monitoring_interval_seconds + settings.sample_flush_seconds
+    fresh = STALE_INTERVALS * settings.monitoring_interval_seconds
+    fresh += settings.sample_write_delay_seconds()  # samples are stored in batches
     fresh += 5.0
     if newest is None:
         return Check(

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import functools
 import logging
 import os
 import socket
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -43,10 +43,11 @@ from genperf.collectors import (
 )
 from genperf.config import Settings, load_settings
 from genperf.errors import StoreUnavailableError, TaskStateError
+from genperf.monitor.build import record_builder
 from genperf.monitor.fields import check_text, coerce_fields
 from genperf.monitor.predictor import HistoryPredictor
 from genperf.monitor.sampler import Sampler
-from genperf.monitor.tracker import RunsIn, Tracker, started_record
+from genperf.monitor.tracker import RunsIn, Tracker, build_task_record, started_fields
 from genperf.monitor.writer import StoreWriter
 from genperf.records import (
     MIB,
@@ -71,6 +72,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("genperf.monitor")
 
 Resolution = str | Sequence[int] | Mapping[str, int]
+
+_build_completed = record_builder(CompletedTask)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,8 @@ class PerformanceMonitor:
         self._writer = StoreWriter(
             (lambda: store) if store is not None else self._open_default_store,
             flush_seconds=s.sample_flush_seconds,
+            samples_per_write=s.samples_per_write,
+            max_sample_wait_seconds=s.sample_write_delay_seconds(),
             max_pending_tasks=s.pending_task_queue_size,
             retention=timedelta(hours=s.sample_retention_hours),
             wall_clock=wall_clock,
@@ -247,13 +252,13 @@ class PerformanceMonitor:
         label = check_text("resolution", resolution_label(resolution))
         extra = coerce_fields({"steps": steps, **fields} if steps is not None else fields)
         self.start()
-        record = started_record(
-            run_id=uuid.uuid4().hex,
+        start = started_fields(
+            run_id=_run_id(),
             task_id=task_id,
             node=self.node,
             model_type=model_type,
             resolution=label,
-            resolution_class=resolution_class(resolution),
+            resolution_class=_resolution_class(resolution),
             steps=steps,
             started_at=self._wall_clock(),
             monitor_instance=self.instance,
@@ -261,17 +266,16 @@ class PerformanceMonitor:
         if runs_in == "this_process":  # a task running alone here is about to lose that
             self._harvest_exclusive_peaks()
         start_t = self._clock()
-        task = self._tracker.open(record, start_t, runs_in)
-        if extra:
-            self._tracker.update(task_id, extra)
+        task = self._tracker.open(start, start_t, runs_in, extra)
         if task.exclusive:
             self._reset_peaks()
+        record = self._tracker.snapshot(task_id, start_t)
         self._writer.save_task_later(record)
         logger.debug(
             "task %s started: %s %s, %s steps", task_id, model_type, record.resolution_class, steps
         )
         self._overhead_seconds += time.perf_counter() - began
-        return self._tracker.snapshot(task_id, start_t)
+        return record
 
     def update_task_metrics(self, task_id: str, **fields: Any) -> None:
         """Set metrics of a running task by name (model_load_time_seconds, peak_vram_usage_mb,
@@ -312,9 +316,8 @@ class PerformanceMonitor:
         task_id = str(task_id)
         if self._tracker.is_exclusive(task_id):
             self._harvest_peaks(task_id, reset=False)
-        while self._tracker.end_phase(task_id, self._clock(), failed=not success):
-            pass  # phases left open by the caller end with the task
-        task = self._tracker.close(task_id)
+        # Phases left open by the caller end with the task.
+        task = self._tracker.finish(task_id, self._clock(), failed=not success)
         final: dict[str, Any] = {
             "status": TaskStatus.COMPLETED if success else TaskStatus.FAILED,
             "completed_at": self._wall_clock(),
@@ -325,9 +328,9 @@ class PerformanceMonitor:
                     task.fields, error, error_category, failed_phase or task.failed_phase
                 )
             )
-        finished = task.snapshot(self._clock(), **final)
-        durability = self._writer.save_task(finished)
-        record = _completed(finished, durability)
+        fields = task.snapshot_fields(self._clock(), **final)
+        fields["durability"] = self._writer.save_task(build_task_record(fields))
+        record = _build_completed(fields)
         self._notify(record)
         self._overhead_seconds += time.perf_counter() - began
         logger.debug(
@@ -348,9 +351,7 @@ class PerformanceMonitor:
             UnknownTaskError / TaskStateError: no running task has this id.
         """
         task_id = str(task_id)
-        while self._tracker.end_phase(task_id, self._clock(), failed=True):
-            pass
-        task = self._tracker.close(task_id)
+        task = self._tracker.finish(task_id, self._clock(), failed=True)
         category, suggestions = _diagnose(None, task.failed_phase, ErrorCategory.INTERRUPTED)
         record = task.snapshot(
             self._clock(),
@@ -374,9 +375,8 @@ class PerformanceMonitor:
         records = []
         for task_id in self._tracker.open_ids():
             try:
-                while self._tracker.end_phase(task_id, self._clock(), failed=True):
-                    pass  # the phases it was in end with it, failed
-                task = self._tracker.close(task_id)
+                # The phases it was in end with it, failed.
+                task = self._tracker.finish(task_id, self._clock(), failed=True)
             except (KeyError, TaskStateError):
                 continue  # completed meanwhile by its own thread
             phase = task.failed_phase
@@ -758,6 +758,28 @@ def _error_text(error: BaseException | str | None, limit: int = 2000) -> str | N
         return None
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     return text[:limit]
+
+
+@functools.lru_cache(maxsize=256)
+def _class_of_text(resolution: str) -> str:
+    return resolution_class(resolution)
+
+
+def _resolution_class(resolution: Resolution) -> str:
+    """``resolution_class``, remembered for the few resolutions a service gives as text (a
+    parse and a nearest-class search at every start otherwise)."""
+    return (
+        _class_of_text(resolution) if isinstance(resolution, str) else resolution_class(resolution)
+    )
+
+
+def _run_id() -> str:
+    """A random (version 4) UUID as 32 hex digits, as ``uuid.uuid4().hex`` spells it, without
+    building a UUID object on the task API's hot path."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    return raw.hex()
 
 
 def _instance_id(node: str) -> str:

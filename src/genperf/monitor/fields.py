@@ -18,6 +18,20 @@ from genperf.records import TEXT_LIMITS, UPDATABLE_FIELDS, PhaseRecord, TaskReco
 _HINTS = typing.get_type_hints(TaskRecord)
 
 
+def _unwrap(hint: Any) -> tuple[Any, bool]:
+    """(the type inside ``X | None``, whether None is allowed)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        (inner,) = [a for a in args if a is not type(None)]
+        return inner, type(None) in args
+    return hint, False
+
+
+# Each updatable field's type, unwrapped once here rather than on every call (the task API's
+# hot path coerces every start's extra fields).
+_TYPES = {name: _unwrap(_HINTS[name]) for name in UPDATABLE_FIELDS}
+
+
 def coerce_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     """Check names and values; return them converted to the record's types.
 
@@ -29,7 +43,8 @@ def coerce_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in fields.items():
         if name not in UPDATABLE_FIELDS:
             raise UnknownFieldError(name, UPDATABLE_FIELDS)
-        out[name] = _coerce(name, _HINTS[name], value)
+        hint, optional = _TYPES[name]
+        out[name] = None if value is None and optional else _coerce(name, hint, value)
     return out
 
 
@@ -42,12 +57,7 @@ def check_text(name: str, value: str) -> str:
 
 
 def _coerce(name: str, hint: Any, value: Any) -> Any:
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (hint,) = [a for a in args if a is not type(None)]
-        args = typing.get_args(hint)
+    """``value`` as a ``hint``; the plain types are tried first (no typing introspection)."""
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidFieldValueError(name, f"expected a number, got {type(value).__name__}")
@@ -66,8 +76,11 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
         if not isinstance(value, str):
             raise InvalidFieldValueError(name, f"expected text, got {type(value).__name__}")
         return check_text(name, value)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        inner, optional = _unwrap(hint)
+        return None if value is None and optional else _coerce(name, inner, value)
     if typing.get_origin(hint) is tuple:
-        return _coerce_tuple(name, args[0], value)
+        return _coerce_tuple(name, typing.get_args(hint)[0], value)
     raise InvalidFieldValueError(name, "cannot be set")  # pragma: no cover - new field type
 
 

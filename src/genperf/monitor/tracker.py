@@ -18,18 +18,27 @@ from datetime import datetime
 from typing import Any, Literal
 
 from genperf.errors import TaskStateError, UnknownTaskError
+from genperf.monitor.build import record_builder
 from genperf.monitor.stats import RunningStats
 from genperf.numbers import highest
-from genperf.records import MIB, PhaseRecord, SystemSample, TaskRecord, TaskStatus
+from genperf.records import (
+    MIB,
+    GpuReading,
+    PhaseRecord,
+    SystemSample,
+    TaskRecord,
+    TaskStatus,
+)
 
-# Metrics every open task follows, and how to read each from a sample.
-_SAMPLE_METRICS: dict[str, Callable[[SystemSample], float | None]] = {
-    "cpu": lambda s: s.cpu_percent,
-    "ram_mb": lambda s: None if s.ram_used_bytes is None else s.ram_used_bytes / MIB,
-    "rss_mb": lambda s: None if s.process_rss_bytes is None else s.process_rss_bytes / MIB,
-    "vram_mb": lambda s: _gpu(s, "memory_used_bytes", MIB),
-    "gpu_util": lambda s: _gpu(s, "utilization_percent"),
-    "gpu_temp": lambda s: _gpu(s, "temperature_celsius"),
+# Metrics every open task follows, and how to read each from a sample and its busiest GPU
+# (found once per sample, not once per metric).
+_SAMPLE_METRICS: dict[str, Callable[[SystemSample, GpuReading | None], float | None]] = {
+    "cpu": lambda s, g: s.cpu_percent,
+    "ram_mb": lambda s, g: None if s.ram_used_bytes is None else s.ram_used_bytes / MIB,
+    "rss_mb": lambda s, g: None if s.process_rss_bytes is None else s.process_rss_bytes / MIB,
+    "vram_mb": lambda s, g: _gpu(g, "memory_used_bytes", MIB),
+    "gpu_util": lambda s, g: _gpu(g, "utilization_percent"),
+    "gpu_temp": lambda s, g: _gpu(g, "temperature_celsius"),
 }
 
 # Where a task runs, which says what this process's samples can tell about it:
@@ -53,14 +62,15 @@ _PEAK_FIELDS = {
 
 _RECENTLY_COMPLETED = 4096  # ids remembered to tell "completed twice" from "never started"
 
+build_task_record = record_builder(TaskRecord)
 
-def _gpu(sample: SystemSample, attr: str, scale: float = 1.0) -> float | None:
-    gpu = sample.busiest_gpu
+
+def _gpu(gpu: GpuReading | None, attr: str, scale: float = 1.0) -> float | None:
     value = None if gpu is None else getattr(gpu, attr)
     return None if value is None else value / scale
 
 
-@dataclass
+@dataclass(slots=True)
 class OpenPhase:
     """A phase in progress, with its own sample-based peaks."""
 
@@ -75,11 +85,11 @@ class OpenPhase:
     ram_mb: float | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class OpenTask:
     """Mutable state of one task while it runs. Only the Tracker touches it, under its lock."""
 
-    record: TaskRecord  # identity and start fields; completed into a new record at the end
+    base: dict[str, Any]  # every field of the record at its start (see started_fields), by name
     start_t: float
     stats: dict[str, RunningStats] = field(
         default_factory=lambda: {name: RunningStats() for name in _SAMPLE_METRICS}
@@ -97,16 +107,20 @@ class OpenTask:
     failed_phase: str | None = None
     runs_in: RunsIn = "this_process"
 
+    @property
+    def task_id(self) -> str:
+        return str(self.base["task_id"])
+
     def observe(self, sample: SystemSample, t: float) -> None:
         if self.runs_in == "elsewhere":
             return
+        gpu = sample.busiest_gpu
         names = _SAMPLE_METRICS if self.runs_in == "this_process" else _HOST_METRICS
         for name in names:
-            self.stats[name].add(_SAMPLE_METRICS[name](sample), t)
+            self.stats[name].add(_SAMPLE_METRICS[name](sample, gpu), t)
         for phase in self.open_phases:
             phase.vram_mb.add(self.stats["vram_mb"].last, t)
             phase.rss_mb.add(self.stats["rss_mb"].last, t)
-        gpu = sample.busiest_gpu
         if gpu is not None:
             if gpu.memory_total_bytes:
                 self.vram_total_mb = gpu.memory_total_bytes / MIB
@@ -122,8 +136,16 @@ class OpenTask:
 
     def snapshot(self, now_t: float, **final: Any) -> TaskRecord:
         """The task as a record at ``now_t``: measured values, then the caller's fields."""
+        return build_task_record(self.snapshot_fields(now_t, **final))
+
+    def snapshot_fields(self, now_t: float, **final: Any) -> dict[str, Any]:
+        """What :meth:`snapshot` is made of, every field of the record by name: a completion
+        builds its record and the returned ``CompletedTask`` from one dict (building a record
+        costs a few µs: it is built once per snapshot, never copied with ``replace``; see
+        :mod:`genperf.monitor.build`)."""
         stats = self.stats
         measured: dict[str, Any] = {
+            **self.base,
             "generation_time_seconds": max(0.0, now_t - self.start_t),
             "phases": tuple(self.phases),
             "peak_vram_usage_mb": stats["vram_mb"].peak,
@@ -149,7 +171,7 @@ class OpenTask:
             else:
                 measured[name] = value
         measured.update(final)
-        return dataclasses.replace(self.record, **measured)
+        return measured
 
 
 class Tracker:
@@ -162,13 +184,19 @@ class Tracker:
         self._last_sample: tuple[SystemSample, float] | None = None
 
     def open(
-        self, record: TaskRecord, start_t: float, runs_in: RunsIn = "this_process"
+        self,
+        base: dict[str, Any],
+        start_t: float,
+        runs_in: RunsIn = "this_process",
+        fields: dict[str, Any] | None = None,
     ) -> OpenTask:
-        task = OpenTask(record=record, start_t=start_t, runs_in=runs_in)
+        """Open a task from its start fields (:func:`started_fields`) and the caller's."""
+        task = OpenTask(base=base, start_t=start_t, runs_in=runs_in, fields=dict(fields or {}))
+        task_id = task.task_id
         with self._lock:
-            if record.task_id in self._open:
-                raise TaskStateError(f"task {record.task_id!r} is already being monitored")
-            self._completed.pop(record.task_id, None)
+            if task_id in self._open:
+                raise TaskStateError(f"task {task_id!r} is already being monitored")
+            self._completed.pop(task_id, None)
             if runs_in == "this_process":  # only tasks of this process share its counters
                 local = [t for t in self._open.values() if t.runs_in == "this_process"]
                 task.exclusive = not local
@@ -178,7 +206,7 @@ class Tracker:
                 # Seed with the latest reading so a task shorter than one interval has values.
                 task.observe(self._last_sample[0], start_t)
                 task.samples = 0
-            self._open[record.task_id] = task
+            self._open[task_id] = task
         return task
 
     def update(self, task_id: str, fields: dict[str, Any]) -> None:
@@ -242,29 +270,40 @@ class Tracker:
             task = self._open.get(task_id)
             if task is None or not task.open_phases:
                 return None
-            phase = task.open_phases.pop()
-            record = PhaseRecord(
-                name=phase.name,
-                started_offset_seconds=phase.started_offset_seconds,
-                duration_seconds=max(0.0, t - phase.start_t),
-                peak_vram_allocated_mb=phase.allocated_mb,
-                peak_vram_mb=highest(phase.reserved_mb, phase.vram_mb.peak),
-                peak_ram_mb=highest(phase.ram_mb, phase.rss_mb.peak),
-                failed=failed,
-            )
-            task.phases.append(record)
-            if failed and task.failed_phase is None:
-                task.failed_phase = phase.name  # the innermost phase that failed
-            return record
+            return self._end_innermost(task, t, failed)
 
-    def close(self, task_id: str) -> OpenTask:
+    def finish(self, task_id: str, t: float, *, failed: bool) -> OpenTask:
+        """End the phases the task left open (failed with it) and close it, in one step."""
         with self._lock:
             task = self._get(task_id)
-            del self._open[task_id]
-            self._completed[task_id] = None
-            while len(self._completed) > _RECENTLY_COMPLETED:
-                self._completed.popitem(last=False)
+            while task.open_phases:
+                self._end_innermost(task, t, failed)
+            self._close(task_id)
             return task
+
+    def _end_innermost(self, task: OpenTask, t: float, failed: bool) -> PhaseRecord:
+        """Under ``_lock``: close the innermost open phase."""
+        phase = task.open_phases.pop()
+        record = PhaseRecord(
+            name=phase.name,
+            started_offset_seconds=phase.started_offset_seconds,
+            duration_seconds=max(0.0, t - phase.start_t),
+            peak_vram_allocated_mb=phase.allocated_mb,
+            peak_vram_mb=highest(phase.reserved_mb, phase.vram_mb.peak),
+            peak_ram_mb=highest(phase.ram_mb, phase.rss_mb.peak),
+            failed=failed,
+        )
+        task.phases.append(record)
+        if failed and task.failed_phase is None:
+            task.failed_phase = phase.name  # the innermost phase that failed
+        return record
+
+    def _close(self, task_id: str) -> None:
+        """Under ``_lock``: forget an open task, remembering that it completed."""
+        del self._open[task_id]
+        self._completed[task_id] = None
+        while len(self._completed) > _RECENTLY_COMPLETED:
+            self._completed.popitem(last=False)
 
     def snapshot(self, task_id: str, now_t: float) -> TaskRecord:
         with self._lock:
@@ -296,7 +335,15 @@ class Tracker:
         return task
 
 
-def started_record(
+# Every field of a record at its default: what a starting task's own fields complete.
+_DEFAULTS = {
+    f.name: f.default
+    for f in dataclasses.fields(TaskRecord)
+    if f.default is not dataclasses.MISSING
+}
+
+
+def started_fields(
     *,
     run_id: str,
     task_id: str,
@@ -307,17 +354,20 @@ def started_record(
     steps: int | None,
     started_at: datetime,
     monitor_instance: str,
-) -> TaskRecord:
-    return TaskRecord(
-        run_id=run_id,
-        task_id=task_id,
-        node=node,
-        model_type=model_type,
-        resolution=resolution,
-        resolution_class=resolution_class,
-        steps=steps,
-        status=TaskStatus.RUNNING,
-        started_at=started_at,
-        model_used=model_type,
-        monitor_instance=monitor_instance,
-    )
+) -> dict[str, Any]:
+    """A starting task's record as its fields by name, every one of them: each snapshot builds
+    a record from these and what was measured since."""
+    return {
+        **_DEFAULTS,
+        "run_id": run_id,
+        "task_id": task_id,
+        "node": node,
+        "model_type": model_type,
+        "resolution": resolution,
+        "resolution_class": resolution_class,
+        "steps": steps,
+        "status": TaskStatus.RUNNING,
+        "started_at": started_at,
+        "model_used": model_type,
+        "monitor_instance": monitor_instance,
+    }

@@ -7,8 +7,15 @@ the caller.
   later version replaces an earlier one, and a background thread writes it when the database
   is back. A caller never waits for the write lock longer than ``max_write_wait_seconds``:
   behind a stalled write, its record is queued instead.
-* Samples are buffered and written in batches by the background thread, off the hot path.
+* Samples are buffered and written in batches by the background thread, off the hot path:
+  ``samples_per_write`` of them in one insert and one commit, or fewer once the oldest has
+  waited ``max_sample_wait_seconds``.
 * Old samples are pruned by the configured retention.
+
+The background thread wakes only when something is due: a full batch of samples, the oldest
+sample's or queued record's deadline, a retry during an outage, or ``stop()``. An idle
+monitor costs a GPU node its sampler's reads and one batched write per batch, nothing on a
+fixed timer.
 Whatever must be dropped (a full queue) is counted and logged, never silently lost.
 """
 
@@ -39,12 +46,19 @@ class StoreWriter:
             is down at start-up is picked up when it comes back.
         owns_store: close the store on ``close()``; False for a store the caller passed in.
         on_open: called with the store once it is open (after an outage at start too).
-        flush_seconds: how often the background thread writes samples and retries tasks.
+        flush_seconds: the longest a record queued off the hot path (a task's start, a phase)
+            waits for the background thread; also the retry period during an outage.
+        samples_per_write: samples written in one batch (one commit); the background thread
+            is woken when this many are buffered.
+        max_sample_wait_seconds: the longest a buffered sample waits when fewer than a batch
+            come (the sampler stalled or stopped); defaults to ``flush_seconds``.
         max_pending_tasks: bound of the queue of tasks waiting for the database.
         max_pending_samples: bound of the sample buffer.
         max_write_wait_seconds: how long a caller waits for another write in progress (a
             stalled database) before its record is queued instead.
         retention: samples older than this are pruned.
+        on_sleep: called by the background thread with how long it means to sleep (None:
+            until woken), before each sleep; tests watch its plan through it.
     """
 
     def __init__(
@@ -52,6 +66,8 @@ class StoreWriter:
         open_store: Callable[[], Store],
         *,
         flush_seconds: float = 2.0,
+        samples_per_write: int = 1,
+        max_sample_wait_seconds: float | None = None,
         max_pending_tasks: int = 10_000,
         max_pending_samples: int = 100_000,
         max_write_wait_seconds: float = 2.0,
@@ -59,12 +75,17 @@ class StoreWriter:
         wall_clock: Callable[[], datetime] | None = None,
         owns_store: bool = True,
         on_open: Callable[[Store], None] | None = None,
+        on_sleep: Callable[[float | None], None] | None = None,
     ) -> None:
         self._open_store = open_store
         self._owns_store = owns_store
         self._on_open = on_open
         self._store: Store | None = None
         self._flush_seconds = flush_seconds
+        self._samples_per_write = max(1, samples_per_write)
+        self._max_sample_wait = (
+            flush_seconds if max_sample_wait_seconds is None else max_sample_wait_seconds
+        )
         self._max_tasks = max_pending_tasks
         self._max_samples = max_pending_samples
         self._max_write_wait = max_write_wait_seconds
@@ -79,7 +100,13 @@ class StoreWriter:
         self._write_lock = threading.RLock()
         self._outage = False  # a write failed since the queue was last empty
         self._write_error: str | None = None  # why the last write failed; None: it succeeded
+        # The background thread sleeps until the earliest of these (monotonic seconds; None:
+        # nothing waits), or until woken: by a full batch, by work due before its plan, or stop.
+        self._samples_due: float | None = None
+        self._tasks_due: float | None = None
+        self._planned: float | None = None  # when the sleeping thread means to wake
         self._wake = threading.Event()
+        self._on_sleep = on_sleep
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune: float | None = None  # monotonic time of the last prune
@@ -133,6 +160,8 @@ class StoreWriter:
         self._queue(record, quiet=True)
 
     def add_sample(self, sample: SystemSample) -> None:
+        """Buffer a sample for the next batch; wakes the background thread only when the
+        batch is full or the sample must be written before the thread's planned wake."""
         with self._lock:
             if len(self._samples) >= self._max_samples:
                 self._samples.pop(0)
@@ -142,6 +171,14 @@ class StoreWriter:
                         "sample buffer full: %d samples dropped so far", self.samples_dropped
                     )
             self._samples.append(sample)
+            # Exactly at the batch size, not above: while the store is down the buffer grows
+            # past it, and retries follow the outage's own period instead of every sample.
+            wake = len(self._samples) == self._samples_per_write
+            if self._samples_due is None:
+                self._samples_due = time.monotonic() + self._max_sample_wait
+                wake = wake or self._later_than_planned(self._samples_due)
+        if wake:
+            self._wake.set()
 
     @property
     def pending_tasks(self) -> int:
@@ -212,6 +249,8 @@ class StoreWriter:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+        with self._lock:
+            self._planned = None  # no thread to wake now
         self.flush()
 
     def close(self) -> None:
@@ -222,7 +261,13 @@ class StoreWriter:
     def flush(self) -> None:
         """Write buffered samples and retry queued tasks once."""
         store = self.store(force=True)
-        if store is None:
+        if store is None:  # still down: try again in one period
+            retry_at = time.monotonic() + self._flush_seconds
+            with self._lock:
+                if self._samples:
+                    self._samples_due = retry_at
+                if self._pending:
+                    self._tasks_due = retry_at
             return
         self._retry_tasks(store)
         self._write_samples(store)
@@ -230,16 +275,41 @@ class StoreWriter:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self._flush_seconds)
+            with self._lock:
+                due = _earliest(self._samples_due, self._tasks_due)
+                self._planned = due if due is not None else float("inf")
+            timeout = None if due is None else max(0.0, due - time.monotonic())
+            if self._on_sleep is not None:
+                self._on_sleep(timeout)
+            self._wake.wait(timeout)
             self._wake.clear()
+            if self._stop.is_set() or not self._round_due():
+                continue  # woken to plan for new work, or to stop (stop() flushes)
             try:
                 self.flush()
             except Exception:  # the writer thread must survive anything
                 logger.exception("store writer flush failed; retrying next round")
 
+    def _round_due(self) -> bool:
+        """Is there something to write now: a full batch, or a deadline passed?"""
+        now = time.monotonic()
+        with self._lock:
+            due = _earliest(self._samples_due, self._tasks_due)
+            return len(self._samples) >= self._samples_per_write or (due is not None and due <= now)
+
+    def _later_than_planned(self, due: float) -> bool:
+        """Under ``_lock``: does the thread plan to wake after ``due``? Then it must be told
+        (once: its new plan is ``due``)."""
+        if self._planned is None or self._planned <= due:
+            return False  # not started yet (start() plans), or it wakes in time anyway
+        self._planned = due
+        return True
+
     def _retry_tasks(self, store: Store) -> None:
         with self._lock:
             pending = list(self._pending.values())
+            # Whatever this round leaves queued (an outage) is tried again in one period.
+            self._tasks_due = time.monotonic() + self._flush_seconds if pending else None
         for record in pending:
             # One write at a time, and only the newest version of a run: a queued "running"
             # record must never land after the "completed" one the caller wrote meanwhile.
@@ -265,12 +335,17 @@ class StoreWriter:
             recovered = self._outage and not self._pending
             if recovered:
                 self._outage = False
+            if not self._pending:
+                self._tasks_due = None
+            elif self._tasks_due is None:  # queued meanwhile, after the round took its list
+                self._tasks_due = time.monotonic() + self._flush_seconds
         if recovered:
             logger.info("the store is back: queued task records written")
 
     def _write_samples(self, store: Store) -> None:
         with self._lock:
             batch, self._samples = self._samples, []
+            self._samples_due = None  # the next sample buffered sets the next deadline
         if not batch:
             return
         try:
@@ -282,10 +357,15 @@ class StoreWriter:
                 overflow = max(0, len(merged) - self._max_samples)
                 self.samples_dropped += overflow
                 self._samples = merged[overflow:]
+                self._samples_due = time.monotonic() + self._flush_seconds  # retry, not spin
             return
         self._succeeded()
         with self._lock:
             self.samples_written += len(batch)
+            if self._samples_due is None:
+                # Samples flow: plan the next batch's deadline now, so that its first sample
+                # need not wake the thread to plan it (the full batch wakes it before then).
+                self._samples_due = time.monotonic() + self._max_sample_wait
         logger.debug("wrote %d samples", len(batch))
 
     def _prune(self, store: Store) -> None:
@@ -306,6 +386,11 @@ class StoreWriter:
     def _queue(self, record: TaskRecord, *, quiet: bool = False) -> None:
         with self._lock:
             self._pending[record.run_id] = record
+            if self._tasks_due is None:
+                self._tasks_due = time.monotonic() + self._flush_seconds
+            # The thread sleeps past this record's deadline (idle, or waiting for a batch of
+            # samples): wake it to plan for it, not to write it now.
+            replan = self._later_than_planned(self._tasks_due)
             if len(self._pending) > self._max_tasks:
                 _, dropped = self._pending.popitem(last=False)
                 self.tasks_dropped += 1
@@ -315,6 +400,8 @@ class StoreWriter:
                     dropped.task_id,
                     self.tasks_dropped,
                 )
+        if replan:
+            self._wake.set()
         if not quiet:
             held = self._queued_note.ready()
             if held is not None:
@@ -345,3 +432,8 @@ class StoreWriter:
             loud = self.store_errors == 1 or self.store_errors % 100 == 0
         # Loud on the first error and every 100th: an outage must not flood the log.
         (logger.warning if loud else logger.debug)("store error %s: %s", what, exc)
+
+
+def _earliest(*times: float | None) -> float | None:
+    known = [t for t in times if t is not None]
+    return min(known) if known else None

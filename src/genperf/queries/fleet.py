@@ -38,7 +38,8 @@ def node_state(age: float | None, interval: float | None, settings: Settings) ->
     if age is None:
         return "no_samples"
     every = interval if interval is not None else settings.monitoring_interval_seconds
-    late = DOWN_INTERVALS * every + settings.sample_flush_seconds
+    # A healthy node's newest stored sample is up to one batch of its samples old.
+    late = DOWN_INTERVALS * every + settings.sample_write_delay_seconds(every)
     return "down" if age > late else "up"
 
 

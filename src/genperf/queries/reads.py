@@ -423,9 +423,9 @@ class Queries:
 
     def _fresh_seconds(self) -> float:
         """How old the newest stored sample may be while its monitor still counts as
-        running: a few intervals, plus the writer's flush period."""
+        running: a few intervals, plus one batch of samples waiting to be written."""
         s = self.settings
-        return 3 * s.monitoring_interval_seconds + s.sample_flush_seconds + 5.0
+        return 3 * s.monitoring_interval_seconds + s.sample_write_delay_seconds() + 5.0
 
 
 def _a_monitor_lives(store: Store, node: str) -> bool:

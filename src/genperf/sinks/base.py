@@ -3,13 +3,15 @@ thread.
 
 The monitor calls :meth:`BatchingSink.offer_task` when a task finishes and
 :meth:`BatchingSink.offer_sample` at each sample. Both only append to a bounded deque under a
-lock (no I/O, no encoding, no thread wake-up unless a batch is full), so a slow or dead
-endpoint never blocks or slows a generation. The sink's own thread wakes every
-``flush_seconds`` (or when a batch is full), encodes up to ``batch_size`` items and sends
-them. A batch that fails to send is kept and retried after a back-off that doubles up to
-``retry_max_seconds``; meanwhile new items keep queueing, and when a queue is full its oldest
-item is dropped and counted. A batch the endpoint refuses for good (bad data) is dropped,
-counted and logged, so it cannot block the queue.
+lock (no I/O, no encoding, no thread wake-up unless a batch is full or the thread sleeps
+with nothing planned), so a slow or dead endpoint never blocks or slows a generation. The
+sink's own thread sends what is queued at most ``flush_seconds`` after the first of it came
+(at once when a batch is full): it encodes up to ``batch_size`` items and sends them. With
+nothing queued it sleeps until something is: no timer wakes an idle sink. A batch that fails
+to send is kept and retried after a back-off that doubles up to ``retry_max_seconds``;
+meanwhile new items keep queueing, and when a queue is full its oldest item is dropped and
+counted. A batch the endpoint refuses for good (bad data) is dropped, counted and logged, so
+it cannot block the queue.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -63,9 +65,18 @@ class BatchingSink(ABC, Generic[Payload]):
         name: for logs and thread names ("influxdb", "elasticsearch" ...).
         limits: batch size, queue bound (one per kind: tasks, samples), round and back-off.
         takes_samples: False for sinks of task documents only (samples are then ignored).
+        on_sleep: called by the sending thread with how long it means to sleep (None: until
+            woken), before each sleep; tests watch its plan through it.
     """
 
-    def __init__(self, name: str, limits: QueueLimits, *, takes_samples: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        limits: QueueLimits,
+        *,
+        takes_samples: bool = True,
+        on_sleep: Callable[[float | None], None] | None = None,
+    ) -> None:
         self.name = name
         self.limits = limits
         self.takes_samples = takes_samples
@@ -75,6 +86,12 @@ class BatchingSink(ABC, Generic[Payload]):
         self._idle = threading.Condition(self._lock)  # notified when everything is sent
         self._in_flight: tuple[Payload, int, int] | None = None  # payload, tasks, samples
         self._wake = threading.Event()
+        # When the thread must next send (monotonic; None: nothing queued), and when the
+        # sleeping thread means to wake (None: not sleeping yet; inf: until woken).
+        self._due: float | None = None
+        self._planned: float | None = None
+        self._flush_asked = False  # flush(): send now, whatever is due
+        self._on_sleep = on_sleep
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._backoff = 0.0
@@ -104,10 +121,15 @@ class BatchingSink(ABC, Generic[Payload]):
             else:
                 dropped = 0
             queue.append(item)
-            full = len(self._tasks) + len(self._samples) >= self.limits.batch_size
+            wake = len(self._tasks) + len(self._samples) >= self.limits.batch_size
+            if self._due is None:  # the first item of a round: it goes within flush_seconds
+                self._due = time.monotonic() + self.limits.flush_seconds
+                if self._planned is not None and self._planned > self._due:
+                    self._planned = self._due  # asleep with nothing planned: wake it to plan
+                    wake = True
         if dropped:
             self._log_drop(kind, dropped, "queue full")
-        if full:
+        if wake:
             self._wake.set()
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -147,6 +169,8 @@ class BatchingSink(ABC, Generic[Payload]):
         """Wake the sending thread and wait until everything queued is sent (True) or
         ``timeout`` passes (False). For tests and shutdown; the monitor never waits on it."""
         deadline = time.monotonic() + timeout
+        with self._lock:
+            self._flush_asked = True
         self._wake.set()
         with self._idle:
             while self._tasks or self._samples or self._in_flight is not None:
@@ -176,8 +200,19 @@ class BatchingSink(ABC, Generic[Payload]):
     def _run(self) -> None:
         while True:
             if not self._stop.is_set():
-                self._wake.wait(self._backoff or self.limits.flush_seconds)
+                with self._lock:
+                    if self._backoff:  # a send failed: retry after the back-off, not before
+                        due: float | None = time.monotonic() + self._backoff
+                    else:
+                        due = self._due
+                    self._planned = float("inf") if due is None else due
+                timeout = None if due is None else max(0.0, due - time.monotonic())
+                if self._on_sleep is not None:
+                    self._on_sleep(timeout)
+                self._wake.wait(timeout)
             self._wake.clear()
+            if not self._stop.is_set() and not self._round_due():
+                continue  # woken to plan for the first item queued
             try:
                 self._drain()
             except Exception:  # the thread must survive anything
@@ -185,14 +220,29 @@ class BatchingSink(ABC, Generic[Payload]):
             if self._stop.is_set():
                 return  # one last round was tried; close() counts what is left as dropped
 
+    def _round_due(self) -> bool:
+        """Is a send due: a full batch, a deadline passed, a back-off over, or a flush?"""
+        with self._lock:
+            if self._flush_asked or (
+                self._planned is not None and self._planned <= time.monotonic()
+            ):
+                self._flush_asked = False
+                return True
+            return len(self._tasks) + len(self._samples) >= self.limits.batch_size
+
     def _drain(self) -> bool:
         """Send batches until the queues are empty (True) or a send must wait (False)."""
+        sent = False
         while True:
             with self._lock:
                 if self._in_flight is None:
                     tasks = _take(self._tasks, self.limits.batch_size)
                     samples = _take(self._samples, self.limits.batch_size - len(tasks))
                     if not tasks and not samples:
+                        # Items flow: plan the next round now, so that its first item need
+                        # not wake the thread to plan it; the round after the last finds
+                        # nothing and the thread sleeps until woken.
+                        self._due = time.monotonic() + self.limits.flush_seconds if sent else None
                         self._idle.notify_all()
                         return True
                     batch: tuple[Sequence[TaskRecord], Sequence[SystemSample]] | None = (
@@ -248,6 +298,7 @@ class BatchingSink(ABC, Generic[Payload]):
                 self._in_flight = None
                 self.tasks_sent += n_tasks
                 self.samples_sent += n_samples
+            sent = True
             if self._backoff:
                 logger.info("%s sink: sending again", self.name)
                 self._backoff = 0.0

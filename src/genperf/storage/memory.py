@@ -33,11 +33,10 @@ class MemoryStore:
         return "MemoryStore()"
 
     def save_task(self, record: TaskRecord) -> None:
-        record = dataclasses.replace(
-            record,
-            started_at=as_utc(record.started_at),
-            completed_at=as_utc_or_none(record.completed_at),
-        )
+        started_at, completed_at = as_utc(record.started_at), as_utc_or_none(record.completed_at)
+        if started_at is not record.started_at or completed_at is not record.completed_at:
+            # Copy only when a stamp changes: the monitor's are UTC already (its hot path).
+            record = dataclasses.replace(record, started_at=started_at, completed_at=completed_at)
         with self._open("save task"):
             seq = self._tasks.get(record.run_id, (next(self._order), record))[0]
             self._tasks[record.run_id] = (seq, record)

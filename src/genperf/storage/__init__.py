@@ -38,7 +38,10 @@ def open_store(url_or_settings: str | Settings) -> Store:
         return MemoryStore()
     from genperf.storage.sql import SqlStore
 
-    return SqlStore(url)
+    store = SqlStore(url)
+    if isinstance(url_or_settings, Settings):
+        store.start_rollups(url_or_settings)  # a new database rolls up from its first task
+    return store
 
 
 def __getattr__(name: str) -> Any:

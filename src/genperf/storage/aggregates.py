@@ -28,20 +28,22 @@ tally lower-cases them first.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, cast, func, literal, select
+from sqlalchemy import BigInteger, ColumnElement, bindparam, cast, func, literal, select
 
 from genperf.config import Settings
 from genperf.records import TaskRecord, TaskStatus
 from genperf.storage import rollups
 from genperf.storage.base import TaskQuery
 from genperf.storage.engine import is_memory_sqlite
+from genperf.storage.schema import UtcDateTime
 from genperf.storage.schema import generation_tasks as tasks
 from genperf.storage.sql import SqlStore, task_filters
 from genperf.storage.tally_sql import as_tally, tally_statement
@@ -204,19 +206,25 @@ def probed_sample(
     probes = max(1, min(PROBES, want))
     per = -(-want // probes)
     step = (until - since) / probes
+    # One statement, run once per slice; its bounds are parameters (the last slice ends a
+    # microsecond after ``until``, the finest time stored, so ``until`` itself is in it).
+    part = dataclasses.replace(query, since=None, until=None)
+    stmt = (
+        select(*_SAMPLE_COLUMNS)
+        .where(
+            *_finished(part),
+            _C.started_at >= bindparam("lo", type_=UtcDateTime()),
+            _C.started_at < bindparam("hi", type_=UtcDateTime()),
+        )
+        .order_by(_C.started_at, _C.id)
+        .limit(per)
+    )
     out: list[TaskRecord] = []
     with store._read("sample tasks") as conn:
         for k in range(probes):
-            last = k == probes - 1
-            start = since + step * k
-            end = until if last else start + step
-            stmt = (
-                select(*_SAMPLE_COLUMNS)
-                .where(*_finished(query), *_within(start, end, last))
-                .order_by(_C.started_at, _C.id)
-                .limit(per)
-            )
-            out.extend(_sampled(row) for row in conn.execute(stmt))
+            lo = since + step * k
+            hi = until + timedelta(microseconds=1) if k == probes - 1 else lo + step
+            out.extend(_sampled(row) for row in conn.execute(stmt, {"lo": lo, "hi": hi}))
     return tuple(out)
 
 
@@ -317,16 +325,30 @@ def _rolled(
     return plan, rollups.filter_of(query.nodes, query.node, query.model_type, query.success_only)
 
 
-def _within(start: datetime, end: datetime, end_included: bool) -> list[ColumnElement[bool]]:
-    upper = _C.started_at <= end if end_included else _C.started_at < end
-    return [_C.started_at >= start, upper]
+def _part(
+    query: TaskQuery, start: datetime, end: datetime, end_included: bool = False
+) -> tuple[TaskQuery, list[ColumnElement[bool]]]:
+    """The query narrowed to [start, end), or [start, end]: a query and extra conditions with
+    one range on started_at, so the planner walks only that part of the index (given the
+    window's range as well, SQLite may walk the window's)."""
+    if end_included:
+        return dataclasses.replace(query, since=start, until=end), []
+    return dataclasses.replace(query, since=start, until=None), [_C.started_at < end]
 
 
-def _whole(plan: rollups.Plan) -> list[ColumnElement[bool]]:
+def _narrowed(
+    query: TaskQuery, start: datetime, end: datetime, end_included: bool = False
+) -> list[ColumnElement[bool]]:
+    """The conditions of the query's finished tasks in [start, end) (or [start, end])."""
+    part, extra = _part(query, start, end, end_included)
+    return [*_finished(part), *extra]
+
+
+def _whole(plan: rollups.Plan) -> tuple[datetime, datetime, bool]:
     """The rolled-up part of a window: from its first whole hour to the end of its last."""
     spans = [*plan.hours, *plan.days]
     first, end = min(lo for lo, _ in spans), max(hi for _, hi in spans)
-    return _within(rollups.start_of(first), rollups.start_of(end), False)
+    return rollups.start_of(first), rollups.start_of(end), False
 
 
 def rolled_tally(
@@ -339,7 +361,7 @@ def rolled_tally(
     with store._read("read the roll-ups") as conn:
         total = rollups.rolled_tally(conn, plan, keep)
     for edge in plan.raw:
-        total += _tally_where(store, settings, [*_finished(query), *_within(*edge)])
+        total += _tally_where(store, settings, _narrowed(query, *edge))
     return total
 
 
@@ -354,7 +376,7 @@ def rolled_failures(
             ).items()
         ]
     for edge in plan.raw:
-        rows.extend(window_failures(store, query, _within(*edge)))
+        rows.extend(window_failures(store, *_part(query, *edge)))
     runs: dict[tuple[str | None, str | None, tuple[str, ...], str], int] = {}
     for row in rows:
         key = (row.error_category, row.failed_phase, row.optimizations, row.status)
@@ -366,10 +388,24 @@ def rolled_count(
     store: SqlStore, query: TaskQuery, plan: rollups.Plan, keep: rollups.Filter
 ) -> int:
     """``count_tasks(query)``: finished tasks of whole hours from the roll-ups; the edges,
-    and running tasks (never rolled up), from the (status, started_at) index."""
-    return sum(
-        sum(per.values()) for per in rolled_counts_by_node(store, query, plan, keep).values()
-    )
+    and running tasks (never rolled up), from the indexes."""
+    with store._read("count the roll-ups") as conn:
+        total = rollups.rolled_total(conn, plan, keep)
+        for part, extra in _raw_parts(query, plan):
+            stmt = select(func.count()).select_from(tasks).where(*task_filters(part), *extra)
+            total += int(conn.execute(stmt).scalar_one())
+    return total
+
+
+def _raw_parts(
+    query: TaskQuery, plan: rollups.Plan
+) -> list[tuple[TaskQuery, list[ColumnElement[bool]]]]:
+    """What a count reads raw: the edges, and the running tasks of the whole hours."""
+    raw = [_part(query, *edge) for edge in plan.raw]
+    if not query.finished_only and not query.success_only:
+        part, extra = _part(query, *_whole(plan))
+        raw.append((part, [*extra, _C.status == TaskStatus.RUNNING.value]))
+    return raw
 
 
 def rolled_counts_by_node(
@@ -379,13 +415,10 @@ def rolled_counts_by_node(
     edges and the running tasks raw."""
     with store._read("count the roll-ups") as conn:
         counts = rollups.rolled_counts(conn, plan, keep)
-        raw: list[list[ColumnElement[bool]]] = [_within(*edge) for edge in plan.raw]
-        if not query.finished_only and not query.success_only:
-            raw.append([*_whole(plan), _C.status == TaskStatus.RUNNING.value])
-        for extra in raw:
+        for part, extra in _raw_parts(query, plan):
             stmt = (
                 select(_C.node, _C.status, func.count())
-                .where(*task_filters(query), *extra)
+                .where(*task_filters(part), *extra)
                 .group_by(_C.node, _C.status)
             )
             for node, status, n in conn.execute(stmt):

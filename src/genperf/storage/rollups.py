@@ -480,6 +480,15 @@ def rolled_failures(conn: Connection, p: Plan, keep: Filter) -> dict[tuple[Any, 
     return out
 
 
+def rolled_total(conn: Connection, p: Plan, keep: Filter) -> int:
+    """Finished tasks of the whole hours and days (the fleet grains unless nodes are kept)."""
+    total = 0
+    for grain, lo, hi in _ranges(p, per_node=bool(keep.nodes)):
+        stmt = select(func.sum(_R.tasks)).where(*_where(_R, grain, lo, hi, keep))
+        total += int(conn.execute(stmt).scalar_one() or 0)
+    return total
+
+
 def rolled_counts(conn: Connection, p: Plan, keep: Filter) -> dict[str, dict[str, int]]:
     """node -> status -> finished tasks, from the node grains."""
     out: dict[str, dict[str, int]] = {}

@@ -166,8 +166,8 @@ generation_tasks = Table(
     Index("uq_generation_tasks_run_id", "run_id", unique=True),
     Index("ix_generation_tasks_model_type_started_at", "model_type", "started_at"),
     Index("ix_generation_tasks_node_status", "node", "status"),
-    # roll-ups: one bucket's tasks (node, hour), and the running tasks of a window
-    Index("ix_generation_tasks_node_started_at", "node", "started_at"),
+    # a node's newest tasks of a status (node list), and the running tasks of a window
+    Index("ix_generation_tasks_node_status_started_at", "node", "status", "started_at"),
     Index("ix_generation_tasks_status_started_at", "status", "started_at"),
 )
 

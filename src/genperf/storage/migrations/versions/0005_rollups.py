@@ -7,7 +7,8 @@ failed and interrupted runs per bucket by category, phase and optimisations;
 keeps them current as tasks are written; ``genperf rollups rebuild`` makes them from the raw
 tasks (an existing database gets its roll-ups that way: this migration leaves them empty, and
 readers use the raw tasks until a band set is recorded). Two indexes on ``generation_tasks``
-find one bucket's tasks (node, started_at) and a window's running tasks (status, started_at).
+find a node's newest tasks of a status (node, status, started_at) and a window's running
+tasks (status, started_at).
 
 The tally's columns are written out here (not read from ``genperf.tally``), so this migration
 builds the same tables whatever the tally becomes; a new tally field needs a new migration.
@@ -32,7 +33,7 @@ ROLLUPS = "genperf_task_rollups"
 FAILURES = "genperf_task_rollup_failures"
 BANDS = "genperf_rollup_bands"
 TASK_INDEXES = {
-    "ix_generation_tasks_node_started_at": ["node", "started_at"],
+    "ix_generation_tasks_node_status_started_at": ["node", "status", "started_at"],
     "ix_generation_tasks_status_started_at": ["status", "started_at"],
 }
 KEY = ("grain", "period", "node", "model_type", "resolution_class", "status")

@@ -14,6 +14,7 @@ import dataclasses
 import itertools
 import math
 import random
+import threading
 from datetime import timedelta
 
 import pytest
@@ -225,3 +226,41 @@ def test_a_probed_sample_is_bounded_and_spread_over_the_window(
     assert all(r.status is not TaskStatus.RUNNING and r.node in query.nodes for r in sample)
     thirds = {int((r.started_at - since) / (until - since) * 3) for r in sample}
     assert thirds == {0, 1, 2}
+
+
+def test_concurrent_writers_of_one_bucket_lose_nothing(sql_store: SqlStore) -> None:  # noqa: F811
+    """Writers in threads (each its own connection) finish tasks of the same hour, model and
+    class at once: the day and fleet rows they all remake must count every task."""
+    settings = Settings()
+    sql_store.start_rollups(settings)
+    start = T0.replace(minute=0, second=0, microsecond=0)
+    records = [
+        dataclasses.replace(
+            r,
+            run_id=f"c-{i}",
+            node=NODES[i % 2],
+            model_type=MODELS[0],
+            resolution="1280x720",
+            status=TaskStatus.COMPLETED,
+            started_at=start + timedelta(seconds=i),
+        )
+        for i, r in enumerate(awkward_history(80, 9))
+    ]
+    gate = threading.Barrier(4)
+
+    def writer(part: list[TaskRecord]) -> None:
+        gate.wait()
+        for r in part:
+            sql_store.save_task(r)
+
+    threads = [threading.Thread(target=writer, args=(records[k::4],)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    query = TaskQuery(since=start, until=start + timedelta(days=1), finished_only=True)
+    rolled = aggregates._rolled(sql_store, query, settings)
+    assert rolled is not None
+    total = aggregates.rolled_tally(sql_store, query, settings, *rolled)
+    assert total.tasks == len(records)
+    close(total, aggregates.window_tally(sql_store, query, settings))

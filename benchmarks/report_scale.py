@@ -31,7 +31,6 @@ generate the first time)::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import random
@@ -41,7 +40,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,22 +52,9 @@ from genperf.storage.sql import SqlStore
 
 sys.path.insert(0, str(Path(__file__).parent))
 import fleet_data
+from fleet_data import CLASSES, FAILURES, NOW, OPT_SETS
 
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CHUNK = 50_000
-CLASSES = (("720p", "1280x720", 240.0), ("1080p", "1920x1080", 700.0), ("480p", "832x480", 90.0))
-OPT_SETS = (
-    ["dtype:bf16"],
-    ["dtype:bf16", "vae_tiling"],
-    ["dtype:bf16", "offload:model", "vae_tiling"],
-    ["quantization:fp8", "offload:model"],
-)
-FAILURES = (
-    ("out_of_memory_gpu", "vae_decode"),
-    ("out_of_memory_gpu", "denoise"),
-    ("out_of_memory_host", "model_load"),
-    ("model_load_error", "model_load"),
-)
 
 
 # fleet_nodes.py builds its history from these rows
@@ -117,7 +103,7 @@ def rows(count: int, seed: int = 0) -> Iterator[dict[str, Any]]:
             avg_gpu_temperature_celsius=65.0,
             gpu_throttle_reasons='["hw_thermal"]' if rnd.random() < 0.01 else "[]",
             samples_count=int(gen / 5),
-            optimizations_applied=json.dumps(rnd.choice(OPT_SETS)),
+            optimizations_applied=rnd.choice(OPT_SETS),
             error_category=category,
             error_message=None,
             failed_phase=phase,
@@ -132,6 +118,8 @@ def maxrss_mib() -> float:
 
 
 def timed(fn: Any, repeats: int) -> dict[str, float]:
+    """Median wall and CPU seconds of ``repeats`` runs after a warm one, and the Python
+    allocations' peak (MiB) of one more under tracemalloc."""
     fn()  # warm the caches
     walls, cpus = [], []
     for _ in range(repeats):

@@ -16,6 +16,7 @@ import math
 import random
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -264,3 +265,20 @@ def test_concurrent_writers_of_one_bucket_lose_nothing(sql_store: SqlStore) -> N
     total = aggregates.rolled_tally(sql_store, query, settings, *rolled)
     assert total.tasks == len(records)
     close(total, aggregates.window_tally(sql_store, query, settings))
+
+
+def test_a_new_database_rolls_up_from_its_first_task_an_old_one_waits(tmp_path: Path) -> None:
+    from genperf.storage import open_store
+
+    fresh = Settings(database_url=f"sqlite:///{tmp_path / 'new.db'}")
+    store = open_store(fresh)
+    assert isinstance(store, SqlStore)
+    assert store.rollup_bands() == rollups.fingerprint(fresh)
+    store.close()
+    old = SqlStore(f"sqlite:///{tmp_path / 'old.db'}")
+    old.save_task(fleet_history()[0])
+    old.close()
+    reopened = open_store(Settings(database_url=f"sqlite:///{tmp_path / 'old.db'}"))
+    assert isinstance(reopened, SqlStore)
+    assert reopened.rollup_bands() is None  # its history needs `genperf rollups rebuild`
+    reopened.close()

@@ -49,6 +49,7 @@ from genperf.tally import Aggregate
 logger = logging.getLogger("genperf.storage")
 
 _TASK_COLUMNS = [tasks.c[name] for name in TASK_FIELDS]
+REBUILD_STEP_TIMEOUT_MS = 600_000  # one step of a roll-up rebuild on PostgreSQL
 _IN_CHUNK = 500  # run ids per IN (...) list, well under every driver's parameter limit
 
 
@@ -376,6 +377,8 @@ class SqlStore:
             step = days[done : done + days_per_step]
             with self._write("rebuild the roll-ups") as conn:
                 if self._postgres:  # a writer's recompute waits for this step's (see rollups)
+                    # a step reads days of tasks: longer than a write's bound, still bounded
+                    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {REBUILD_STEP_TIMEOUT_MS}")
                     conn.exec_driver_sql(f"LOCK TABLE {rollups.TABLE} IN EXCLUSIVE MODE")
                 rollups.rebuild_step(conn, settings, step[0], step[-1] + rollups.DAY)
             if progress is not None:

@@ -224,8 +224,11 @@ class Queries:
         model_type: str | None = None,
         success_only: bool = False,
         nodes: Sequence[str] = (),
+        cursor: str | None = None,
     ) -> MetricsPage:
-        """Tasks started in the last ``hours`` (running ones included), newest first."""
+        """Tasks started in the last ``hours`` (running ones included), newest first: from
+        ``offset``, or after the task run ``cursor`` (a previous page's ``next_cursor``;
+        ``offset`` is then ignored)."""
         now = self._now()
         query = TaskQuery(
             since=now - timedelta(hours=hours),
@@ -235,12 +238,14 @@ class Queries:
             nodes=_nodes(nodes),
             newest_first=True,
             limit=limit,
-            offset=offset,
+            offset=0 if cursor else offset,
+            after_run=cursor or None,
         )
         store = self._store()
         total = store.count_tasks(query)
         records = store.query_tasks(query)
         following = offset + len(records)
+        more = following < total if cursor is None else len(records) == limit
         return MetricsPage(
             time_window_hours=hours,
             model_type=model_type,
@@ -249,7 +254,8 @@ class Queries:
             total=total,
             limit=limit,
             offset=offset,
-            next_offset=following if following < total and records else None,
+            next_offset=following if cursor is None and following < total and records else None,
+            next_cursor=records[-1].run_id if more and records else None,
             metrics=[TaskOut.model_validate(r) for r in records],
         )
 

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from genperf.config import Settings, redact_url
-from genperf.errors import StoreError
+from genperf.errors import InvalidFieldValueError, StoreError
 from genperf.records import TASK_FIELDS, ErrorCategory, SystemSample, TaskRecord, TaskStatus
 from genperf.storage import rollups
 from genperf.storage.adopt import ServiceTable
@@ -188,9 +188,17 @@ class SqlStore:
 
     def query_tasks(self, query: TaskQuery) -> list[TaskRecord]:
         stmt = _ordered(select(*_TASK_COLUMNS).where(*task_filters(query)), query)
-        stmt = stmt.offset(query.offset or None).limit(query.limit)
         with self._read("query tasks") as conn:
-            rows = conn.execute(stmt).mappings().all()
+            if query.after_run is None:
+                stmt = stmt.offset(query.offset or None)
+            else:
+                anchor = conn.execute(
+                    select(tasks.c.started_at, tasks.c.id).where(tasks.c.run_id == query.after_run)
+                ).first()
+                if anchor is None:
+                    raise InvalidFieldValueError("cursor", "no stored task run has this id")
+                stmt = stmt.where(_after((anchor[0], anchor[1]), query.newest_first))
+            rows = conn.execute(stmt.limit(query.limit)).mappings().all()
         return [row_to_task(row) for row in rows]
 
     def iter_tasks(self, query: TaskQuery, batch_size: int = 1000) -> Iterator[TaskRecord]:

@@ -20,11 +20,8 @@ Run::
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
-import tracemalloc
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -38,7 +35,7 @@ from genperf.records import GpuReading, SystemSample
 from genperf.storage import SqlStore
 from genperf.storage.codec import sample_to_row
 from genperf.storage.schema import generation_tasks, system_samples
-from report_scale import CHUNK, NOW, rows
+from report_scale import CHUNK, NOW, rows, timed
 
 
 def fill(path: Path, tasks: int, nodes: int, samples: int) -> None:
@@ -74,21 +71,6 @@ def fill(path: Path, tasks: int, nodes: int, samples: int) -> None:
     engine.dispose()
 
 
-def timed(fn: Any, repeats: int) -> tuple[float, float, float]:
-    fn()  # warm the page cache
-    walls, cpus = [], []
-    for _ in range(repeats):
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
-    tracemalloc.start()
-    fn()
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
-    return statistics.median(walls), statistics.median(cpus), peak
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=100_000)
@@ -107,7 +89,8 @@ def main() -> None:
             ("nodes", lambda: queries.nodes(24)),
             ("report, one node", lambda: queries.analysis(24, Filters(nodes=["gpu-03"]))),
         ):
-            wall, cpu, peak = timed(fn, args.repeats)
+            m = timed(fn, args.repeats)
+            wall, cpu, peak = m["wall"], m["cpu"], m["peak"]
             print(
                 f"{name}: {args.tasks} tasks, {args.nodes} nodes: median {wall * 1000:.0f} ms "
                 f"wall, {cpu * 1000:.0f} ms CPU; Python peak {peak:.1f} MiB"

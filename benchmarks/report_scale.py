@@ -1,80 +1,63 @@
-"""How long build_report takes over large SQLite stores, and how much memory it needs.
+"""The full report, the tasks page and the node list over a fleet's history: 1 M and 10 M tasks
+from 64 nodes, on SQLite and PostgreSQL, with and without roll-ups.
 
 Method
 ------
-1. For each task count N (default 10k, 100k, 1M) a fresh SQLite file is made by
-   ``SqlStore(url)`` (so the schema and indexes are the real ones, from the migrations), then
-   filled with N synthetic finished tasks in one transaction per 50k rows, through
-   ``generation_tasks.insert()`` executed with a list of rows (DB-API executemany), never
-   ``save_task`` one by one. The history is realistic in shape: all N tasks start inside the
-   last 24 hours; 720p / 1080p / 480p; two model types; four optimisation sets; ~4 % failures
-   (GPU OOM in vae_decode and denoise, host OOM, load errors); log-normal generation times;
-   VRAM peaks, temperatures, a few thermal throttles, cold model loads on ~5 % of tasks.
-   Seeded, so every run builds the same data.
-2. ``build_report(store, settings, time_window_hours=24, now=...)`` runs once to warm the
-   page cache, then ``--repeats`` more times; the median wall time is reported, with the
-   median CPU time of the process (all threads: the SQL runs in parallel time slices), which
-   shows the work done whatever else the machine is busy with.
-3. Memory: one further run under ``tracemalloc`` gives the peak of Python allocations during
-   the call; the process's peak RSS (``ru_maxrss``) after all runs is printed too (SQLite's
-   own page cache is outside tracemalloc). The database is filled in a child process, so the
-   RSS is that of reporting alone (plus the imports).
-4. Growth: the time per task count is printed with the ratio to the previous count.
-5. ``--stages``: each step of the SQL path (window size from the index, tally, failure
-   counts, sample, the pure analysis) is run alone, on one thread, and its CPU time printed.
+1. History: ``fleet_data.py`` makes N finished tasks from 64 nodes at the fleet's pace (each GPU
+   one task per 4 minutes: 1 M tasks is 43 days, 10 M a fleet-year of 434 days), in bulk
+   (``sqlite3.executemany`` / ``COPY``) into the real schema, and caches the result (a file in
+   ``--keep``, a schema ``bench_fleet_<N>`` on PostgreSQL), so only the first run pays for it.
+2. Roll-ups: the store is opened (the migrations bring a cached database to head), then
+   ``SqlStore.rebuild_rollups`` makes the roll-ups from the raw tasks, timed, unless the cached
+   database already has them for these settings.
+3. Each read runs once to warm the caches, then ``--repeats`` times; the median wall time and
+   the process's CPU time are printed, then one more run under ``tracemalloc`` gives the peak
+   of Python allocations. The reads are those of the API and the CLI, through ``Queries``
+   (no report cache): ``report`` (the full analysis of the window, ``build_report``), ``page``
+   (the first tasks page of 50, newest first, with its total) and ``nodes`` (the fleet view).
+   The window is the whole history, ending at the newest task: its first hour is partial, so
+   the raw edge is read too.
+4. ``--raw``: the same reads with the roll-ups switched off (the band set removed, then put
+   back by a rebuild): the cost of rescanning history.
+5. The load average at the start and end is printed with the figures: the machine is shared.
 
-Run (from the repository root; 1M rows take ~1.3 GB of disk and a minute or two to insert)::
+Run (from the repository root; 10 M rows take ~13 GB of disk per database and several minutes to
+generate the first time)::
 
-    .venv/bin/python benchmarks/report_scale.py                 # 10k, 100k, 1M
-    .venv/bin/python benchmarks/report_scale.py --counts 100000 --repeats 5
-    .venv/bin/python benchmarks/report_scale.py --keep /tmp/genperf-bench   # reuse the files
-
-The figures of the last run are in benchmarks/results/report_scale.txt when ``--save`` is given.
+    .venv/bin/python benchmarks/report_scale.py --counts 1000000 10000000 --db sqlite postgresql
+    .venv/bin/python benchmarks/report_scale.py --counts 1000000 --db sqlite --raw
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
 import random
 import resource
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine
-
-from genperf.analysis import build_report
 from genperf.config import Settings
+from genperf.queries import Queries
 from genperf.records import TASK_FIELDS
-from genperf.storage.schema import generation_tasks
+from genperf.storage import rollups
 from genperf.storage.sql import SqlStore
 
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+sys.path.insert(0, str(Path(__file__).parent))
+import fleet_data
+from fleet_data import CLASSES, FAILURES, NOW, OPT_SETS
+
 CHUNK = 50_000
-CLASSES = (("720p", "1280x720", 240.0), ("1080p", "1920x1080", 700.0), ("480p", "832x480", 90.0))
-OPT_SETS = (
-    ["dtype:bf16"],
-    ["dtype:bf16", "vae_tiling"],
-    ["dtype:bf16", "offload:model", "vae_tiling"],
-    ["quantization:fp8", "offload:model"],
-)
-FAILURES = (
-    ("out_of_memory_gpu", "vae_decode"),
-    ("out_of_memory_gpu", "denoise"),
-    ("out_of_memory_host", "model_load"),
-    ("model_load_error", "model_load"),
-)
 
 
+# fleet_nodes.py builds its history from these rows
 def rows(count: int, seed: int = 0) -> Iterator[dict[str, Any]]:
     """``count`` synthetic task rows (column -> value), spread over the 24 h before NOW."""
     rnd = random.Random(seed)
@@ -120,7 +103,7 @@ def rows(count: int, seed: int = 0) -> Iterator[dict[str, Any]]:
             avg_gpu_temperature_celsius=65.0,
             gpu_throttle_reasons='["hw_thermal"]' if rnd.random() < 0.01 else "[]",
             samples_count=int(gen / 5),
-            optimizations_applied=json.dumps(rnd.choice(OPT_SETS)),
+            optimizations_applied=rnd.choice(OPT_SETS),
             error_category=category,
             error_message=None,
             failed_phase=phase,
@@ -130,153 +113,105 @@ def rows(count: int, seed: int = 0) -> Iterator[dict[str, Any]]:
         yield row
 
 
-def fill(path: Path, count: int) -> float:
-    """Create the store's schema and insert ``count`` rows; returns the seconds it took."""
-    url = f"sqlite:///{path}"
-    SqlStore(url).close()  # the real schema, by the real migrations
-    engine = create_engine(url)
-    t0 = time.perf_counter()
-    batch: list[dict[str, Any]] = []
-    with engine.connect() as conn:
-        for row in rows(count):
-            batch.append(row)
-            if len(batch) == CHUNK:
-                conn.execute(generation_tasks.insert(), batch)
-                conn.commit()
-                batch.clear()
-        if batch:
-            conn.execute(generation_tasks.insert(), batch)
-            conn.commit()
-    engine.dispose()
-    return time.perf_counter() - t0
-
-
 def maxrss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def measure(path: Path, repeats: int) -> dict[str, Any]:
-    settings = Settings(data_dir=path.parent)
-    store = SqlStore(f"sqlite:///{path}")
-    try:
-        report = build_report(store, settings, now=NOW)  # warm the page cache
-        rss_before = maxrss_mib()
-        times, cpu = [], []
-        for _ in range(repeats):
-            t0, c0 = time.perf_counter(), time.process_time()
-            report = build_report(store, settings, now=NOW)
-            times.append(time.perf_counter() - t0)
-            cpu.append(time.process_time() - c0)
-        rss_after = maxrss_mib()
-        tracemalloc.start()
-        build_report(store, settings, now=NOW)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-    finally:
-        store.close()
-    return {
-        "tasks": report.task_count,
-        "median_seconds": statistics.median(times),
-        "min_seconds": min(times),
-        "max_seconds": max(times),
-        "cpu_seconds": statistics.median(cpu),
-        "python_peak_mib": peak / 2**20,
-        "maxrss_before_mib": rss_before,
-        "maxrss_after_mib": rss_after,
-        "method": report.method.aggregation,
-        "tasks_read": report.method.tasks_read,
-        "bottlenecks": [b.resource for b in report.bottlenecks.bottlenecks],
-        "recommendations": [r.id for r in report.recommendations],
-    }
+def timed(fn: Any, repeats: int) -> dict[str, float]:
+    """Median wall and CPU seconds of ``repeats`` runs after a warm one, and the Python
+    allocations' peak (MiB) of one more under tracemalloc."""
+    fn()  # warm the caches
+    walls, cpus = [], []
+    for _ in range(repeats):
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - c)
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return {"wall": statistics.median(walls), "cpu": statistics.median(cpus), "peak": peak}
 
 
-def stages(path: Path) -> str:
-    """CPU seconds of each step of the SQL path, run one after the other on one thread."""
-    from genperf.analysis import analyze
-    from genperf.analysis.failures import from_rows
-    from genperf.analysis.window import Window
-    from genperf.storage import aggregates
-    from genperf.storage.base import TaskQuery
+def open_filled(db: str, count: int, keep: Path, pg_url: str) -> tuple[SqlStore, float]:
+    """The cached database of ``count`` tasks (made the first time); the seconds inserting took
+    (0: cached)."""
+    if db == "sqlite":
+        path = keep / f"fleet-{count}.db"
+        inserted = fleet_data.fill_sqlite(path, count)
+        return SqlStore(f"sqlite:///{path}"), inserted
+    inserted = fleet_data.fill_postgres(pg_url, count)
+    return SqlStore(fleet_data.postgres_url(pg_url, count)), inserted
 
-    settings = Settings(data_dir=path.parent)
-    store = SqlStore(f"sqlite:///{path}")
-    query = TaskQuery(
-        since=NOW - timedelta(hours=24), until=NOW, finished_only=True, newest_first=False
-    )
-    out: dict[str, float] = {}
 
-    def timed(name: str, fn: Any) -> Any:
-        c0 = time.process_time()
-        value = fn()
-        out[name] = time.process_time() - c0
-        return value
-
-    try:
-        size = timed("size", lambda: aggregates.window_size(store, query))
-        tally = timed("tally", lambda: aggregates.window_tally(store, query, settings))
-        failures = timed("failures", lambda: aggregates.window_failures(store, query))
-        sample = timed(
-            "sample", lambda: aggregates.window_sample(store, query, min(1.0, 10_000 / size))
-        )
-        window = Window(tally=tally, failures=from_rows(failures), tasks=sample, method="sql")
-        timed("analyze", lambda: analyze(window, settings, time_window_hours=24, now=NOW))
-    finally:
-        store.close()
-    return "    CPU s by step (one thread): " + ", ".join(f"{k} {v:.3f}" for k, v in out.items())
+def measure(store: SqlStore, count: int, repeats: int, settings: Settings) -> dict[str, Any]:
+    hours = math.ceil(fleet_data.span(count).total_seconds() / 3600)
+    queries = Queries(settings, lambda: store, now=lambda: fleet_data.NOW)
+    out: dict[str, Any] = {"hours": hours}
+    out["report"] = timed(lambda: queries.report(hours), repeats)
+    page = queries.metrics_page(hours, limit=50)
+    out["page_total"] = page.total
+    out["page"] = timed(lambda: queries.metrics_page(hours, limit=50), repeats)
+    listed = queries.nodes(hours)
+    out["nodes_listed"] = len(listed.nodes)
+    out["nodes"] = timed(lambda: queries.nodes(hours), repeats)
+    return out
 
 
 def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] == "--fill":
-        print(fill(Path(sys.argv[2]), int(sys.argv[3])))
-        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--counts", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--keep", type=Path, help="directory for the database files (reused)")
-    ap.add_argument("--save", action="store_true", help="write benchmarks/results/report_scale.txt")
-    ap.add_argument("--stages", action="store_true", help="also time each step of the SQL path")
+    ap.add_argument("--counts", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    ap.add_argument("--db", nargs="+", default=["sqlite", "postgresql"])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--keep", type=Path, default=Path("/tmp/genperf-scale"))
+    ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    ap.add_argument("--rebuild", action="store_true", help="rebuild cached roll-ups (timed)")
+    ap.add_argument("--raw", action="store_true", help="also time the reads without roll-ups")
     args = ap.parse_args()
-    folder = args.keep or Path(tempfile.mkdtemp(prefix="genperf-bench-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = [
-        f"{'tasks':>9} {'insert s':>9} {'report s':>9} {'min':>6} {'max':>6} {'cpu s':>6} "
-        f"{'x prev':>7} {'py peak MiB':>11} {'maxrss MiB':>10}  method"
-    ]
+    args.keep.mkdir(parents=True, exist_ok=True)
+    settings = Settings(data_dir=args.keep)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    lines.insert(0, f"# {os.cpu_count()} CPUs, load average {load} at the start")
-    print("\n".join(lines), flush=True)
-    previous = None
-    for count in args.counts:
-        path = folder / f"tasks-{count}.db"
-        inserted = float("nan")
-        if not path.exists():  # in a child process, so this one's peak RSS is the report's
-            child = subprocess.run(
-                [sys.executable, __file__, "--fill", str(path), str(count)],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            inserted = float(child.stdout.strip())
-        m = measure(path, args.repeats)
-        growth = m["median_seconds"] / previous if previous else float("nan")
-        previous = m["median_seconds"]
-        line = (
-            f"{m['tasks']:>9} {inserted:>9.1f} {m['median_seconds']:>9.3f} "
-            f"{m['min_seconds']:>6.3f} {m['max_seconds']:>6.3f} {m['cpu_seconds']:>6.2f} "
-            f"{growth:>7.2f} "
-            f"{m['python_peak_mib']:>11.1f} {m['maxrss_after_mib']:>10.0f}  "
-            f"{m['method']} (read {m['tasks_read']})"
-        )
-        lines.append(line)
-        print(line, flush=True)
-        print(f"    bottlenecks: {m['bottlenecks']}; recommendations: {m['recommendations']}")
-        if args.stages:
-            lines.append(stages(path))
-            print(lines[-1], flush=True)
-    if args.save:
-        out = Path(__file__).parent / "results" / "report_scale.txt"
-        out.parent.mkdir(exist_ok=True)
-        out.write_text("\n".join(lines) + "\n")
+    print(f"# {os.cpu_count()} CPUs, load average {load} at the start", flush=True)
+    print(
+        f"{'db':<10} {'tasks':>9} {'insert s':>8} {'rebuild s':>9}  "
+        "read: median wall / CPU / Python peak",
+        flush=True,
+    )
+    for db in args.db:
+        for count in args.counts:
+            store, inserted = open_filled(db, count, args.keep, args.pg)
+            try:
+                rebuilt = 0.0
+                if args.rebuild or store.rollup_bands() != rollups.fingerprint(settings):
+                    t0 = time.perf_counter()
+                    store.rebuild_rollups(settings)
+                    rebuilt = time.perf_counter() - t0
+                modes = [("rolled", None)]
+                if args.raw:
+                    modes.append(("raw", "raw"))
+                for mode, _ in modes:
+                    if mode == "raw":
+                        with store._write("switch the roll-ups off") as conn:
+                            conn.execute(rollups.rollup_bands.delete())
+                    m = measure(store, count, args.repeats, settings)
+                    reads = "  ".join(
+                        f"{name} {m[name]['wall'] * 1000:.0f} ms / {m[name]['cpu'] * 1000:.0f} ms"
+                        f" / {m[name]['peak']:.1f} MiB"
+                        for name in ("report", "page", "nodes")
+                    )
+                    print(
+                        f"{db:<10} {count:>9} {inserted:>8.0f} {rebuilt:>9.0f}  [{mode}] {reads}"
+                        f"  (window {m['hours']} h, page total {m['page_total']},"
+                        f" {m['nodes_listed']} nodes)",
+                        flush=True,
+                    )
+                if args.raw:
+                    store.rebuild_rollups(settings)
+            finally:
+                store.close()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"# load average {load} at the end; Python max RSS {maxrss_mib():.0f} MiB", flush=True)
 
 
 if __name__ == "__main__":

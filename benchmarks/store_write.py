@@ -16,6 +16,9 @@ Method:
        transaction) per batch, timed alone; we report the median batch time and the throughput
        (samples written per second over all batches).
     5. One thread, nothing else running on purpose; the disk is whatever holds the temp dir.
+    6. SQLite (FULL) and PostgreSQL again with roll-ups kept (``start_rollups``, as
+       ``open_store(settings)`` does for a new database): each "completed" upsert also remakes
+       its buckets (storage/rollups.py); "running" inserts count nowhere and cost nothing more.
 
 Run: ``.venv/bin/python benchmarks/store_write.py`` (``--help`` for the knobs).
 """
@@ -38,7 +41,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, text
 
-from genperf.config import redact_url
+from genperf.config import Settings, redact_url
 from genperf.records import GpuReading, PhaseRecord, SystemSample, TaskRecord, TaskStatus
 from genperf.storage import MemoryStore, SqlStore, Store
 from genperf.storage.engine import normalise_url
@@ -124,8 +127,11 @@ def measure(store: Store, args: argparse.Namespace) -> dict[str, float]:
 
 
 @contextmanager
-def sqlite_store(directory: Path, synchronous: str) -> Iterator[Store]:
-    store = SqlStore(f"sqlite:///{directory / f'bench-{synchronous.lower()}.db'}")
+def sqlite_store(directory: Path, synchronous: str, rollups: bool = False) -> Iterator[Store]:
+    name = f"bench-{synchronous.lower()}{'-rollups' if rollups else ''}.db"
+    store = SqlStore(f"sqlite:///{directory / name}")
+    if rollups:
+        store.start_rollups(Settings())
     if synchronous != "FULL":  # benchmark-only override of genperf's setting, for comparison
         engine = store._engine
 
@@ -143,7 +149,7 @@ def sqlite_store(directory: Path, synchronous: str) -> Iterator[Store]:
 
 
 @contextmanager
-def postgres_store(url: str) -> Iterator[Store | None]:
+def postgres_store(url: str, rollups: bool = False) -> Iterator[Store | None]:
     admin = create_engine(normalise_url(url), connect_args={"connect_timeout": 3})
     schema = f"genperf_bench_{uuid.uuid4().hex[:8]}"
     try:
@@ -156,6 +162,8 @@ def postgres_store(url: str) -> Iterator[Store | None]:
         return
     scoped = admin.url.update_query_dict({"options": f"-csearch_path={schema}"})
     store = SqlStore(scoped.render_as_string(hide_password=False))
+    if rollups:
+        store.start_rollups(Settings())
     try:
         yield store
     finally:
@@ -185,9 +193,13 @@ def main() -> None:
                 if synchronous != "FULL":
                     label += " (not genperf's)"
                 results.append((label, measure(store, args)))
-    with postgres_store(args.postgres_url) as pg:
-        if pg is not None:
-            results.append(("PostgreSQL (psycopg 3)", measure(pg, args)))
+        with sqlite_store(Path(tmp), "FULL", rollups=True) as store:
+            results.append(("SQLite file, synchronous=FULL, roll-ups kept", measure(store, args)))
+    for rollups in (False, True):
+        with postgres_store(args.postgres_url, rollups) as pg:
+            if pg is not None:
+                label = "PostgreSQL (psycopg 3)" + (", roll-ups kept" if rollups else "")
+                results.append((label, measure(pg, args)))
     memory = MemoryStore()
     results.append(("MemoryStore (floor)", measure(memory, args)))
 

@@ -142,3 +142,20 @@ def test_the_sql_path_finds_the_same_nodes(
     b = analyze(by_records, settings, time_window_hours=20, now=NOW).bottlenecks.get("node")
     assert a is not None
     assert a == b
+
+
+def test_the_rest_of_the_fleet_median_is_exact_with_ties() -> None:
+    import random
+    import statistics
+
+    from genperf.analysis.nodes import _median_without
+
+    rnd = random.Random(11)
+    for _ in range(500):
+        whole = [float(rnd.randint(0, 6)) for _ in range(rnd.randint(1, 30))]
+        part = rnd.sample(whole, rnd.randint(0, len(whole)))
+        rest = list(whole)
+        for v in part:
+            rest.remove(v)
+        expected = statistics.median(rest) if rest else None
+        assert _median_without(sorted(whole), sorted(part)) == expected

@@ -59,6 +59,27 @@ def test_metrics_are_paginated_newest_first(client, history):
     assert last["next_offset"] is None
 
 
+def test_metrics_pages_by_cursor_as_by_offset(client, history):
+    """A cursor (the last run of a page) gives the same pages as offsets, by an index seek."""
+    by_offset, offset = [], 0
+    while offset is not None:
+        page = client.get(f"{P}/metrics", params={"limit": 7, "offset": offset}).json()
+        by_offset.append([m["run_id"] for m in page["metrics"]])
+        offset = page["next_offset"]
+    by_cursor, cursor = [], None
+    while True:
+        params = {"limit": 7} | ({"cursor": cursor} if cursor else {})
+        page = client.get(f"{P}/metrics", params=params).json()
+        by_cursor.append([m["run_id"] for m in page["metrics"]])
+        assert page["total"] == 24
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert by_cursor == by_offset and len(by_offset) == 4
+    bad = client.get(f"{P}/metrics", params={"cursor": "no-such-run"})
+    assert bad.status_code == 422 and "cursor" in bad.text
+
+
 def test_metrics_filters(client, history):
     only = client.get(
         f"{P}/metrics",

@@ -41,6 +41,7 @@ METRICS_PAGE_KEYS = {
     "limit",
     "offset",
     "next_offset",
+    "next_cursor",
     "metrics",
 }
 

@@ -284,6 +284,24 @@ def test_iter_tasks_streams_more_than_a_batch(store: Store, newest_first: bool) 
     assert len(list(store.iter_tasks(TaskQuery(), batch_size=7))) == 31
 
 
+@pytest.mark.parametrize("newest_first", [True, False])
+def test_paging_after_a_run_gives_the_offset_pages(store: Store, newest_first: bool) -> None:
+    records = make_tasks(13) + make_tasks(6, every=timedelta(0))  # ties across page edges
+    for record in records:
+        store.save_task(record)
+    every = run_ids(store.query_tasks(TaskQuery(newest_first=newest_first)))
+    pages, after = [], None
+    while True:
+        page = store.query_tasks(TaskQuery(newest_first=newest_first, limit=4, after_run=after))
+        if not page:
+            break
+        pages.extend(run_ids(page))
+        after = page[-1].run_id
+    assert pages == every
+    with pytest.raises(ValueError, match="cursor"):
+        store.query_tasks(TaskQuery(after_run="no-such-run"))
+
+
 def test_iter_tasks_rejects_an_empty_batch(store: Store) -> None:
     with pytest.raises(ValueError, match="batch_size"):
         store.iter_tasks(TaskQuery(), batch_size=0)

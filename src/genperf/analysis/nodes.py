@@ -17,6 +17,7 @@ SQL paths give the same records) and system samples, so both paths agree.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -88,13 +89,13 @@ def compare_nodes(
     throttled = _throttled_shares(samples)
     found: list[NodeFinding] = []
     for (model_type, cls), by_node in sorted(groups.items()):
-        eligible = {n: ts for n, ts in by_node.items() if len(ts) >= MIN_NODE_TASKS}
+        eligible = {n: _Values.of(ts) for n, ts in by_node.items() if len(ts) >= MIN_NODE_TASKS}
         if len(eligible) < 2:
             continue
+        fleet = _Values.total(eligible.values())
         for node, mine in sorted(eligible.items()):
-            rest = [t for other, ts in eligible.items() if other != node for t in ts]
             finding = _compare(
-                node, model_type, cls, mine=mine, rest=rest, throttled=throttled.get(node)
+                node, model_type, cls, mine=mine, fleet=fleet, throttled=throttled.get(node)
             )
             if finding is not None:
                 found.append(finding)
@@ -102,23 +103,74 @@ def compare_nodes(
     return found
 
 
-def _times(tasks: Iterable[TaskRecord]) -> float | None:
-    return median(
-        t.generation_time_seconds
-        for t in tasks
-        if t.status is TaskStatus.COMPLETED and t.generation_time_seconds is not None
-    )
+@dataclass(frozen=True, slots=True)
+class _Values:
+    """What the comparison reads of some finished tasks, sorted once: each node's, and the
+    group's whole (the rest of the fleet is the whole without the node, computed by
+    :func:`_median_without` instead of copying every other node's tasks for each node)."""
+
+    tasks: int
+    failed: int
+    times: list[float]  # completed tasks' generation times, sorted
+    temperatures: list[float]  # sorted
+
+    @classmethod
+    def of(cls, tasks: Sequence[TaskRecord]) -> _Values:
+        return cls(
+            len(tasks),
+            sum(1 for t in tasks if t.status is not TaskStatus.COMPLETED),
+            sorted(
+                t.generation_time_seconds
+                for t in tasks
+                if t.status is TaskStatus.COMPLETED and t.generation_time_seconds is not None
+            ),
+            sorted(
+                t.peak_gpu_temperature_celsius
+                for t in tasks
+                if t.peak_gpu_temperature_celsius is not None
+            ),
+        )
+
+    @classmethod
+    def total(cls, parts: Iterable[_Values]) -> _Values:
+        parts = list(parts)
+        return cls(
+            sum(p.tasks for p in parts),
+            sum(p.failed for p in parts),
+            sorted(v for p in parts for v in p.times),
+            sorted(v for p in parts for v in p.temperatures),
+        )
 
 
-def _temperature(tasks: Iterable[TaskRecord]) -> float | None:
-    return median(
-        t.peak_gpu_temperature_celsius for t in tasks if t.peak_gpu_temperature_celsius is not None
-    )
+def _median_without(whole: list[float], part: list[float]) -> float | None:
+    """The median of the multiset ``whole`` less ``part`` (both sorted; ``part`` within
+    ``whole``), as ``statistics.median`` gives it, in O(log^2 n)."""
+    n = len(whole) - len(part)
+    if n <= 0:
+        return None
+
+    def kth(k: int) -> float:  # the k-th smallest (0-based) of whole less part
+        lo, hi = 0, len(whole) - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            v = whole[mid]
+            if bisect_right(whole, v) - bisect_right(part, v) >= k + 1:
+                hi = mid
+            else:
+                lo = mid + 1
+        return whole[lo]
+
+    if n % 2:
+        return float(kth(n // 2))
+    return (kth(n // 2 - 1) + kth(n // 2)) / 2.0
 
 
-def _failure_rate(tasks: Sequence[TaskRecord]) -> float:
-    failed = sum(1 for t in tasks if t.status is not TaskStatus.COMPLETED)
-    return failed / len(tasks) if tasks else 0.0
+def _median(values: list[float]) -> float | None:
+    return median(values) if values else None
+
+
+def _rate(failed: int, tasks: int) -> float:
+    return failed / tasks if tasks else 0.0
 
 
 def _compare(
@@ -126,21 +178,23 @@ def _compare(
     model_type: str,
     cls: str,
     *,
-    mine: Sequence[TaskRecord],
-    rest: Sequence[TaskRecord],
+    mine: _Values,
+    fleet: _Values,
     throttled: float | None,
 ) -> NodeFinding | None:
     reasons: list[str] = []
-    own, fleet = _times(mine), _times(rest)
+    own, rest_time = _median(mine.times), _median_without(fleet.times, mine.times)
     slower = None
-    if own is not None and fleet:
-        slower = 100.0 * (own / fleet - 1.0)
-        if own >= SLOW_FACTOR * fleet:
+    if own is not None and rest_time:
+        slower = 100.0 * (own / rest_time - 1.0)
+        if own >= SLOW_FACTOR * rest_time:
             reasons.append("slow")
-    rate, fleet_rate = _failure_rate(mine), _failure_rate(rest)
+    rate = _rate(mine.failed, mine.tasks)
+    fleet_rate = _rate(fleet.failed - mine.failed, fleet.tasks - mine.tasks)
     if rate >= fleet_rate + FAILURE_GAP and rate >= 2 * fleet_rate:
         reasons.append("failures")
-    hot, fleet_hot = _temperature(mine), _temperature(rest)
+    hot = _median(mine.temperatures)
+    fleet_hot = _median_without(fleet.temperatures, mine.temperatures)
     if hot is not None and fleet_hot is not None and hot >= fleet_hot + HOT_GAP_CELSIUS:
         reasons.append("hot")
     if not reasons:
@@ -149,9 +203,9 @@ def _compare(
         node=node,
         model_type=model_type,
         resolution_class=cls,
-        tasks=len(mine),
+        tasks=mine.tasks,
         median_seconds=own,
-        fleet_median_seconds=fleet,
+        fleet_median_seconds=rest_time,
         slower_percent=slower if slower is not None and slower > 0 else None,
         failure_rate=rate,
         fleet_failure_rate=fleet_rate,

@@ -19,6 +19,7 @@ from genperf.cli import (
     commands_nodes,
     commands_predict,
     commands_read,
+    commands_rollups,
     commands_rules,
 )
 from genperf.cli.context import GenperfGroup, TokenOption, UrlOption, state
@@ -76,6 +77,7 @@ commands_rules.register(app)
 commands_doctor.register(app)
 commands_predict.register(app)
 commands_nodes.register(app)
+commands_rollups.register(app)
 
 
 @app.command()

@@ -224,6 +224,11 @@ class MetricsPage(_Out):
     limit: int
     offset: int
     next_offset: int | None = Field(description="Offset of the next page, null on the last.")
+    next_cursor: str | None = Field(
+        default=None,
+        description="Give it as ``cursor`` for the next page (an index seek however deep the "
+        "page, where an offset walks every task before it); null on the last page.",
+    )
     metrics: list[TaskOut]
 
 

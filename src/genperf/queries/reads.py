@@ -241,25 +241,41 @@ class Queries:
     # -- task records ---------------------------------------------------------------------
 
     def metrics_page(
-        self, hours: float, *, limit: int, offset: int = 0, filters: Filters = EVERY
+        self,
+        hours: float,
+        *,
+        limit: int,
+        offset: int = 0,
+        filters: Filters = EVERY,
+        cursor: str | None = None,
     ) -> MetricsPage:
-        """Tasks started in the last ``hours`` (running ones included), newest first."""
+        """Tasks started in the last ``hours`` (running ones included), newest first: from
+        ``offset``, or after the task run ``cursor`` (a previous page's ``next_cursor``;
+        ``offset`` is then ignored)."""
         now = self._now()
         since = now - timedelta(hours=hours)
         query = TaskQuery(
-            since, now, newest_first=True, limit=limit, offset=offset, **filters.fields()
+            since,
+            now,
+            newest_first=True,
+            limit=limit,
+            offset=0 if cursor else offset,
+            after_run=cursor or None,
+            **filters.fields(),
         )
         store = self._store()
         total = store.count_tasks(query)
         records = store.query_tasks(query)
         following = offset + len(records)
+        more = following < total if cursor is None else len(records) == limit
         return MetricsPage(
             time_window_hours=hours,
             **filters.fields(),
             total=total,
             limit=limit,
             offset=offset,
-            next_offset=following if following < total and records else None,
+            next_offset=following if cursor is None and following < total and records else None,
+            next_cursor=records[-1].run_id if more and records else None,
             metrics=[TaskOut.model_validate(r) for r in records],
         )
 

@@ -10,15 +10,19 @@ SQLAlchemy and Alembic load on first use of :class:`SqlStore`, :func:`upgrade_da
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from genperf.config import Settings
+from genperf.errors import StoreError
 from genperf.storage.base import Store, TaskQuery
 from genperf.storage.memory import MemoryStore
 
 if TYPE_CHECKING:
     from genperf.storage.migrate import upgrade_database
     from genperf.storage.sql import SqlStore
+
+logger = logging.getLogger("genperf.storage")
 
 MEMORY_URL = "memory://"
 
@@ -38,7 +42,13 @@ def open_store(url_or_settings: str | Settings) -> Store:
         return MemoryStore()
     from genperf.storage.sql import SqlStore
 
-    return SqlStore(url)
+    store = SqlStore(url)
+    if isinstance(url_or_settings, Settings):
+        try:  # a new database rolls up from its first task
+            store.start_rollups(url_or_settings)
+        except StoreError as exc:  # reads stay exact without roll-ups, only slower
+            logger.warning("roll-ups not started on %s: %s", store.url, exc)
+    return store
 
 
 def __getattr__(name: str) -> Any:

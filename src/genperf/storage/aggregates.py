@@ -33,44 +33,23 @@ import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    ColumnElement,
-    Float,
-    Integer,
-    Select,
-    and_,
-    case,
-    cast,
-    func,
-    literal,
-    null,
-    or_,
-    select,
-)
+from sqlalchemy import BigInteger, ColumnElement, bindparam, cast, func, literal, select
 
-from genperf import optimizations as opt
 from genperf.config import Settings
 from genperf.records import TaskRecord, TaskStatus
+from genperf.storage import rollups
 from genperf.storage.base import TaskQuery
 from genperf.storage.engine import is_memory_sqlite
+from genperf.storage.schema import UtcDateTime
 from genperf.storage.schema import generation_tasks as tasks
 from genperf.storage.sql import SqlStore, task_filters
-from genperf.tally import (
-    BANDS,
-    LOAD_MIN_SECONDS,
-    LOAD_SHARE,
-    LOW_GPU_UTILIZATION_PERCENT,
-    POWER_THROTTLE_MARKERS,
-    RESOURCES,
-    THERMAL_THROTTLE_MARKERS,
-    Aggregate,
-    FailureRow,
-    Tally,
-)
+from genperf.storage.tally_sql import as_tally, tally_statement
+from genperf.tally import Aggregate, FailureRow, Tally
+
+__all__ = ["aggregate", "tally_statement", "window_size", "window_tally"]
 
 _HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash, modulo 2**32
 _HASH_SPACE = 2**32
@@ -82,150 +61,9 @@ _SKIPPED = {"phases", "step_times_seconds", "recovery_suggestions", "error_messa
 _SAMPLE_FIELDS = [c.name for c in tasks.columns if c.name not in _SKIPPED and c.name != "id"]
 
 _C = tasks.c
-
-
-class _Sql:
-    """The dialect's spelling of a few things SQLite and PostgreSQL write differently."""
-
-    def __init__(self, dialect: str) -> None:
-        self.sqlite = dialect == "sqlite"
-
-    def flag(self, cond: ColumnElement[bool]) -> ColumnElement[Any]:
-        """1 / 0 / NULL for a condition."""
-        return cond if self.sqlite else cast(cond, Integer)
-
-    def count(self, flag: ColumnElement[Any]) -> ColumnElement[Any]:
-        """How many rows have the flag set."""
-        return func.total(flag) if self.sqlite else func.coalesce(func.sum(flag), 0)
-
-    def total(self, value: ColumnElement[Any]) -> ColumnElement[Any]:
-        return func.total(value) if self.sqlite else func.coalesce(func.sum(value), 0.0)
-
-    def contains(self, column: ColumnElement[Any], text: str) -> ColumnElement[bool]:
-        if self.sqlite:
-            return func.instr(column, text) > 0
-        return column.contains(text, autoescape=True)
-
-    def contains_any(self, column: ColumnElement[Any], texts: Sequence[str]) -> ColumnElement[bool]:
-        return or_(*(self.contains(column, t) for t in texts))
-
-
-def _target(settings: Settings) -> ColumnElement[Any]:
-    targets = settings.performance_thresholds.generation_time_targets()
-    if not targets:
-        return cast(null(), Float)  # typed: PostgreSQL must know what a NULL divides
-    return case(*((_C.resolution_class == cls, literal(t)) for cls, t in targets.items()))
-
-
-def _per_row(sql: _Sql, settings: Settings) -> list[ColumnElement[Any]]:
-    """Per-row values the tally aggregates, each computed once per row. The names of those
-    the bands compare are :data:`genperf.tally.Value`'s."""
-    off = _C.optimizations_applied
-    return [
-        sql.flag(_C.status == TaskStatus.COMPLETED.value).label("completed"),
-        sql.flag(_C.status == TaskStatus.FAILED.value).label("failed"),
-        sql.flag(_C.status == TaskStatus.INTERRUPTED.value).label("interrupted"),
-        sql.flag(_C.vram_total_mb != 0).label("has_gpu"),
-        case((_C.status == TaskStatus.COMPLETED.value, _C.generation_time_seconds)).label(
-            "completed_seconds"
-        ),
-        _C.generation_time_seconds.label("generation_seconds"),
-        _target(settings).label("target_seconds"),
-        _C.model_load_time_seconds.label("load_seconds"),
-        (_C.peak_vram_usage_mb * 100.0 / func.nullif(_C.vram_total_mb, 0)).label("vram_percent"),
-        (_C.peak_ram_usage_mb * 100.0 / func.nullif(_C.ram_total_mb, 0)).label("ram_percent"),
-        _C.avg_cpu_percent.label("cpu_percent"),
-        _C.avg_gpu_utilization_percent.label("gpu_utilization_percent"),
-        _C.peak_gpu_temperature_celsius.label("temperature_celsius"),
-        sql.flag(sql.contains_any(_C.gpu_throttle_reasons, THERMAL_THROTTLE_MARKERS)).label(
-            "thermal_throttled"
-        ),
-        sql.flag(sql.contains_any(_C.gpu_throttle_reasons, POWER_THROTTLE_MARKERS)).label(
-            "power_throttled"
-        ),
-        sql.flag(sql.contains(off, f'"{opt.OFFLOAD}')).label("offloaded"),
-        sql.flag(sql.contains(off, f'"{opt.OFFLOAD_SEQUENTIAL}"')).label("offloaded_sequentially"),
-    ]
-
-
-def tally_statement(
-    dialect: str, settings: Settings, where: Sequence[ColumnElement[bool]]
-) -> Select[Any]:
-    """One statement whose single row has a column per field of
-    :class:`~genperf.tally.Tally`, over the rows matching ``where``."""
-    sql = _Sql(dialect)
-    per_row = select(*_per_row(sql, settings)).where(*where)
-    if sql.sqlite:
-        per_row = per_row.limit(-1)  # keeps SQLite from flattening: per-row values once
-    row = per_row.subquery("per_row").c
-    bt = settings.benchmark_targets
-    low = LOW_GPU_UTILIZATION_PERCENT
-    flag, count, total = sql.flag, sql.count, sql.total
-    done = row.completed_seconds  # generation time of completed tasks, else NULL
-    target = row.target_seconds
-    offload_util = case((row.offloaded == 1, row.gpu_utilization_percent))
-    cols: dict[str, ColumnElement[Any]] = {
-        "tasks": func.count(),
-        "completed": count(row.completed),
-        "failed": count(row.failed),
-        "interrupted": count(row.interrupted),
-        "gpu_tasks": count(row.has_gpu),
-        "gen_n": func.count(done),
-        "gen_sum": total(done),
-        "gen_min": func.min(done),
-        "gen_max": func.max(done),
-        "target_n": count(flag(and_(done.is_not(None), target.is_not(None)))),
-        "over_target": count(flag(done > target)),
-        "over_acceptable": count(flag(done > target * bt.generation_time_acceptable_factor)),
-        "time_score_sum": total(case((done <= target, 1.0), (done > target, target / done))),
-        "load_n": func.count(row.load_seconds),
-        "load_sum": total(row.load_seconds),
-        "load_max": func.max(row.load_seconds),
-        "load_dominant": count(
-            flag(
-                and_(
-                    row.generation_seconds != 0,
-                    row.load_seconds >= LOAD_MIN_SECONDS,
-                    row.load_seconds >= LOAD_SHARE * row.generation_seconds,
-                )
-            )
-        ),
-        "util_n": func.count(row.gpu_utilization_percent),
-        "util_sum": total(row.gpu_utilization_percent),
-        "cpu_busy_gpu_idle": count(
-            flag(
-                and_(
-                    row.cpu_percent >= bt.cpu_usage_percent.acceptable,
-                    row.gpu_utilization_percent < low,
-                )
-            )
-        ),
-        "memory_n": count(flag(or_(row.vram_percent.is_not(None), row.ram_percent.is_not(None)))),
-        "memory_over": count(
-            flag(
-                or_(
-                    row.vram_percent >= bt.vram_usage_percent.maximum,
-                    row.ram_percent >= bt.ram_usage_percent.maximum,
-                )
-            )
-        ),
-        "temp_n": func.count(row.temperature_celsius),
-        "temp_max": func.max(row.temperature_celsius),
-        "throttle_thermal": count(row.thermal_throttled),
-        "throttle_power": count(row.power_throttled),
-        "offload_n": count(row.offloaded),
-        "offload_sequential": count(row.offloaded_sequentially),
-        "offload_util_n": func.count(offload_util),
-        "offload_util_sum": total(offload_util),
-        "offload_util_low": count(flag(offload_util < low)),
-    }
-    for prefix, name in RESOURCES:
-        cols[f"{prefix}_n"] = func.count(row[name])
-        cols[f"{prefix}_sum"] = total(row[name])
-        cols[f"{prefix}_max"] = func.max(row[name])
-    for rule in BANDS:  # the same bands as the Python tally
-        cols[rule.field] = count(flag(row[rule.value] >= rule.bound(settings)))
-    return select(*(cols[f.name].label(f.name) for f in dataclasses.fields(Tally)))
+_SAMPLE_COLUMNS = [_C[name] for name in _SAMPLE_FIELDS]
+PROBES = 250  # time slices of a probed sample
+PROBE_ABOVE = 100_000  # a window with more finished tasks is sampled by probes, not a scan
 
 
 def _finished(query: TaskQuery) -> list[ColumnElement[bool]]:
@@ -235,24 +73,12 @@ def _finished(query: TaskQuery) -> list[ColumnElement[bool]]:
     return where
 
 
-def _as_tally(row: Any) -> Tally:
-    values: dict[str, Any] = {}
-    for name, value in row.items():
-        if name.endswith("_sum"):
-            values[name] = float(value or 0.0)
-        elif name.endswith(("_max", "_min")):
-            values[name] = None if value is None else float(value)
-        else:
-            values[name] = int(value or 0)
-    return Tally(**values)
-
-
 def _tally_where(
     store: SqlStore, settings: Settings, where: Sequence[ColumnElement[bool]]
 ) -> Tally:
     stmt = tally_statement(store._engine.dialect.name, settings, where)
     with store._read("aggregate tasks") as conn:
-        return _as_tally(conn.execute(stmt).mappings().one())
+        return as_tally(conn.execute(stmt).mappings().one())
 
 
 def _bounds(store: SqlStore, query: TaskQuery) -> tuple[datetime, datetime] | None:
@@ -327,7 +153,9 @@ def _tokens(text: str | None) -> tuple[str, ...]:
     return cached
 
 
-def window_failures(store: SqlStore, query: TaskQuery) -> tuple[FailureRow, ...]:
+def window_failures(
+    store: SqlStore, query: TaskQuery, extra: Sequence[ColumnElement[bool]] = ()
+) -> tuple[FailureRow, ...]:
     """Failed and interrupted runs, counted by (error category, failed phase, optimisations,
     status) as stored."""
     stmt = (
@@ -340,6 +168,7 @@ def window_failures(store: SqlStore, query: TaskQuery) -> tuple[FailureRow, ...]
         )
         .where(
             *task_filters(query),
+            *extra,
             _C.status.in_([TaskStatus.FAILED.value, TaskStatus.INTERRUPTED.value]),
         )
         .group_by(_C.error_category, _C.failed_phase, _C.optimizations_applied, _C.status)
@@ -356,8 +185,7 @@ def window_sample(store: SqlStore, query: TaskQuery, fraction: float) -> tuple[T
     """About ``fraction`` of the query's finished tasks, chosen by a hash of the row id,
     oldest first. Fields no analysis reads are left empty: phases, step times, recovery
     suggestions, error message and completed_at."""
-    cols = [_C[name] for name in _SAMPLE_FIELDS]
-    stmt = select(*cols).where(*_finished(query))
+    stmt = select(*_SAMPLE_COLUMNS).where(*_finished(query))
     if fraction < 1.0:
         bound = int(fraction * _HASH_SPACE)
         hashed = cast(_C.id, BigInteger) * literal(_HASH_MULTIPLIER, BigInteger) % _HASH_SPACE
@@ -365,15 +193,48 @@ def window_sample(store: SqlStore, query: TaskQuery, fraction: float) -> tuple[T
     stmt = stmt.order_by(_C.started_at, _C.id)
     with store._read("sample tasks") as conn:
         rows = conn.execute(stmt).all()
-    out = []
-    for row in rows:
-        values = dict(zip(_SAMPLE_FIELDS, row, strict=True))
-        values["status"] = TaskStatus(values["status"])
-        values["optimizations_applied"] = _tokens(values["optimizations_applied"])
-        values["gpu_throttle_reasons"] = _tokens(values["gpu_throttle_reasons"])
-        values["samples_count"] = values["samples_count"] or 0
-        out.append(TaskRecord(**values))
+    return tuple(_sampled(row) for row in rows)
+
+
+def probed_sample(
+    store: SqlStore, query: TaskQuery, since: datetime, until: datetime, want: int
+) -> tuple[TaskRecord, ...]:
+    """About ``want`` finished tasks of a large window without reading the window: the first
+    tasks of each of ``PROBES`` equal time slices, each found by an index (started_at, or
+    node / model type with started_at), oldest first. A time-stratified sample: its cost is
+    ``want`` rows whatever the window holds."""
+    probes = max(1, min(PROBES, want))
+    per = -(-want // probes)
+    step = (until - since) / probes
+    # One statement, run once per slice; its bounds are parameters (the last slice ends a
+    # microsecond after ``until``, the finest time stored, so ``until`` itself is in it).
+    part = dataclasses.replace(query, since=None, until=None)
+    stmt = (
+        select(*_SAMPLE_COLUMNS)
+        .where(
+            *_finished(part),
+            _C.started_at >= bindparam("lo", type_=UtcDateTime()),
+            _C.started_at < bindparam("hi", type_=UtcDateTime()),
+        )
+        .order_by(_C.started_at, _C.id)
+        .limit(per)
+    )
+    out: list[TaskRecord] = []
+    with store._read("sample tasks") as conn:
+        for k in range(probes):
+            lo = since + step * k
+            hi = until + timedelta(microseconds=1) if k == probes - 1 else lo + step
+            out.extend(_sampled(row) for row in conn.execute(stmt, {"lo": lo, "hi": hi}))
     return tuple(out)
+
+
+def _sampled(row: Any) -> TaskRecord:
+    values = dict(zip(_SAMPLE_FIELDS, row, strict=True))
+    values["status"] = TaskStatus(values["status"])
+    values["optimizations_applied"] = _tokens(values["optimizations_applied"])
+    values["gpu_throttle_reasons"] = _tokens(values["gpu_throttle_reasons"])
+    values["samples_count"] = values["samples_count"] or 0
+    return TaskRecord(**values)
 
 
 def window_size(store: SqlStore, query: TaskQuery) -> int:
@@ -387,6 +248,9 @@ def window_size(store: SqlStore, query: TaskQuery) -> int:
         where.append(_C.started_at <= query.until)
     if query.model_type is not None:
         where.append(_C.model_type == query.model_type)
+    rolled = _rolled(store, query)
+    if rolled is not None:  # whole hours from the roll-ups, the edges from the index
+        return rolled_count(store, query, *rolled)
     stmt = select(func.count()).select_from(tasks).where(*where)
     with store._read("size the window") as conn:
         return int(conn.execute(stmt).scalar_one())
@@ -413,6 +277,17 @@ def aggregate(
         fraction: about which share of the tasks to read individually (1.0: all).
         workers: parallel statements (default: :func:`default_workers`).
     """
+    rolled = _rolled(store, query, settings)
+    if rolled is not None and query.since is not None and query.until is not None:
+        plan, keep = rolled
+        tally = rolled_tally(store, query, settings, plan, keep)
+        if fraction < 1.0 and tally.tasks > PROBE_ABOVE:
+            sample = probed_sample(
+                store, query, query.since, query.until, round(fraction * tally.tasks)
+            )
+        else:
+            sample = window_sample(store, query, fraction)
+        return Aggregate(tally, rolled_failures(store, query, plan, keep), sample)
     workers = default_workers(store) if workers is None else max(1, workers)
     if workers == 1:
         tally = window_tally(store, query, settings)
@@ -425,3 +300,138 @@ def aggregate(
             tally = window_tally(store, query, settings, workers=workers)
             failures, sample = failures_f.result(), sample_f.result()
     return Aggregate(tally=tally, failures=failures, tasks=sample)
+
+
+# --- the same answers from the roll-ups: whole hours and days rolled up, the edges raw -------
+
+
+def _rolled(
+    store: SqlStore, query: TaskQuery, settings: Settings | None = None
+) -> tuple[rollups.Plan, rollups.Filter] | None:
+    """How to answer ``query`` from the roll-ups, or None where they cannot: no closed window,
+    no whole hour in it, nothing rolled up (or a rebuild under way), or, with ``settings``,
+    roll-ups made with other bands than theirs."""
+    if query.since is None or query.until is None:
+        return None
+    plan = rollups.plan(query.since, query.until)
+    if not plan.hours and not plan.days:
+        return None
+    with store._read("read the roll-ups' bands") as conn:
+        recorded = rollups.recorded_bands(conn)
+    if recorded is None or not recorded[0]:
+        return None
+    if settings is not None and recorded[0] != rollups.fingerprint(settings):
+        return None
+    return plan, rollups.filter_of(query.nodes, query.node, query.model_type, query.success_only)
+
+
+def _part(
+    query: TaskQuery, start: datetime, end: datetime, end_included: bool = False
+) -> tuple[TaskQuery, list[ColumnElement[bool]]]:
+    """The query narrowed to [start, end), or [start, end]: a query and extra conditions with
+    one range on started_at, so the planner walks only that part of the index (given the
+    window's range as well, SQLite may walk the window's)."""
+    if end_included:
+        return dataclasses.replace(query, since=start, until=end), []
+    return dataclasses.replace(query, since=start, until=None), [_C.started_at < end]
+
+
+def _narrowed(
+    query: TaskQuery, start: datetime, end: datetime, end_included: bool = False
+) -> list[ColumnElement[bool]]:
+    """The conditions of the query's finished tasks in [start, end) (or [start, end])."""
+    part, extra = _part(query, start, end, end_included)
+    return [*_finished(part), *extra]
+
+
+def _whole(plan: rollups.Plan) -> tuple[datetime, datetime, bool]:
+    """The rolled-up part of a window: from its first whole hour to the end of its last."""
+    spans = [*plan.hours, *plan.days]
+    first, end = min(lo for lo, _ in spans), max(hi for _, hi in spans)
+    return rollups.start_of(first), rollups.start_of(end), False
+
+
+def rolled_tally(
+    store: SqlStore,
+    query: TaskQuery,
+    settings: Settings,
+    plan: rollups.Plan,
+    keep: rollups.Filter,
+) -> Tally:
+    with store._read("read the roll-ups") as conn:
+        total = rollups.rolled_tally(conn, plan, keep)
+    for edge in plan.raw:
+        total += _tally_where(store, settings, _narrowed(query, *edge))
+    return total
+
+
+def rolled_failures(
+    store: SqlStore, query: TaskQuery, plan: rollups.Plan, keep: rollups.Filter
+) -> tuple[FailureRow, ...]:
+    with store._read("read the roll-ups' failures") as conn:
+        rows = [
+            FailureRow(category, phase, _tokens(opts), status, n)
+            for (category, phase, opts, status), n in rollups.rolled_failures(
+                conn, plan, keep
+            ).items()
+        ]
+    for edge in plan.raw:
+        rows.extend(window_failures(store, *_part(query, *edge)))
+    runs: dict[tuple[str | None, str | None, tuple[str, ...], str], int] = {}
+    for row in rows:
+        key = (row.error_category, row.failed_phase, row.optimizations, row.status)
+        runs[key] = runs.get(key, 0) + row.runs
+    return tuple(FailureRow(c, p, o, s, n) for (c, p, o, s), n in runs.items())
+
+
+def rolled_count(
+    store: SqlStore, query: TaskQuery, plan: rollups.Plan, keep: rollups.Filter
+) -> int:
+    """``count_tasks(query)``: finished tasks of whole hours from the roll-ups; the edges,
+    and running tasks (never rolled up), from the indexes."""
+    with store._read("count the roll-ups") as conn:
+        total = rollups.rolled_total(conn, plan, keep)
+        for part, extra in _raw_parts(query, plan):
+            stmt = select(func.count()).select_from(tasks).where(*task_filters(part), *extra)
+            total += int(conn.execute(stmt).scalar_one())
+    return total
+
+
+def _raw_parts(
+    query: TaskQuery, plan: rollups.Plan
+) -> list[tuple[TaskQuery, list[ColumnElement[bool]]]]:
+    """What a count reads raw: the edges, and the running tasks of the whole hours."""
+    raw = [_part(query, *edge) for edge in plan.raw]
+    if not query.finished_only and not query.success_only:
+        part, extra = _part(query, *_whole(plan))
+        raw.append((part, [*extra, _C.status == TaskStatus.RUNNING.value]))
+    return raw
+
+
+def rolled_counts_by_node(
+    store: SqlStore, query: TaskQuery, plan: rollups.Plan, keep: rollups.Filter
+) -> dict[str, dict[str, int]]:
+    """``task_counts_by_node(query)`` (every status) from the roll-ups' node grains, the
+    edges and the running tasks raw."""
+    with store._read("count the roll-ups") as conn:
+        counts = rollups.rolled_counts(conn, plan, keep)
+        for part, extra in _raw_parts(query, plan):
+            stmt = (
+                select(_C.node, _C.status, func.count())
+                .where(*task_filters(part), *extra)
+                .group_by(_C.node, _C.status)
+            )
+            for node, status, n in conn.execute(stmt):
+                per = counts.setdefault(str(node or ""), {})
+                per[str(status)] = per.get(str(status), 0) + int(n)
+    return counts
+
+
+def task_counts_by_node(store: SqlStore, query: TaskQuery) -> dict[str, dict[str, int]] | None:
+    rolled = _rolled(store, query)
+    return None if rolled is None else rolled_counts_by_node(store, query, *rolled)
+
+
+def count_tasks(store: SqlStore, query: TaskQuery) -> int | None:
+    rolled = _rolled(store, query)
+    return None if rolled is None else rolled_count(store, query, *rolled)

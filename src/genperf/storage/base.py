@@ -31,6 +31,9 @@ class TaskQuery:
     newest_first: bool = True
     limit: int | None = None
     offset: int = 0
+    # Keyset paging: the rows after this run's in the query's order (offset then ignored), so
+    # a deep page is an index seek, not a walk over every row before it.
+    after_run: str | None = None
 
 
 @functools.cache

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from genperf.errors import StoreError
+from genperf.errors import InvalidFieldValueError, StoreError
 from genperf.records import ErrorCategory, SystemSample, TaskRecord, TaskStatus
 from genperf.storage.base import MAX_NODES, NodeHead, TaskQuery, genperf_version
 from genperf.storage.utc import as_utc, as_utc_or_none
@@ -82,9 +82,21 @@ class MemoryStore:
         return None if entry is None else entry[1]
 
     def query_tasks(self, query: TaskQuery) -> list[TaskRecord]:
-        found = self._matching(query)
-        end = None if query.limit is None else query.offset + query.limit
-        return found[query.offset : end]
+        if query.after_run is None:
+            found = self._matching(query)
+            end = None if query.limit is None else query.offset + query.limit
+            return found[query.offset : end]
+        with self._open("query tasks"):
+            anchor = self._tasks.get(query.after_run)
+        if anchor is None:
+            raise InvalidFieldValueError("cursor", "no stored task run has this id")
+        key = (anchor[1].started_at, anchor[0])
+        after = [
+            r
+            for seq, r in self._matching_entries(query)
+            if ((r.started_at, seq) < key if query.newest_first else (r.started_at, seq) > key)
+        ]
+        return after[: query.limit]
 
     def iter_tasks(self, query: TaskQuery, batch_size: int = 1000) -> Iterator[TaskRecord]:
         if batch_size < 1:
@@ -195,14 +207,17 @@ class MemoryStore:
         self._closed = True
 
     def _matching(self, query: TaskQuery) -> list[TaskRecord]:
+        return [r for _, r in self._matching_entries(query)]
+
+    def _matching_entries(self, query: TaskQuery) -> list[tuple[int, TaskRecord]]:
+        """(insertion number, record) of the matching tasks, in the query's order."""
         with self._open("query tasks"):
             entries = list(self._tasks.values())
-        found = sorted(
+        return sorted(
             (e for e in entries if _matches(e[1], query)),
             key=lambda e: (e[1].started_at, e[0]),
             reverse=query.newest_first,
         )
-        return [r for _, r in found]
 
     def _open(self, action: str) -> threading.Lock:
         if self._closed:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -165,6 +166,9 @@ generation_tasks = Table(
     Index("uq_generation_tasks_run_id", "run_id", unique=True),
     Index("ix_generation_tasks_model_type_started_at", "model_type", "started_at"),
     Index("ix_generation_tasks_node_status", "node", "status"),
+    # a node's newest tasks of a status (node list), and the running tasks of a window
+    Index("ix_generation_tasks_node_status_started_at", "node", "status", "started_at"),
+    Index("ix_generation_tasks_status_started_at", "status", "started_at"),
 )
 
 system_samples = Table(
@@ -204,4 +208,76 @@ genperf_monitors = Table(
     Column("node", String(255), nullable=False),
     Column("started_at", UtcDateTime, nullable=False),
     Column("stopped_at", UtcDateTime),
+)
+
+# --- roll-ups (see rollups.py): the tally of each bucket of finished tasks ----------------
+ROLLUPS_TABLE = "genperf_task_rollups"
+ROLLUP_FAILURES_TABLE = "genperf_task_rollup_failures"
+ROLLUP_BANDS_TABLE = "genperf_rollup_bands"
+
+# A bucket: its grain (hour_node, hour_fleet, day_node, day_fleet), its first hour (hours
+# since the epoch, UTC), node ("*" in fleet rows; "" for a task without one), model type,
+# resolution class and status ("" for NULL). Text keys are NOT NULL so they can be a key.
+ROLLUP_KEY = ("grain", "period", "node", "model_type", "resolution_class", "status")
+
+
+def _bucket_columns() -> list[Column[Any]]:
+    return [
+        Column("grain", String(10), nullable=False),
+        Column("period", Integer, nullable=False),
+        Column("node", String(255), nullable=False),
+        Column("model_type", String(100), nullable=False),
+        Column("resolution_class", String(20), nullable=False),
+        Column("status", String(20), nullable=False),
+    ]
+
+
+def _tally_columns() -> list[Column[Any]]:
+    """A column per field of :class:`~genperf.tally.Tally`, typed as the field."""
+    from genperf.tally import Tally
+
+    types = _field_types(Tally)
+    return [
+        Column(
+            f.name, Integer if types[f.name] is int else Float, nullable=types[f.name] is not int
+        )
+        for f in dataclasses.fields(Tally)
+    ]
+
+
+task_rollups = Table(
+    ROLLUPS_TABLE,
+    metadata,
+    *_bucket_columns(),
+    *_tally_columns(),
+    PrimaryKeyConstraint(*ROLLUP_KEY, name="pk_genperf_task_rollups"),
+)
+
+task_rollup_failures = Table(
+    ROLLUP_FAILURES_TABLE,
+    metadata,
+    *_bucket_columns(),
+    Column("error_category", String(50), nullable=False),
+    Column("failed_phase", String(100), nullable=False),
+    Column("optimizations_applied", Text, nullable=False),
+    Column("runs", Integer, nullable=False),
+    Index(
+        "ix_genperf_task_rollup_failures_bucket",
+        "grain",
+        "period",
+        "node",
+        "model_type",
+        "resolution_class",
+    ),
+)
+
+# The bands and targets the roll-ups' banded counts were made with (one row, id 1): a reader
+# whose settings differ reads the raw tasks instead (see rollups.py).
+rollup_bands = Table(
+    ROLLUP_BANDS_TABLE,
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("bands", Text, nullable=False),  # JSON: performance_thresholds, benchmark_targets
+    Column("built_at", UtcDateTime, nullable=False),
 )

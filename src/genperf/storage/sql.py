@@ -7,7 +7,7 @@ short transaction. Opening the store brings the schema to head (see migrate.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
@@ -28,8 +28,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from genperf.config import Settings, redact_url
-from genperf.errors import StoreError
+from genperf.errors import InvalidFieldValueError, StoreError
 from genperf.records import TASK_FIELDS, ErrorCategory, SystemSample, TaskRecord, TaskStatus
+from genperf.storage import rollups
 from genperf.storage.adopt import ServiceTable
 from genperf.storage.base import MAX_NODES, NodeHead, TaskQuery, genperf_version
 from genperf.storage.changes import ConfigurationChange, read_changes
@@ -49,6 +50,7 @@ from genperf.tally import Aggregate
 logger = logging.getLogger("genperf.storage")
 
 _TASK_COLUMNS = [tasks.c[name] for name in TASK_FIELDS]
+REBUILD_STEP_TIMEOUT_MS = 600_000  # one step of a roll-up rebuild on PostgreSQL
 _IN_CHUNK = 500  # run ids per IN (...) list, well under every driver's parameter limit
 
 
@@ -97,10 +99,13 @@ class SqlStore:
 
     def save_task(self, record: TaskRecord) -> None:
         with self._write("save task") as conn:
+            # the row it replaces counts in the roll-ups until they are remade without it
+            before = rollups.task_keys(conn, [record.run_id])
             if self._service is None:
                 conn.execute(self._upsert, task_to_row(record))
             else:
                 self._service.save(conn, task_to_row(record))
+            rollups.refresh(conn, [*before, *rollups.task_keys(conn, [record.run_id])])
 
     def save_samples(self, batch: Sequence[SystemSample]) -> None:
         if not batch:
@@ -129,7 +134,10 @@ class SqlStore:
                         ),
                     )
                 )
-                changed += conn.execute(stmt).rowcount
+                chunk = conn.execute(stmt).rowcount
+                if chunk:
+                    rollups.refresh(conn, rollups.task_keys(conn, ids[start : start + _IN_CHUNK]))
+                changed += chunk
         return changed
 
     def monitor_started(self, instance: str, node: str, at: datetime) -> None:
@@ -199,9 +207,17 @@ class SqlStore:
 
     def query_tasks(self, query: TaskQuery) -> list[TaskRecord]:
         stmt = _ordered(select(*_TASK_COLUMNS).where(*task_filters(query)), query)
-        stmt = stmt.offset(query.offset or None).limit(query.limit)
         with self._read("query tasks") as conn:
-            rows = conn.execute(stmt).mappings().all()
+            if query.after_run is None:
+                stmt = stmt.offset(query.offset or None)
+            else:
+                anchor = conn.execute(
+                    select(tasks.c.started_at, tasks.c.id).where(tasks.c.run_id == query.after_run)
+                ).first()
+                if anchor is None:
+                    raise InvalidFieldValueError("cursor", "no stored task run has this id")
+                stmt = stmt.where(_after((anchor[0], anchor[1]), query.newest_first))
+            rows = conn.execute(stmt.limit(query.limit)).mappings().all()
         return [row_to_task(row) for row in rows]
 
     def iter_tasks(self, query: TaskQuery, batch_size: int = 1000) -> Iterator[TaskRecord]:
@@ -232,6 +248,11 @@ class SqlStore:
                 remaining -= len(rows)
 
     def count_tasks(self, query: TaskQuery) -> int:
+        from genperf.storage import aggregates
+
+        rolled = aggregates.count_tasks(self, query)
+        if rolled is not None:
+            return rolled
         stmt = select(func.count()).select_from(tasks).where(*task_filters(query))
         with self._read("count tasks") as conn:
             return int(conn.execute(stmt).scalar_one())
@@ -286,6 +307,11 @@ class SqlStore:
         return heads
 
     def task_counts_by_node(self, query: TaskQuery) -> dict[str, dict[str, int]]:
+        from genperf.storage import aggregates
+
+        rolled = aggregates.task_counts_by_node(self, query)
+        if rolled is not None:
+            return rolled
         stmt = (
             select(tasks.c.node, tasks.c.status, func.count())
             .where(*task_filters(query))
@@ -351,6 +377,58 @@ class SqlStore:
         from genperf.storage import aggregates
 
         return aggregates.aggregate(self, settings, query, fraction=fraction)
+
+    # --- roll-ups (see rollups.py) ------------------------------------------------------
+
+    def rollup_bands(self) -> str | None:
+        """The fingerprint of the bands the roll-ups are made with ("" while a rebuild runs),
+        or None when nothing is rolled up."""
+        with self._read("read the roll-ups' bands") as conn:
+            recorded = rollups.recorded_bands(conn)
+        return None if recorded is None else recorded[0]
+
+    def start_rollups(self, settings: Settings) -> bool:
+        """Roll up from now on with ``settings``' bands if nothing is rolled up yet and no
+        task is stored (else the roll-ups need :meth:`rebuild_rollups`). True if it did."""
+        with self._write("start the roll-ups") as conn:
+            if rollups.recorded_bands(conn) is not None:
+                return False
+            if conn.execute(select(tasks.c.id).limit(1)).first() is not None:
+                return False
+            rollups.record_bands(conn, settings)
+        return True
+
+    def rebuild_rollups(
+        self,
+        settings: Settings,
+        *,
+        days_per_step: int = 7,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Make every roll-up again from the raw tasks, with ``settings``' bands, a few days
+        per transaction; ``progress(done, total)`` hears of each step. Readers use the raw
+        tasks meanwhile; writers keep rebuilt days current. Returns the days rebuilt."""
+        if days_per_step < 1:
+            raise ValueError(f"days_per_step must be >= 1, got {days_per_step}")
+        with self._write("start rebuilding the roll-ups") as conn:
+            rollups.record_bands(conn, settings, building=True)
+            rollups.clear_all(conn)
+            span = rollups.hours_span(conn)
+        days = rollups.days_of(span)
+        total = len(days)
+        for done in range(0, total, days_per_step):
+            step = days[done : done + days_per_step]
+            with self._write("rebuild the roll-ups") as conn:
+                if self._postgres:  # a writer's recompute waits for this step's (see rollups)
+                    # a step reads days of tasks: longer than a write's bound, still bounded
+                    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {REBUILD_STEP_TIMEOUT_MS}")
+                    conn.exec_driver_sql(f"LOCK TABLE {rollups.TABLE} IN EXCLUSIVE MODE")
+                rollups.rebuild_step(conn, settings, step[0], step[-1] + rollups.DAY)
+            if progress is not None:
+                progress(min(done + days_per_step, total), total)
+        with self._write("finish rebuilding the roll-ups") as conn:
+            rollups.record_bands(conn, settings)
+        return total
 
     # --- lifecycle ----------------------------------------------------------------------
 

@@ -24,7 +24,18 @@ def metrics(
     filters: FiltersDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Tasks per page.")] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Tasks to skip.")] = 0,
+    cursor: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="A page's next_cursor: the tasks after it (offset is then ignored).",
+        ),
+    ] = None,
 ) -> MetricsPage:
     """Every metric of each task started in the window (running ones included), newest
-    first. ``total`` counts all pages; follow ``next_offset`` for the next one."""
-    return queries.metrics_page(time_window_hours, limit=limit, offset=offset, filters=filters)
+    first. ``total`` counts all pages; follow ``next_cursor`` (an index seek however deep)
+    or ``next_offset`` for the next one."""
+    return queries.metrics_page(
+        time_window_hours, limit=limit, offset=offset, cursor=cursor, filters=filters
+    )

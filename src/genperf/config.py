@@ -230,7 +230,9 @@ class Settings(_Section):
     sample_flush_seconds: PositiveSeconds = 2.0
     # Samples are stored in batches of this many (one insert, one commit): the write is the
     # biggest cost of an idle monitor besides its reads (see sample_write_delay_seconds).
-    samples_per_write: Annotated[int, Field(ge=1, le=1000)] = 10
+    # 2 keeps a node's newest stored sample within 2 intervals, so a node is known down
+    # after 3 (queries/fleet.py); a larger batch costs less and delays that verdict.
+    samples_per_write: Annotated[int, Field(ge=1, le=1000)] = 2
     pending_task_queue_size: Annotated[int, Field(ge=1)] = 10_000
     node_name: str | None = None  # None: the host name
     generation_limits: GenerationLimits = GenerationLimits()

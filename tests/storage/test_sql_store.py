@@ -9,13 +9,14 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import event
 
 from genperf.errors import StoreError, StoreUnavailableError
-from genperf.records import TaskStatus
+from genperf.records import SystemSample, TaskStatus
 from genperf.storage import MEMORY_URL, MemoryStore, SqlStore, TaskQuery, open_store
 from genperf.storage.engine import normalise_url
 from genperf.testing import make_task, make_tasks
@@ -195,3 +196,24 @@ def test_a_corrupt_row_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="'bad': cannot decode the stored task"):
         store.get_run("bad")
     store.close()
+
+
+def test_sample_batches_commit_without_a_sync_and_task_writes_keep_full(tmp_path: Path) -> None:
+    """Samples skip SQLite's fsync (a power cut may lose the last batch, a crash of the
+    process cannot); the connection is back to FULL before a task's record uses it."""
+    store = SqlStore(f"sqlite:///{tmp_path / 'sync.db'}")
+    seen: list[tuple[str, int]] = []
+
+    @event.listens_for(store._writer, "after_cursor_execute")
+    def _sync_level(conn, cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("INSERT INTO"):
+            table = statement.split()[2]
+            level = cursor.connection.execute("PRAGMA synchronous").fetchone()[0]
+            seen.append((table, level))
+
+    now = datetime.now(UTC)
+    store.save_samples([SystemSample(taken_at=now, node="n"), SystemSample(taken_at=now, node="n")])
+    store.save_task(make_task())
+    store.close()
+    assert ("system_samples", 1) in seen  # NORMAL
+    assert [level for table, level in seen if table == "generation_tasks"] == [2]  # FULL

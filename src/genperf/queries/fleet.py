@@ -2,8 +2,9 @@
 
 A node is listed when it wrote a sample or ran a task in the window. Its state comes from its
 newest samples: their gaps give its sampling interval (no setting of another process is
-needed), and a node whose newest sample is older than ``DOWN_INTERVALS`` of its intervals,
-plus the reader's writer flush period (samples reach the database in batches), is ``down``.
+needed), and a node whose newest sample is older than ``DOWN_INTERVALS`` of its intervals
+is ``down`` (or ``samples_per_write`` + 1 of them, where batches are set larger than 2:
+samples reach the database in batches).
 Medians per resolution class come from the node's newest ``MEDIAN_TASKS`` successful tasks of
 the window, so the cost of a row is bounded whatever the window holds.
 """
@@ -38,8 +39,9 @@ def node_state(age: float | None, interval: float | None, settings: Settings) ->
     if age is None:
         return "no_samples"
     every = interval if interval is not None else settings.monitoring_interval_seconds
-    # A healthy node's newest stored sample is up to one batch of its samples old.
-    late = DOWN_INTERVALS * every + settings.sample_write_delay_seconds(every)
+    # A healthy node's newest stored sample is up to one batch of its samples old: with the
+    # default batch of 2 that is within DOWN_INTERVALS; a larger batch waits one more interval.
+    late = max(DOWN_INTERVALS * every, settings.sample_write_delay_seconds(every) + every)
     return "down" if age > late else "up"
 
 

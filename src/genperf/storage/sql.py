@@ -110,7 +110,7 @@ class SqlStore:
     def save_samples(self, batch: Sequence[SystemSample]) -> None:
         if not batch:
             return
-        with self._write("save samples") as conn:
+        with self._connection(self._writer, "save samples", commit=True, durable=False) as conn:
             version = genperf_version()
             rows = [{**sample_to_row(s), "genperf_version": version} for s in batch]
             conn.execute(insert(samples), rows)
@@ -462,7 +462,11 @@ class SqlStore:
         return self._connection(self._writer, action, commit=True)
 
     @contextmanager
-    def _connection(self, engine: Engine, action: str, *, commit: bool) -> Iterator[Connection]:
+    def _connection(
+        self, engine: Engine, action: str, *, commit: bool, durable: bool = True
+    ) -> Iterator[Connection]:
+        """A connection for one action; ``commit``: one transaction, committed at the end.
+        ``durable=False`` (samples): on SQLite that commit skips the fsync."""
         if self._closed:
             raise StoreError(f"cannot {action}: the store {self.url} is closed")
         with store_errors(action, self._url), engine.connect() as conn:
@@ -470,9 +474,21 @@ class SqlStore:
                 # Bounded on the server too (a lock held by another session): SET LOCAL ends
                 # with the transaction, so reads keep the server's default.
                 conn.exec_driver_sql(f"SET LOCAL statement_timeout = {POSTGRES_WRITE_TIMEOUT_MS}")
-            yield conn
-            if commit:
-                conn.commit()
+            relaxed = commit and not durable and not self._postgres
+            if relaxed:
+                # Samples need not outlive a power cut (a task's record must): in WAL mode a
+                # NORMAL commit is safe against a crash of the process but syncs nothing, and
+                # that fsync was most of an idle agent's cost (benchmarks/agent_cost.py).
+                # Set outside the transaction (SQLite refuses it inside), on the DB-API
+                # connection, before SQLAlchemy's first statement begins one.
+                conn.connection.dbapi_connection.execute("PRAGMA synchronous=NORMAL")  # type: ignore[union-attr]
+            try:
+                yield conn
+                if commit:
+                    conn.commit()
+            finally:
+                if relaxed:
+                    _restore_full_sync(conn)
 
 
 _OUTCOME_FIELDS = (
@@ -530,3 +546,14 @@ def _after(last: tuple[datetime, Any], newest_first: bool) -> ColumnElement[bool
         tasks.c.started_at > started_at,
         and_(tasks.c.started_at == started_at, tasks.c.id > id_),
     )
+
+
+def _restore_full_sync(conn: Connection) -> None:
+    """Back to the engine's FULL before the connection serves a task's write; a connection
+    that cannot be restored is discarded rather than pooled."""
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        conn.connection.dbapi_connection.execute("PRAGMA synchronous=FULL")  # type: ignore[union-attr]
+    except Exception:  # any failure: the pool must not keep it
+        conn.invalidate()

@@ -81,6 +81,7 @@ def serve(
     log_level: str = "info",
     extra_routers: Iterable[APIRouter] = (),
     demo: bool = False,
+    run_worker: bool = True,
 ) -> bool:
     """Run the API, the sampler and the reference generation service until interrupted.
 
@@ -90,7 +91,9 @@ def serve(
 
     The generation service (its worker and ``/api/v1/generation`` routes) needs the
     ``diffusers`` extra; without it the API runs alone. With ``demo`` a short batch of real
-    tiny-wan generations, one of which really runs out of memory, is queued at start.
+    tiny-wan generations, one of which really runs out of memory, is queued at start. Without
+    ``run_worker`` this process queues generations and reaps dead workers' leases, and the
+    fleet's agents (``genperf agent --worker``) run them.
 
     Raises:
         ConfigError: bad settings or tokens, a non-loopback host without tokens, or
@@ -105,7 +108,7 @@ def serve(
     check_bind(host, api)
     TokenTable.parse(api.api_tokens)  # a malformed entry stops here, before the database
     monitor = PerformanceMonitor(settings)
-    service = _generation_service(monitor, required=demo)
+    service = _generation_service(monitor, required=demo, run_worker=run_worker)
     routers = list(extra_routers)
     if service is not None:
         from genperf.api.routers.generation import make_router
@@ -143,7 +146,9 @@ def serve(
     return stopped
 
 
-def _generation_service(monitor: PerformanceMonitor, *, required: bool) -> GenerationService | None:
+def _generation_service(
+    monitor: PerformanceMonitor, *, required: bool, run_worker: bool = True
+) -> GenerationService | None:
     """The reference generation service, or None (logged) when diffusers is not installed."""
     if importlib.util.find_spec("diffusers") is None or importlib.util.find_spec("torch") is None:
         if required:
@@ -154,7 +159,7 @@ def _generation_service(monitor: PerformanceMonitor, *, required: bool) -> Gener
         return None
     from genperf.generation.service import GenerationService
 
-    return GenerationService(monitor)
+    return GenerationService(monitor, run_worker=run_worker)
 
 
 def _build_app(

@@ -25,12 +25,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import psutil
-from sqlalchemy import create_engine, text
+
+from genperf.testing import postgres_schema
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -111,19 +111,8 @@ def main() -> None:
                         url = f"sqlite:///{data_dir / 'genperf.db'}"
                         results[name].append(measure(url, data_dir, idle_poll, args))
                         continue
-                    schema = f"genperf_idle_{uuid.uuid4().hex[:10]}"
-                    admin = create_engine(args.postgres)
-                    with admin.begin() as conn:
-                        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-                    try:
-                        url = admin.url.update_query_dict(
-                            {"options": f"-csearch_path={schema}"}
-                        ).render_as_string(hide_password=False)
+                    with postgres_schema(args.postgres, "genperf_idle") as url:
                         results[name].append(measure(url, data_dir, idle_poll, args))
-                    finally:
-                        with admin.begin() as conn:
-                            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-                        admin.dispose()
             for name, values in results.items():
                 shown = ", ".join(f"{v:.3f}" for v in values)
                 print(

@@ -20,14 +20,12 @@ import multiprocessing
 import os
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-
 from genperf.generation.queue import RequestQueue
-from genperf.generation.request import GenerationRequest, RequestStatus
+from genperf.generation.request import RequestStatus
+from genperf.testing import make_request, postgres_schema
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -46,17 +44,7 @@ def _drain(url: str, worker: str, start: Any, out: Any) -> None:
 def run(url: str, args: argparse.Namespace) -> tuple[float, int, int]:
     queue = RequestQueue(url)
     for n in range(args.requests):
-        queue.add(
-            GenerationRequest(
-                task_id=f"r{n}",
-                model_type="tiny-wan-t2v",
-                prompt="p",
-                width=32,
-                height=32,
-                steps=1,
-                frames=1,
-            )
-        )
+        queue.add(make_request(n))
     context = multiprocessing.get_context("spawn")
     start, out = context.Event(), context.Queue()
     procs = [
@@ -91,19 +79,8 @@ def main() -> None:
             if database == "sqlite":
                 rate, duplicates, completed = run(f"sqlite:///{Path(tmp) / 'q.db'}", args)
             else:
-                schema = f"genperf_claims_{uuid.uuid4().hex[:10]}"
-                admin = create_engine(args.postgres)
-                with admin.begin() as conn:
-                    conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-                try:
-                    url = admin.url.update_query_dict(
-                        {"options": f"-csearch_path={schema}"}
-                    ).render_as_string(hide_password=False)
+                with postgres_schema(args.postgres, "genperf_claims") as url:
                     rate, duplicates, completed = run(url, args)
-                finally:
-                    with admin.begin() as conn:
-                        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-                    admin.dispose()
             print(
                 f"{database:10s} {args.workers} workers: {rate:.0f} claims/s, "
                 f"{duplicates} duplicates, {completed}/{args.requests} completed; "

@@ -14,22 +14,10 @@ from collections.abc import Iterator
 import pytest
 
 from genperf.generation.queue import RequestQueue
-from genperf.generation.request import GenerationRequest, RequestStatus
+from genperf.generation.request import RequestStatus
+from genperf.testing import make_request
 
 DEAD = -1.0  # a lease that expired already: its worker stopped renewing it
-
-
-def _request(n: int, **kw) -> GenerationRequest:
-    fields = {
-        "task_id": f"t{n}",
-        "model_type": "tiny-wan-t2v",
-        "prompt": f"prompt {n}",
-        "width": 64,
-        "height": 64,
-        "steps": 2,
-        "frames": 5,
-    }
-    return GenerationRequest(**{**fields, **kw})
 
 
 @pytest.fixture
@@ -40,7 +28,7 @@ def queue(queue_url: str) -> Iterator[RequestQueue]:
 
 
 def test_a_claim_holds_a_lease_that_only_its_worker_renews(queue):
-    queue.add(_request(1))
+    queue.add(make_request(1))
     assert queue.claim_next("w-a", "node-a", lease_seconds=30).task_id == "t1"
     held = queue.get("t1")
     assert (held.status, held.node, held.worker, held.attempts) == (
@@ -57,8 +45,8 @@ def test_a_claim_holds_a_lease_that_only_its_worker_renews(queue):
 
 
 def test_an_expired_lease_is_interrupted_once_in_its_phase(queue):
-    queue.add(_request(1))
-    queue.add(_request(2))
+    queue.add(make_request(1))
+    queue.add(make_request(2))
     queue.claim_next("w-a", "node-a", lease_seconds=DEAD)
     queue.set_run("t1", "run-1", worker="w-a")
     queue.claim_next("w-b", "node-b", lease_seconds=30)
@@ -79,7 +67,7 @@ def test_an_expired_lease_is_interrupted_once_in_its_phase(queue):
 
 
 def test_a_request_that_asked_is_requeued_once_then_interrupted(queue):
-    queue.add(_request(1, requeue_on_failure=True))
+    queue.add(make_request(1, requeue_on_failure=True))
     queue.claim_next("w-a", "node-a", lease_seconds=DEAD)
     assert [r.requeued for r in queue.reap_expired()] == [True]
     again = queue.get("t1")
@@ -94,7 +82,7 @@ def test_a_request_that_asked_is_requeued_once_then_interrupted(queue):
 
 def test_restart_recovery_by_pid_touches_only_its_own_node(queue):
     for n in range(4):
-        queue.add(_request(n))
+        queue.add(make_request(n))
     queue.claim_next("here:1:1.0", "here", lease_seconds=30)  # dead process on this node
     queue.claim_next("here:2:2.0", "here", lease_seconds=30)  # live process on this node
     queue.claim_next("there:1:1.0", "there", lease_seconds=30)  # another node's: its lease
@@ -110,8 +98,8 @@ def test_restart_recovery_by_pid_touches_only_its_own_node(queue):
 
 
 def test_workers_claim_only_their_model_types(queue):
-    queue.add(_request(1, model_type="big"))
-    queue.add(_request(2, model_type="small"))
+    queue.add(make_request(1, model_type="big"))
+    queue.add(make_request(2, model_type="small"))
     assert queue.claim_next("w", "n", model_types=["small"]).task_id == "t2"
     assert queue.claim_next("w", "n", model_types=["small"]) is None
     assert queue.claim_next("w", "n").task_id == "t1"
@@ -119,7 +107,7 @@ def test_workers_claim_only_their_model_types(queue):
 
 def test_concurrent_reapers_reap_each_lease_once(queue):
     for n in range(20):
-        queue.add(_request(n))
+        queue.add(make_request(n))
         queue.claim_next(f"w{n}", "dead-node", lease_seconds=DEAD)
     reaped: list[str] = []
     lock = threading.Lock()
@@ -152,7 +140,7 @@ def _claim_all(url: str, worker: str, out: multiprocessing.Queue) -> None:
 
 def test_worker_processes_on_one_database_claim_each_request_once(queue):
     for n in range(60):
-        queue.add(_request(n))
+        queue.add(make_request(n))
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     procs = [

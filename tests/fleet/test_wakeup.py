@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from genperf.generation.queue import RequestQueue
-from genperf.generation.request import GenerationRequest
 from genperf.generation.wakeup import NotifyListener
+from genperf.testing import make_request
 
 pytestmark = pytest.mark.postgres
 
@@ -22,17 +22,7 @@ def test_a_queued_request_wakes_the_listener(postgres_url):
     try:
         assert woken.wait(30), "the listener never connected"  # it wakes once on connecting
         woken.clear()
-        queue.add(
-            GenerationRequest(
-                task_id="t1",
-                model_type="tiny-wan-t2v",
-                prompt="p",
-                width=32,
-                height=32,
-                steps=1,
-                frames=1,
-            )
-        )
+        queue.add(make_request(1))
         # Well under the listener's 10 s look at its stop flag: only a notification wakes it.
         assert woken.wait(5), "no notification for the queued request"
     finally:

@@ -31,6 +31,7 @@ from sqlalchemy import create_engine, text
 
 from genperf.config import Settings
 from genperf.storage.engine import normalise_url
+from genperf.testing import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -50,15 +51,8 @@ T = TypeVar("T")
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 180.0) -> T:
-    """Poll ``probe`` until it returns something truthy; fail saying ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
+    """Poll ``probe`` until it returns something truthy (the fleet offers nothing to wait on)."""
+    return wait_until(probe, timeout=timeout, interval=0.1, what=what)  # type: ignore[arg-type]
 
 
 def _free_port() -> int:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from genperf.generation.queue import RequestQueue
 from genperf.generation.request import RequestStatus
-from genperf.testing import make_request
+from genperf.generation.worker import Worker
+from genperf.testing import make_request, wait_until
 
 DEAD = -1.0  # a lease that expired already: its worker stopped renewing it
 
@@ -173,3 +175,30 @@ def test_workers_starting_together_create_the_queue_once(queue_url):
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_the_worker_renews_its_lease_while_a_run_outlasts_it(queue):
+    """A run longer than the lease keeps it: the worker renews it every third, so no reaper
+    takes the request back; the run waits for three renewals, not for a clock."""
+    queue.add(make_request(1))
+    seen: list[object] = []
+    outcome: list[object] = []
+
+    def run(request) -> None:
+        deadline = time.monotonic() + 60
+        while len(seen) < 4 and time.monotonic() < deadline:
+            lease = queue.get(request.task_id).lease_expires_at
+            if not seen or lease != seen[-1]:
+                seen.append(lease)
+            time.sleep(0.05)
+        outcome.append(queue.reap_expired())
+        queue.finish(request.task_id, RequestStatus.COMPLETED, worker="w-live")
+
+    worker = Worker(queue, run, identity="w-live", node="node-a", lease_seconds=3.0)
+    worker.start()
+    try:
+        wait_until(lambda: queue.get("t1").status is RequestStatus.COMPLETED, timeout=90)
+    finally:
+        assert worker.stop(30)
+    assert len(seen) == 4  # the claim's lease and three renewals
+    assert outcome == [[]]  # never expired meanwhile

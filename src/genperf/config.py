@@ -44,6 +44,7 @@ from pydantic_settings import (
 from pydantic_settings.sources.utils import parse_env_vars
 
 from genperf.errors import ConfigError
+from genperf.records import NODE_PATTERN
 
 ENV_PREFIX = "GENPERF_"
 CONFIG_ENV = "GENPERF_CONFIG"
@@ -192,6 +193,20 @@ class GenerationLimits(_Section):
         )
 
 
+class GenerationQueue(_Section):
+    """How workers share the generation queue, on one node or many (docs/design.md).
+
+    A running request holds a lease its worker renews every third of ``lease_seconds``; a
+    lease left to expire (the worker died, on any node) is reaped by any live worker or the
+    serve process: the request becomes ``interrupted``, or runs once more if it asked to.
+    An idle worker is woken by new requests (LISTEN/NOTIFY on PostgreSQL, in-process on
+    SQLite) and otherwise looks at the queue at most every ``idle_poll_seconds``.
+    """
+
+    lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
+    idle_poll_seconds: Annotated[float, Field(ge=0.05, le=600)] = 30.0
+
+
 class ApiLimits(_Section):
     """Bounds of ``genperf serve`` under careless or hostile clients."""
 
@@ -234,8 +249,12 @@ class Settings(_Section):
     # after 3 (queries/fleet.py); a larger batch costs less and delays that verdict.
     samples_per_write: Annotated[int, Field(ge=1, le=1000)] = 2
     pending_task_queue_size: Annotated[int, Field(ge=1)] = 10_000
-    node_name: str | None = None  # None: the host name
+    node_name: Annotated[str, Field(pattern=NODE_PATTERN)] | None = None  # None: host name
+    # The GPU of its node this process's generations run on (a worker per GPU); None: the
+    # one CUDA_VISIBLE_DEVICES names, when it names exactly one by index.
+    gpu_index: Annotated[int, Field(ge=0, le=1023)] | None = None
     generation_limits: GenerationLimits = GenerationLimits()
+    generation_queue: GenerationQueue = GenerationQueue()
     api_limits: ApiLimits = ApiLimits()
     # Reset the kernel's peak RSS (/proc/self/clear_refs) per task and phase: exact peaks for
     # every phase, but the process's ru_maxrss/VmHWM then no longer show its lifetime peak.

@@ -231,6 +231,7 @@ class TaskRecord:
     recovery_suggestions: tuple[str, ...] = ()
     current_phase: str | None = None  # the phase a running task is in; None once finished
     monitor_instance: str | None = None  # "node:pid:create_time" of the process that ran it
+    gpu_index: int | None = None  # the GPU of its node it ran on, where known
 
     @property
     def success(self) -> bool:
@@ -328,6 +329,10 @@ UPDATABLE_FIELDS: frozenset[str] = frozenset(
         "resolution",
     }
 )
+
+# A node name as a task or sample carries it: a host name (letters, digits, dots, dashes,
+# underscores, colons), checked where a client names its node (ingestion API, genperf agent).
+NODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$"
 
 TASK_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TaskRecord))
 

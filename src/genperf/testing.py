@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -158,6 +158,45 @@ def make_tasks(
 
 
 # --- NVML ------------------------------------------------------------------------------------
+
+
+def make_request(n: int, **overrides: Any) -> Any:
+    """The generation request ``t<n>`` (tiny-wan, 64x64, 2 steps, 5 frames) with overrides."""
+    from genperf.generation.request import GenerationRequest
+
+    fields: dict[str, Any] = {
+        "task_id": f"t{n}",
+        "model_type": "tiny-wan-t2v",
+        "prompt": f"prompt {n}",
+        "width": 64,
+        "height": 64,
+        "steps": 2,
+        "frames": 5,
+    }
+    return GenerationRequest(**{**fields, **overrides})
+
+
+@contextlib.contextmanager
+def postgres_schema(server_url: str, prefix: str = "genperf_test") -> Iterator[str]:
+    """A URL whose connections work in a schema of their own, made on the PostgreSQL server
+    at ``server_url`` and dropped afterwards (tests and benchmarks on one shared server)."""
+    from sqlalchemy import create_engine, text
+
+    from genperf.storage.engine import normalise_url
+
+    admin = create_engine(normalise_url(server_url))
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            url = admin.url.update_query_dict({"options": f"-csearch_path={schema}"})
+            yield url.render_as_string(hide_password=False)
+        finally:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
 
 
 def _fake_gpu_uuid() -> str:

@@ -389,8 +389,10 @@ def test_nodes_from_the_server_and_from_the_database(server: str, db_url: str) -
     now = utc_now()
     store = SqlStore(db_url)
     gpu = GpuReading(index=0, name="NVIDIA H200", temperature_celsius=88.0)
-    store.save_samples(  # ten minutes old: down, and an age that reads the same twice
-        [SystemSample(now - timedelta(minutes=10, seconds=i), NODE, gpus=(gpu,)) for i in range(3)]
+    # three hours old: down, and an age that reads "3 h" for half an hour either side, so the
+    # four reads below (each a process, slow on a loaded machine) all render the same age
+    store.save_samples(
+        [SystemSample(now - timedelta(hours=3, seconds=i), NODE, gpus=(gpu,)) for i in range(3)]
     )
     store.close()
     local = json.loads(out(run("nodes", "--json")))

@@ -1,7 +1,8 @@
 """Prometheus across processes (issue 13): a real Prometheus (Debian's), configured from
-deploy/prometheus/prometheus.yml, scrapes one real `genperf serve` and three agent processes
-(tests/deploy/agent_process.py, each a real monitor of its own node) sharing one SQLite
-database, every target found through file_sd and scraped with the bearer token.
+deploy/prometheus/prometheus.yml, scrapes one real `genperf serve` and three real
+`genperf agent --metrics-port` processes sharing one SQLite database, every target found
+through file_sd and scraped with the bearer token; each node's tasks are written by a
+service process of that node (tests/deploy/agent_process.py).
 
 Summing the task counter over every target equals the database's finished tasks per status
 (and per node and status): no process double counts, none is missing. Each agent's gauges
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from agent_process import OUTCOMES, agent_command
+from agent_process import OUTCOMES, agent_command, service_command
 from deploy_support import free_port, tool
 from stack_support import _ready, _start, _stop, shipped_scrape_config, wait_for, write_config
 
@@ -74,17 +75,23 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     SqlStore(url).close()  # the schema, before four processes open it at once
     logs = {"prometheus": tmp / "prometheus.log", "serve": tmp / "serve.log"}
     procs: list[subprocess.Popen[bytes]] = []
+    token_file = tmp / "metrics.token"
+    token_file.write_text(TOKEN)
+    token_file.chmod(0o600)
     try:
         ports = {node: free_port() for node in OUTCOMES}
         for node, port in ports.items():
             data = tmp / node
             data.mkdir()
             with (tmp / f"{node}.log").open("wb") as out:
-                command = agent_command(sys.executable, url, node, TOKEN, data, port)
+                command = agent_command(sys.executable, url, node, token_file, data, port)
                 procs.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT))
             logs[node] = tmp / f"{node}.log"
         for node, port in ports.items():
             wait_for(f"{node}'s listener", lambda p=port: _scrapable(p), timeout=60)
+        for node in ports:
+            service = service_command(sys.executable, url, node, tmp / node)
+            subprocess.run(service, check=True, capture_output=True, timeout=120)
         total = sum(sum(outcome) for outcome in OUTCOMES.values())
         wait_for(
             "the agents' tasks in the database",
@@ -205,5 +212,6 @@ def test_each_agents_gauges_carry_its_node(fleet):
         (info,) = fleet.query(f'genperf_info{{node="{node}"}}')
         assert info["metric"]["target"] == f"127.0.0.1:{port}"
         assert info["metric"]["instance"] == node  # instance named after the node
-        health = fleet.query(f'genperf_monitor_tasks_written_total{{node="{node}"}}')
-        assert float(health[0]["value"][1]) >= sum(OUTCOMES[node])
+        # the agent's own monitor health: it samples and stores its samples
+        written = f'genperf_monitor_samples_written_total{{node="{node}"}} > 0'
+        wait_for(f"{node}'s stored samples", lambda q=written: bool(fleet.query(q)), timeout=60)

@@ -50,6 +50,7 @@ def rich_task(**overrides: Any) -> TaskRecord:
         "recovery_suggestions": ("Enable VAE tiling",),
         "current_phase": "vae_decode",
         "monitor_instance": "n:1:2.00",
+        "gpu_index": 2,
     }
     values.update(overrides)
     return make_task(**values)

@@ -16,19 +16,7 @@ from genperf.generation.request import (
     parse_resolution,
 )
 from genperf.generation.worker import Worker
-
-
-def _request(n: int, **kw) -> GenerationRequest:
-    fields = {
-        "task_id": f"t{n}",
-        "model_type": "tiny-wan-t2v",
-        "prompt": f"prompt {n}",
-        "width": 64,
-        "height": 64,
-        "steps": 2,
-        "frames": 5,
-    }
-    return GenerationRequest(**{**fields, **kw})
+from genperf.testing import make_request
 
 
 @pytest.fixture
@@ -40,9 +28,9 @@ def queue(tmp_path):
 
 def test_requests_are_claimed_oldest_first_and_once(queue):
     for n in range(3):
-        queue.add(_request(n))
+        queue.add(make_request(n))
     claimed = queue.claim_next()
-    assert claimed == _request(0)  # with its prompt, for the worker
+    assert claimed == make_request(0)  # with its prompt, for the worker
     assert queue.get("t0").status is RequestStatus.RUNNING
     assert queue.get("t0").started_at is not None
     assert [queue.claim_next().task_id for _ in range(2)] == ["t1", "t2"]
@@ -53,7 +41,7 @@ def test_concurrent_workers_never_claim_the_same_request(tmp_path):
     url = f"sqlite:///{tmp_path / 'q.db'}"
     setup = RequestQueue(url)
     for n in range(40):
-        setup.add(_request(n))
+        setup.add(make_request(n))
     claimed: list[str] = []
     lock = threading.Lock()
 
@@ -74,7 +62,7 @@ def test_concurrent_workers_never_claim_the_same_request(tmp_path):
 
 
 def test_finishing_links_the_run_and_forgets_the_prompt(queue):
-    queue.add(_request(1))
+    queue.add(make_request(1))
     queue.claim_next()
     queue.set_run("t1", "run-1")
     queue.finish("t1", RequestStatus.COMPLETED)
@@ -88,7 +76,7 @@ def test_finishing_links_the_run_and_forgets_the_prompt(queue):
 
 def test_listing_newest_first_by_status(queue):
     for n in range(4):
-        queue.add(_request(n))
+        queue.add(make_request(n))
     queue.claim_next()
     assert [r.task_id for r in queue.list()] == ["t3", "t2", "t1", "t0"]
     assert [r.task_id for r in queue.list(RequestStatus.RUNNING)] == ["t0"]
@@ -97,8 +85,8 @@ def test_listing_newest_first_by_status(queue):
 
 
 def test_abandoned_requests_are_failed(queue):
-    queue.add(_request(1))
-    queue.add(_request(2))
+    queue.add(make_request(1))
+    queue.add(make_request(2))
     queue.claim_next()
     assert queue.fail_abandoned() == 1
     assert queue.get("t1").status is RequestStatus.FAILED
@@ -106,7 +94,7 @@ def test_abandoned_requests_are_failed(queue):
 
 
 def test_a_kept_prediction_is_read_back_and_bounded(queue):
-    queue.add(_request(1))
+    queue.add(make_request(1))
     prediction = {"answerable": True, "generation_time_seconds": {"value": 1.5}}
     queue.record_prediction("t1", prediction)
     assert queue.predictions(["t1", "t2"]) == {"t1": prediction}
@@ -118,7 +106,7 @@ def test_a_kept_prediction_is_read_back_and_bounded(queue):
 
 def test_an_in_memory_queue():
     q = RequestQueue("memory://")
-    q.add(_request(1))
+    q.add(make_request(1))
     assert q.claim_next().task_id == "t1"
     q.close()
 
@@ -138,7 +126,7 @@ def test_the_worker_runs_requests_one_at_a_time_and_survives_errors(queue):
     worker = Worker(queue, run, poll_seconds=0.05)
     worker.start()
     for n in range(3):
-        queue.add(_request(n))
+        queue.add(make_request(n))
         worker.wake()
     assert done.wait(10)
     assert worker.stop(5)

@@ -71,11 +71,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def _fill(disk: Path) -> None:
-    with open(disk / "filler", "wb") as out:
+    # Unbuffered: a buffered file keeps the part of the last write the disk refused and
+    # raises ENOSPC again when it is closed (whether it does depends on the free space mod
+    # 64 KiB, i.e. on how big the database happened to be).
+    with open(disk / "filler", "wb", buffering=0) as out:
         try:
             while True:
                 out.write(b"\0" * 65536)
-                out.flush()
         except OSError:
             pass  # ENOSPC: full
 

@@ -71,6 +71,7 @@ def full_task() -> TaskRecord:
         failed_phase="denoise",
         recovery_suggestions=("enable offloading", "lower the resolution"),
         monitor_instance="gpu-node-7:1234:1767225600.5",
+        gpu_index=3,
         current_phase="vae_decode",
     )
 

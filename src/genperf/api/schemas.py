@@ -30,7 +30,13 @@ from genperf.queries.models import (
     TaskOut,
 )
 from genperf.queries.reads import STATUS_ACTIVE_TASKS
-from genperf.records import TEXT_LIMITS, UPDATABLE_FIELDS, ErrorCategory, TaskRecord
+from genperf.records import (
+    NODE_PATTERN,
+    TEXT_LIMITS,
+    UPDATABLE_FIELDS,
+    ErrorCategory,
+    TaskRecord,
+)
 
 
 def _json_integer(value: Any) -> Any:
@@ -212,6 +218,17 @@ else:
     )
 
 
+NodeName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=TEXT_LIMITS["node"],
+        pattern=NODE_PATTERN,
+        description="The node the generation runs on (a host name); default: the server's.",
+    ),
+]
+
+
 class TaskStartIn(TaskMetricsIn):
     """Start monitoring a generation (the spec's ``start_task_monitoring``)."""
 
@@ -219,10 +236,11 @@ class TaskStartIn(TaskMetricsIn):
     model_type: ModelType
     resolution: ResolutionText = "720p"
     steps: Count | None = None
+    node: NodeName | None = None
 
     def fields(self) -> dict[str, Any]:
         out = super().fields()
-        for key in ("task_id", "model_type", "resolution", "steps"):
+        for key in ("task_id", "model_type", "resolution", "steps", "node"):
             out.pop(key, None)
         return out
 

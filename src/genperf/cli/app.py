@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from genperf.cli import (
+    commands_agent,
     commands_doctor,
     commands_export,
     commands_interactive,
@@ -78,6 +79,7 @@ commands_doctor.register(app)
 commands_predict.register(app)
 commands_nodes.register(app)
 commands_rollups.register(app)
+commands_agent.register(app)
 
 
 @app.command()
@@ -87,6 +89,14 @@ def serve(
     demo: Annotated[
         bool, typer.Option("--demo", help="Queue a short batch of real tiny-wan generations.")
     ] = False,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Run queued generations here too; --no-worker leaves them to the agents "
+            "(genperf agent --worker) while this process still queues and reaps.",
+        ),
+    ] = True,
 ) -> None:
     """Serve the REST API, dashboard, Prometheus /metrics and generation service.
 
@@ -94,7 +104,7 @@ def serve(
     loopback only."""
     from genperf.server import serve as run_server
 
-    if not run_server(settings(), host=host, port=port, demo=demo):
+    if not run_server(settings(), host=host, port=port, demo=demo, run_worker=worker):
         # A generation was handed back as interrupted and its thread is still in torch: a
         # normal interpreter exit would abort under it. Everything is written; leave now.
         logging.shutdown()

@@ -6,7 +6,16 @@ monitor's record of its run by ``run_id``. The prompt is generation input, not a
 lives only in this table, only while the request waits or runs (it is cleared when the request
 finishes), and never reaches the performance tables, exports or /metrics.
 
-One service per database: at start, requests a previous process left running are failed.
+Many workers share one queue, in one process, several processes on one machine (SQLite) or
+several nodes (PostgreSQL): a claim takes the oldest queued request in one transaction
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite ``BEGIN IMMEDIATE`` holds the database's
+write lock, so the select and the conditional update are one atomic step), so exactly one
+worker runs each request. A running request holds a lease (``lease_expires_at``) its worker
+renews; a lease left to expire means its worker died, on whatever node: any live worker or the
+serve process reaps it (:meth:`RequestQueue.reap_expired`): the request becomes
+``interrupted`` in the phase it was in, or is queued once more when it asked to be
+(``requeue_on_failure``). A process that restarts on the same node also fails, at once, the
+requests its dead predecessors left running (:meth:`RequestQueue.fail_abandoned`, by pid).
 """
 
 from __future__ import annotations
@@ -14,13 +23,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Connection,
     Engine,
@@ -32,9 +42,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     func,
     insert,
+    inspect,
+    or_,
     select,
+    text,
     update,
 )
 
@@ -49,6 +63,7 @@ from genperf.storage.engine import (
     make_engine,
     store_errors,
 )
+from genperf.storage.migrate import upgrade_database
 from genperf.storage.schema import UtcDateTime
 
 logger = logging.getLogger("genperf.generation")
@@ -56,6 +71,10 @@ logger = logging.getLogger("genperf.generation")
 REQUESTS_TABLE = "generation_requests"
 QUEUE_FULL_RETRY_AFTER_SECONDS = 30  # a tiny generation takes seconds, a real one minutes
 _ERROR_CHARS = 2000
+MAX_ATTEMPTS = 2  # a request that asked to be requeued runs at most twice
+# PostgreSQL: the channel a new (or requeued) request is announced on, so idle workers wake.
+NOTIFY_CHANNEL = "genperf_generation_requests"
+_CREATE_LOCK = 0x67656E7175657565  # "genqueue": the advisory lock around creating the tables
 
 metadata = MetaData()
 
@@ -77,8 +96,16 @@ generation_requests = Table(
     Column("completed_at", UtcDateTime),
     Column("run_id", String(64)),  # generation_tasks.run_id of its monitored run
     Column("error_message", Text),  # only for failures outside a monitored run
+    # Who runs it and until when (migration 0004_leases adds these to an older table).
+    Column("node", String(255)),
+    Column("worker", String(255)),  # the worker's monitor instance: node:pid:start time
+    Column("lease_expires_at", UtcDateTime),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("requeue_on_failure", Boolean, nullable=False, server_default=false()),
+    Column("interrupted_phase", String(100)),  # the phase it was in when its worker died
     Index("uq_generation_requests_task_id", "task_id", unique=True),
     Index("ix_generation_requests_status_id", "status", "id"),
+    Index("ix_generation_requests_status_lease", "status", "lease_expires_at"),
 )
 
 # Auto-tune's decisions: the preset each run of a request used and why; a retry after an
@@ -129,10 +156,28 @@ class QueuedRequest:
     completed_at: datetime | None
     run_id: str | None
     error_message: str | None
+    node: str | None = None
+    worker: str | None = None
+    lease_expires_at: datetime | None = None
+    attempts: int = 0
+    requeue_on_failure: bool = False
+    interrupted_phase: str | None = None
 
     @property
     def resolution(self) -> str:
         return f"{self.width}x{self.height}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReapedRequest:
+    """A running request whose lease expired: its worker died (or stopped) on ``node``."""
+
+    task_id: str
+    run_id: str | None
+    node: str | None
+    worker: str | None
+    requeued: bool
+    phase: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +210,7 @@ class RequestQueue:
         self._writer = self._engine.execution_options(**{SQLITE_BEGIN: "BEGIN IMMEDIATE"})
         self._table_ready = False
         self._fail_abandoned_when_ready = False
+        self._abandoned_by: dict[str, Any] = {}
         self._setup_lock = threading.Lock()
         try:
             self._ensure_table()
@@ -178,24 +224,44 @@ class RequestQueue:
         with self._setup_lock:
             if not self._table_ready:
                 with store_errors("create the generation_requests table", self._url):
-                    metadata.create_all(self._engine, checkfirst=True)
+                    # Serialised with other processes creating it at the same moment (the
+                    # agents of a fleet starting together): check-then-create would race.
+                    with self._writer.begin() as conn:
+                        if conn.dialect.name == "postgresql":
+                            conn.execute(
+                                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK}
+                            )
+                        metadata.create_all(conn, checkfirst=True)
+                    if not _has_leases(self._engine):  # a table older than leases
+                        upgrade_database(self._engine)
                 self._table_ready = True
                 if self._fail_abandoned_when_ready:
-                    self.fail_abandoned()
+                    self.fail_abandoned(**self._abandoned_by)
 
-    def fail_abandoned_at_open(self) -> None:
-        """Fail abandoned requests now, or, while the database is down, as soon as it is back
-        (before the first request is claimed)."""
+    def fail_abandoned_at_open(
+        self, *, node: str | None = None, alive: Callable[[str], bool] | None = None
+    ) -> None:
+        """Fail abandoned requests (see :meth:`fail_abandoned`) now, or, while the database
+        is down, as soon as it is back (before the first request is claimed)."""
         self._fail_abandoned_when_ready = True
+        self._abandoned_by = {"node": node, "alive": alive}
         try:
             if self._table_ready:
-                self.fail_abandoned()
+                self.fail_abandoned(node=node, alive=alive)
             else:
                 self._ensure_table()
         except StoreUnavailableError as exc:
             logger.warning(
                 "abandoned generation requests are failed once the database is back: %s", exc
             )
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self._engine.dialect.name == "postgresql"
+
+    @property
+    def url(self) -> str:
+        return self._url
 
     def close(self) -> None:
         self._engine.dispose()
@@ -220,6 +286,7 @@ class RequestQueue:
             "memory_headroom_mib": request.memory_headroom_mib,
             "status": RequestStatus.QUEUED.value,
             "created_at": utc_now(),
+            "requeue_on_failure": request.requeue_on_failure,
         }
         with self._write("queue a request") as conn:
             if max_queued is not None:
@@ -229,27 +296,46 @@ class RequestQueue:
                 if waiting >= max_queued:
                     raise QueueFullError(max_queued, QUEUE_FULL_RETRY_AFTER_SECONDS)
             conn.execute(insert(_t), row)
+            self._announce(conn)
 
-    def claim_next(self) -> GenerationRequest | None:
-        """Mark the oldest queued request running and return it (with its prompt), or None."""
+    def claim_next(
+        self,
+        worker: str | None = None,
+        node: str | None = None,
+        *,
+        lease_seconds: float = 30.0,
+        model_types: Sequence[str] | None = None,
+    ) -> GenerationRequest | None:
+        """Mark the oldest queued request (of ``model_types``, when given) running under a
+        lease of ``lease_seconds`` held by ``worker`` on ``node``, and return it (with its
+        prompt); None when none waits.
+
+        Exactly one worker gets each request: PostgreSQL skips rows another claim holds
+        locked; SQLite runs the select and the conditional update under one write lock.
+        """
+        stmt = select(_t).where(_t.c.status == RequestStatus.QUEUED.value)
+        if model_types:
+            stmt = stmt.where(_t.c.model_type.in_(list(model_types)))
         with self._write("claim a request") as conn:
             row = (
-                conn.execute(
-                    select(_t)
-                    .where(_t.c.status == RequestStatus.QUEUED.value)
-                    .order_by(_t.c.id)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
-                )
+                conn.execute(stmt.order_by(_t.c.id).limit(1).with_for_update(skip_locked=True))
                 .mappings()
                 .first()
             )
             if row is None:
                 return None
+            now = utc_now()
             claimed = conn.execute(
                 update(_t)
                 .where(_t.c.id == row["id"], _t.c.status == RequestStatus.QUEUED.value)
-                .values(status=RequestStatus.RUNNING.value, started_at=utc_now())
+                .values(
+                    status=RequestStatus.RUNNING.value,
+                    started_at=now,
+                    node=node,
+                    worker=worker,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds),
+                    attempts=_t.c.attempts + 1,
+                )
             ).rowcount
         if claimed != 1:
             return None
@@ -262,12 +348,26 @@ class RequestQueue:
             steps=row["steps"],
             frames=row["frames"],
             memory_headroom_mib=row["memory_headroom_mib"],
+            requeue_on_failure=bool(row["requeue_on_failure"]),
         )
 
-    def set_run(self, task_id: str, run_id: str) -> None:
-        """Link a running request to the monitor's record of its run."""
+    def renew(self, task_id: str, worker: str, lease_seconds: float) -> bool:
+        """Extend ``worker``'s lease on a running request; False when it no longer holds it
+        (the lease expired and the request was reaped)."""
+        with self._write("renew a lease") as conn:
+            renewed: int = conn.execute(
+                update(_t)
+                .where(*_held(task_id, worker))
+                .values(lease_expires_at=utc_now() + timedelta(seconds=lease_seconds))
+            ).rowcount
+        return renewed == 1
+
+    def set_run(self, task_id: str, run_id: str, worker: str | None = None) -> None:
+        """Link a running request to the monitor's record of its run (when ``worker``, the
+        request's current holder, still holds it)."""
+        where = _held(task_id, worker) if worker is not None else (_t.c.task_id == task_id,)
         with self._write("link a request to its run") as conn:
-            conn.execute(update(_t).where(_t.c.task_id == task_id).values(run_id=run_id))
+            conn.execute(update(_t).where(*where).values(run_id=run_id))
 
     def finish(
         self,
@@ -276,20 +376,27 @@ class RequestQueue:
         *,
         run_id: str | None = None,
         error_message: str | None = None,
-    ) -> None:
-        """Mark a request completed or failed, and forget its prompt."""
+        worker: str | None = None,
+    ) -> bool:
+        """Mark a request completed or failed, and forget its prompt. With ``worker``, only
+        while that worker holds it: a worker whose lease was reaped (it stalled past it)
+        must not overwrite what the reaper, or the request's next worker, recorded. True
+        when the request was marked."""
         values: dict[str, object] = {
             "status": status.value,
             "completed_at": utc_now(),
             "prompt": None,
+            "lease_expires_at": None,
         }
         if run_id is not None:
             values["run_id"] = run_id
         if error_message is not None:
             values["error_message"] = error_message[:_ERROR_CHARS]
+        where = _held(task_id, worker) if worker is not None else (_t.c.task_id == task_id,)
         with self._write("finish a request") as conn:
-            conn.execute(update(_t).where(_t.c.task_id == task_id).values(**values))
+            finished: int = conn.execute(update(_t).where(*where).values(**values)).rowcount
         self._forget_prompts()
+        return finished == 1
 
     def record_tuning(
         self,
@@ -344,25 +451,154 @@ class RequestQueue:
         with self._read("read predictions") as conn:
             return {task_id: json.loads(text) for task_id, text in conn.execute(stmt)}
 
-    def fail_abandoned(self) -> int:
-        """Fail requests left running by a process that stopped; returns how many."""
+    def fail_abandoned(
+        self,
+        *,
+        node: str | None = None,
+        alive: Callable[[str], bool] | None = None,
+        worker: str | None = None,
+    ) -> int:
+        """Fail requests left running by a process that stopped; returns how many.
+
+        With ``worker``: that worker's (a service that stops without waiting for its
+        generation). With ``node`` and ``alive``: those run on this node by a worker whose
+        process is gone (restart recovery by pid, which only this node can check), and those
+        claimed without a lease (by a genperf older than leases). With neither: all of them
+        (one service per database). Other nodes' workers are left to their leases.
+        """
+        running = _t.c.status == RequestStatus.RUNNING.value
         with self._write("fail abandoned requests") as conn:
-            changed: int = conn.execute(
-                update(_t)
-                .where(_t.c.status == RequestStatus.RUNNING.value)
-                .values(
-                    status=RequestStatus.FAILED.value,
-                    completed_at=utc_now(),
-                    prompt=None,
-                    error_message="the service stopped while this generation ran",
-                )
-            ).rowcount
+            ids: list[tuple[int]]
+            if worker is not None:
+                ids = [
+                    (r.id,)
+                    for r in conn.execute(select(_t.c.id).where(running, _t.c.worker == worker))
+                ]
+            elif node is not None:
+                rows = conn.execute(
+                    select(_t.c.id, _t.c.node, _t.c.worker).where(
+                        running, or_(_t.c.worker.is_(None), _t.c.node == node)
+                    )
+                ).all()
+                ids = [
+                    (r.id,)
+                    for r in rows
+                    if r.worker is None or alive is None or not alive(r.worker)
+                ]
+            else:
+                ids = [(r.id,) for r in conn.execute(select(_t.c.id).where(running))]
+            chosen = [i for (i,) in ids]
+            changed: int = 0
+            if chosen:
+                changed = conn.execute(
+                    update(_t)
+                    .where(_t.c.id.in_(chosen), running)
+                    .values(
+                        status=RequestStatus.FAILED.value,
+                        completed_at=utc_now(),
+                        prompt=None,
+                        lease_expires_at=None,
+                        error_message="the service stopped while this generation ran",
+                    )
+                ).rowcount
         if changed:
             self._forget_prompts()
             logger.warning(
                 "failed %d generation request(s) left running by a stopped service", changed
             )
         return changed
+
+    def reap_expired(
+        self, phase_of: Callable[[str], str | None] | None = None
+    ) -> list[ReapedRequest]:
+        """Take back running requests whose lease expired (their worker died, on any node):
+        each becomes ``interrupted`` in the phase it was in (``phase_of(run_id)``: the phase
+        its performance record last stored), or is queued once more when it asked to be and
+        has run only once. Safe to call from every worker at once: each expired request is
+        reaped by exactly one caller (locked rows are skipped, the update is conditional).
+        """
+        now = utc_now()
+        expired = (_t.c.status == RequestStatus.RUNNING.value, _t.c.lease_expires_at < now)
+        reaped: list[ReapedRequest] = []
+        with self._write("reap expired leases") as conn:
+            rows = (
+                conn.execute(
+                    select(
+                        _t.c.id,
+                        _t.c.task_id,
+                        _t.c.run_id,
+                        _t.c.node,
+                        _t.c.worker,
+                        _t.c.attempts,
+                        _t.c.requeue_on_failure,
+                    )
+                    .where(*expired)
+                    .order_by(_t.c.id)
+                    .with_for_update(skip_locked=True)
+                )
+                .mappings()
+                .all()
+            )
+            for row in rows:
+                requeue = bool(row["requeue_on_failure"]) and row["attempts"] < MAX_ATTEMPTS
+                phase = _phase(phase_of, row["run_id"])
+                if requeue:
+                    values: dict[str, object] = {
+                        "status": RequestStatus.QUEUED.value,
+                        "started_at": None,
+                        "node": None,
+                        "worker": None,
+                        "lease_expires_at": None,
+                        "interrupted_phase": phase,
+                    }
+                else:
+                    values = {
+                        "status": RequestStatus.INTERRUPTED.value,
+                        "completed_at": now,
+                        "prompt": None,
+                        "lease_expires_at": None,
+                        "interrupted_phase": phase,
+                        "error_message": (
+                            f"its worker {row['worker']} on node {row['node']} stopped renewing "
+                            "its lease (the process died or stalled) while it ran"
+                        )[:_ERROR_CHARS],
+                    }
+                done = conn.execute(
+                    update(_t).where(_t.c.id == row["id"], *expired).values(**values)
+                ).rowcount
+                if done == 1:
+                    reaped.append(
+                        ReapedRequest(
+                            task_id=row["task_id"],
+                            run_id=row["run_id"],
+                            node=row["node"],
+                            worker=row["worker"],
+                            requeued=requeue,
+                            phase=phase,
+                        )
+                    )
+            if any(r.requeued for r in reaped):
+                self._announce(conn)
+        if reaped:
+            self._forget_prompts()
+            for r in reaped:
+                logger.warning(
+                    "generation %s %s: its worker %s on node %s let its lease expire",
+                    r.task_id,
+                    "queued again" if r.requeued else "interrupted",
+                    r.worker,
+                    r.node,
+                )
+        return reaped
+
+    def next_lease_expiry(self) -> datetime | None:
+        """When the soonest lease of a running request expires (None: nothing runs)."""
+        stmt = select(func.min(_t.c.lease_expires_at)).where(
+            _t.c.status == RequestStatus.RUNNING.value
+        )
+        with self._read("read the next lease expiry") as conn:
+            value: datetime | None = conn.execute(stmt).scalar_one()
+        return value
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -390,6 +626,11 @@ class RequestQueue:
 
     # --- internals --------------------------------------------------------------------------
 
+    def _announce(self, conn: Connection) -> None:
+        """PostgreSQL: wake idle workers everywhere when this transaction commits."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+
     def _forget_prompts(self) -> None:
         """Cleared prompts were zeroed in the database file (secure_delete); the WAL still
         holds the pages written before: checkpoint and truncate it, so they are gone now."""
@@ -411,6 +652,30 @@ class RequestQueue:
             yield conn
 
 
+def _held(task_id: str, worker: str | None) -> tuple[Any, ...]:
+    """The request is running and ``worker`` holds it."""
+    return (
+        _t.c.task_id == task_id,
+        _t.c.status == RequestStatus.RUNNING.value,
+        _t.c.worker == worker,
+    )
+
+
+def _phase(phase_of: Callable[[str], str | None] | None, run_id: str | None) -> str | None:
+    if phase_of is None or run_id is None:
+        return None
+    try:
+        return phase_of(run_id)
+    except Exception as exc:  # the phase is detail: the lease is reaped without it
+        logger.warning("cannot read the phase of run %s: %s", run_id, exc)
+        return None
+
+
+def _has_leases(engine: Engine) -> bool:
+    columns = inspect(engine).get_columns(REQUESTS_TABLE)
+    return any(c["name"] == "lease_expires_at" for c in columns)
+
+
 def _select() -> Select[Any]:
     return select(*[c for c in _t.c if c.name not in ("id", "prompt")])
 
@@ -418,4 +683,5 @@ def _select() -> Select[Any]:
 def _view(row: RowMapping) -> QueuedRequest:
     data = dict(row)
     data["status"] = RequestStatus(data["status"])
+    data["requeue_on_failure"] = bool(data["requeue_on_failure"])
     return QueuedRequest(**data)

@@ -38,6 +38,7 @@ class RequestStatus(enum.StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"  # its worker died (its lease expired) while it ran
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,8 @@ class GenerationRequest:
             generation that needs more really runs out of memory, in its own process.
         preset: the optimisation preset to switch the pipeline to (auto-tune's choice);
             None leaves the pipeline as it is.
+        requeue_on_failure: when its worker dies while it runs, queue it once more instead
+            of recording it ``interrupted``.
     """
 
     task_id: str
@@ -61,6 +64,9 @@ class GenerationRequest:
     frames: int
     memory_headroom_mib: int | None = None
     preset: str | None = None  # an optimisation preset (generation.presets) to run with
+    # Run it once more if its worker dies while it runs (its lease expires), instead of
+    # recording it interrupted.
+    requeue_on_failure: bool = False
 
     @property
     def resolution(self) -> str:

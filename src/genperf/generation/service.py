@@ -21,17 +21,18 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from genperf.analysis.failures import diagnose
 from genperf.config import GenerationLimits
 from genperf.generation.errors import RequestNotFoundError
 from genperf.generation.isolated import IsolatedRunner
 from genperf.generation.model_cache import PipelineCache
 from genperf.generation.presets import Preset, available
-from genperf.generation.queue import QueuedRequest, RequestQueue, TuningDecision
+from genperf.generation.queue import QueuedRequest, ReapedRequest, RequestQueue, TuningDecision
 from genperf.generation.registry import ModelRegistry
 from genperf.generation.request import (
     GenerationRequest,
@@ -44,13 +45,18 @@ from genperf.generation.request import (
 )
 from genperf.generation.runner import InProcessRunner
 from genperf.generation.tuning import Choice, choose, next_lighter
+from genperf.generation.wakeup import NotifyListener
 from genperf.generation.worker import Worker
 from genperf.monitor import PerformanceMonitor
-from genperf.records import TaskRecord, TaskStatus, to_jsonable
+from genperf.monitor.core import instance_alive
+from genperf.records import ErrorCategory, TaskRecord, TaskStatus, to_jsonable, utc_now
 
 logger = logging.getLogger("genperf.generation")
 
 _PENDING = (RequestStatus.QUEUED, RequestStatus.RUNNING)
+# SQLite has no notifications across processes: an idle worker looks at least this often,
+# so requests queued by another process on the machine wait at most this long.
+SQLITE_IDLE_POLL_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,10 @@ class GenerationTask:
             "completed_at": r.completed_at,
             "run_id": r.run_id,
             "error_message": r.error_message,
+            "node": r.node,
+            "attempts": r.attempts,
+            "requeue_on_failure": r.requeue_on_failure,
+            "interrupted_phase": r.interrupted_phase,
             "metrics": None if self.metrics is None else self.metrics.to_dict(),
         }
         return {k: to_jsonable(v) if isinstance(v, datetime) else v for k, v in data.items()}
@@ -99,7 +109,11 @@ class GenerationService:
         registry: model types; default: the built-in tiny-wan and ``model_dir``.
         database_url: where the queue lives; default: the monitor's database.
         memory_budget_bytes: how much loaded models may hold; default half the host's RAM.
-        poll_seconds: how often the idle worker looks at the queue.
+        poll_seconds: how soon an idle worker looks at the queue again after it was woken
+            (it backs off from there to ``generation_queue.idle_poll_seconds``).
+        model_types: the worker claims only these model types (None: any).
+        run_worker: False for a process that queues and reaps but runs nothing
+            (``genperf serve --no-worker`` beside agents on GPU nodes).
         limits: sizes, queue length and run time (default: the monitor's
             ``generation_limits`` setting).
         auto_tune: pick each request's optimisation preset from predictions, and retry once
@@ -117,6 +131,8 @@ class GenerationService:
         poll_seconds: float = 1.0,
         limits: GenerationLimits | None = None,
         auto_tune: bool | None = None,
+        model_types: Sequence[str] | None = None,
+        run_worker: bool = True,
     ) -> None:
         self.monitor = monitor
         self.limits = limits if limits is not None else monitor.settings.generation_limits
@@ -128,19 +144,43 @@ class GenerationService:
         self._isolated = IsolatedRunner(
             monitor, self.registry, timeout_seconds=self.limits.max_run_seconds
         )
-        self.worker = Worker(self.queue, self._run, poll_seconds=poll_seconds)
+        leases = monitor.settings.generation_queue
+        self.lease_seconds = leases.lease_seconds
+        idle_poll = leases.idle_poll_seconds
+        self._listener: NotifyListener | None = None
+        if self.queue.is_postgresql:
+            self._listener = NotifyListener(self.queue.url, self._woken)
+        else:  # no notifications across processes: other processes' requests are polled for
+            idle_poll = min(idle_poll, SQLITE_IDLE_POLL_SECONDS)
+        self.worker = Worker(
+            self.queue,
+            self._run,
+            poll_seconds=poll_seconds,
+            idle_poll_seconds=idle_poll,
+            identity=monitor.instance,
+            node=monitor.node,
+            lease_seconds=self.lease_seconds,
+            model_types=model_types,
+            reap=self.reap_expired,
+            claims=run_worker,
+        )
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Fail requests a previous process left running, then start the worker. A database
-        that is down does not stop it: the worker claims requests once it is back."""
+        """Fail requests a previous process on this node left running (by pid), then start
+        the worker. A database that is down does not stop it: the worker claims requests once
+        it is back. Requests of dead workers elsewhere are reaped when their leases expire."""
         self.monitor.start()
-        self.queue.fail_abandoned_at_open()
+        self.queue.fail_abandoned_at_open(node=self.monitor.node, alive=instance_alive)
+        if self._listener is not None:
+            self._listener.start()
         self.worker.start()
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop the worker after its current generation; True when it has stopped."""
+        if self._listener is not None:
+            self._listener.stop()
         return self.worker.stop(timeout)
 
     def close(self, grace_seconds: float | None = None) -> bool:
@@ -154,7 +194,7 @@ class GenerationService:
         """
         if not self.stop(grace_seconds):
             self.monitor.interrupt_running_tasks("the service stopped while this generation ran")
-            self.queue.fail_abandoned()
+            self.queue.fail_abandoned(worker=self.monitor.instance)
             return False  # the worker still holds the model and the queue
         self.cache.clear()
         self.queue.close()
@@ -179,8 +219,10 @@ class GenerationService:
         *,
         memory_headroom_mib: int | None = None,
         task_id: str | None = None,
+        requeue_on_failure: bool = False,
     ) -> str:
-        """Queue a generation; returns its task id.
+        """Queue a generation; returns its task id. With ``requeue_on_failure`` a request
+        whose worker dies while it runs is queued once more instead of interrupted.
 
         Raises:
             ModelNotAvailableError: the model type has no local directory (says how to add one).
@@ -199,6 +241,7 @@ class GenerationService:
             steps=check_steps(steps),
             frames=check_frames(frames),
             memory_headroom_mib=check_headroom(memory_headroom_mib),
+            requeue_on_failure=bool(requeue_on_failure),
         )
         check_limits(request, self.limits.for_model(model_type))
         self.queue.add(request, max_queued=self.limits.max_queued_requests)
@@ -262,13 +305,48 @@ class GenerationService:
             time.sleep(interval)
         return True
 
+    def reap_expired(self) -> datetime | None:
+        """Take back the requests of workers that died (their lease expired, on any node):
+        each request and its performance record become ``interrupted`` in the phase it was
+        in (or the request is queued once more, if it asked to be). Returns when the soonest
+        lease still held expires. Called by the worker while idle."""
+        for reaped in self.queue.reap_expired(phase_of=self._stored_phase):
+            if reaped.run_id is not None:
+                self._interrupt_record(reaped)
+            if reaped.requeued:
+                self.worker.wake()
+        return self.queue.next_lease_expiry()
+
     # --- internals ----------------------------------------------------------------------------
+
+    def _woken(self) -> None:
+        self.worker.wake()
+
+    def _stored_phase(self, run_id: str) -> str | None:
+        store = self.monitor.store
+        record = None if store is None else store.get_run(run_id)
+        return None if record is None else record.current_phase
+
+    def _interrupt_record(self, reaped: ReapedRequest) -> None:
+        """The performance record of a run whose worker died says so, as the request does."""
+        store = self.monitor.store
+        try:
+            record = (
+                None if store is None or reaped.run_id is None else store.get_run(reaped.run_id)
+            )
+            if store is None or record is None or record.finished:
+                return
+            store.save_task(interrupted_record(record, reaped))
+        except Exception:
+            logger.warning("cannot mark the run of %s interrupted", reaped.task_id, exc_info=True)
 
     def _metrics(self, request: QueuedRequest) -> TaskRecord | None:
         if request.status is RequestStatus.QUEUED:
             return None
         if request.status is RequestStatus.RUNNING:
-            return self.monitor.get_task_metrics(request.task_id)
+            live = self.monitor.get_task_metrics(request.task_id)
+            if live is not None or request.node == self.monitor.node:
+                return live  # on another node: its record as that node's monitor stored it
         store = self.monitor.store
         if request.run_id is None or store is None:
             return None
@@ -309,8 +387,10 @@ class GenerationService:
             if record.status is TaskStatus.COMPLETED
             else RequestStatus.FAILED
         )
-        self.queue.finish(request.task_id, status, run_id=record.run_id)
-        logger.info("generation %s %s", request.task_id, status.value)
+        if self.queue.finish(
+            request.task_id, status, run_id=record.run_id, worker=self.monitor.instance
+        ):
+            logger.info("generation %s %s", request.task_id, status.value)
 
     def _attempt(
         self, request: GenerationRequest, reason: str | None, retry_of: str | None = None
@@ -323,7 +403,7 @@ class GenerationService:
 
         def on_run(run_id: str) -> None:
             try:
-                self.queue.set_run(request.task_id, run_id)
+                self.queue.set_run(request.task_id, run_id, worker=self.monitor.instance)
             except Exception:
                 logger.warning("cannot link %s to its run", request.task_id, exc_info=True)
 
@@ -332,7 +412,10 @@ class GenerationService:
         except Exception as exc:
             logger.warning("generation %s failed before it was monitored: %s", request.task_id, exc)
             self.queue.finish(
-                request.task_id, RequestStatus.FAILED, error_message=f"{type(exc).__name__}: {exc}"
+                request.task_id,
+                RequestStatus.FAILED,
+                error_message=f"{type(exc).__name__}: {exc}",
+                worker=self.monitor.instance,
             )
             return None
         if reason is not None:
@@ -355,6 +438,25 @@ class GenerationService:
         except Exception as exc:
             logger.warning("auto-tune could not choose for %s: %s", request.task_id, exc)
             return Choice(None, f"auto-tune could not choose ({type(exc).__name__}); as configured")
+
+
+def interrupted_record(record: TaskRecord, reaped: ReapedRequest) -> TaskRecord:
+    """A running record whose worker died: interrupted in the phase it was in."""
+    phase = reaped.phase or record.current_phase
+    diagnosis = diagnose(None, phase, category=ErrorCategory.INTERRUPTED)
+    return replace(
+        record,
+        status=TaskStatus.INTERRUPTED,
+        completed_at=utc_now(),
+        current_phase=None,
+        failed_phase=phase,
+        error_category=diagnosis.category.value,
+        error_message=(
+            f"its worker on node {reaped.node} stopped renewing its lease (the process died "
+            "or stalled) while it ran"
+        ),
+        recovery_suggestions=diagnosis.suggestions,
+    )
 
 
 def _out_of_memory(record: TaskRecord) -> bool:

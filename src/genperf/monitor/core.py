@@ -125,6 +125,9 @@ class PerformanceMonitor:
     ) -> None:
         self.settings = settings if settings is not None else load_settings()
         self.node = self.settings.node_name or socket.gethostname()
+        self.gpu_index = self.settings.gpu_index
+        if self.gpu_index is None:
+            self.gpu_index = visible_gpu_index()
         self.instance = _instance_id(self.node)
         self._clock = clock
         self._wall_clock = wall_clock
@@ -234,6 +237,7 @@ class PerformanceMonitor:
         steps: int | None = None,
         *,
         runs_in: RunsIn = "this_process",
+        node: str | None = None,
         **fields: Any,
     ) -> TaskRecord:
         """Begin measuring a generation; returns the task's record so far.
@@ -241,6 +245,8 @@ class PerformanceMonitor:
         ``runs_in`` says where the generation runs, and so what this process's samples tell
         about it: "this_process" (everything), "this_host" (another process on this machine:
         host and GPU readings only) or "elsewhere" (none; the caller reports its metrics).
+        ``node`` is the node it runs on (default: this monitor's); ``gpu_index`` (a field)
+        defaults to this monitor's GPU where known.
 
         Raises:
             TaskStateError: this task id is already being monitored.
@@ -250,12 +256,14 @@ class PerformanceMonitor:
         task_id = check_text("task_id", str(task_id))
         model_type = check_text("model_type", str(model_type))
         label = check_text("resolution", resolution_label(resolution))
+        if self.gpu_index is not None and "gpu_index" not in fields:
+            fields["gpu_index"] = self.gpu_index
         extra = coerce_fields({"steps": steps, **fields} if steps is not None else fields)
         self.start()
         start = started_fields(
             run_id=_run_id(),
             task_id=task_id,
-            node=self.node,
+            node=self.node if node is None else check_text("node", str(node)),
             model_type=model_type,
             resolution=label,
             resolution_class=_resolution_class(resolution),
@@ -789,6 +797,13 @@ def _instance_id(node: str) -> str:
     except psutil.Error:
         created = 0.0
     return f"{node}:{pid}:{created:.2f}"
+
+
+def visible_gpu_index() -> int | None:
+    """The GPU index CUDA_VISIBLE_DEVICES names, when it names exactly one by index (a worker
+    pinned to one GPU); None otherwise (unset, several, or by UUID)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    return int(visible) if visible.isdigit() else None
 
 
 def instance_alive(instance: str | None) -> bool:

@@ -84,6 +84,12 @@ class GenerationTaskIn(BaseModel):
         ),
     )
 
+    requeue_on_failure: bool = Field(
+        False,
+        description="When the worker running it dies (its lease expires), queue it once more "
+        "instead of recording it interrupted.",
+    )
+
     @field_validator("resolution")
     @classmethod
     def _resolution(cls, value: str) -> str:
@@ -123,6 +129,12 @@ class GenerationTaskOut(BaseModel):
     completed_at: datetime | None = None
     run_id: str | None = None
     error_message: str | None = None
+    node: str | None = Field(None, description="The node whose worker runs (ran) it.")
+    attempts: int = Field(0, description="How many times a worker claimed it.")
+    requeue_on_failure: bool = False
+    interrupted_phase: str | None = Field(
+        None, description="The phase it was in when its worker died."
+    )
     metrics: TaskOut | None = None
     tuning: list[TuningOut] = Field(
         default_factory=list, description="Auto-tune's preset for each run, and why."
@@ -210,6 +222,7 @@ def make_router(
                 body.steps,
                 body.frames,
                 memory_headroom_mib=body.memory_headroom_mib,
+                requeue_on_failure=body.requeue_on_failure,
             )
         except ModelNotAvailableError as exc:
             raise ApiError(422, "invalid_request", str(exc), field="model_type") from None

@@ -77,8 +77,10 @@ def start_task(
     context: Context, body: TaskStartIn, request: Request, response: Response
 ) -> TaskOut:
     # The generation runs in the client's process: on this host when it calls over loopback
-    # (this server's host and GPU samples then apply to it), elsewhere otherwise.
+    # and names no other node (this server's host and GPU samples then apply to it),
+    # elsewhere otherwise. Any write token may name any node (docs/design.md, "Nodes").
     client = request.client.host if request.client else None
+    here = is_loopback(client) and body.node in (None, context.monitor.node)
     ledger = context.open_tasks
     reserved = ledger.admit(body.task_id, client_key(request))  # 429 past the bounds
     try:
@@ -87,7 +89,8 @@ def start_task(
             body.model_type,
             body.resolution,
             body.steps,
-            runs_in="this_host" if is_loopback(client) else "elsewhere",
+            runs_in="this_host" if here else "elsewhere",
+            node=body.node,
             **body.fields(),
         )
     except BaseException:

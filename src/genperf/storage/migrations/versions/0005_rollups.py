@@ -14,7 +14,7 @@ The tally's columns are written out here (not read from ``genperf.tally``), so t
 builds the same tables whatever the tally becomes; a new tally field needs a new migration.
 
 Revision ID: 0005_rollups
-Revises: 0003_fleet (the merger chains it after 0004_leases; it depends on nothing there)
+Revises: 0004_leases (it depends on nothing there)
 Create Date: 2026-12-02
 """
 
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_rollups"
-down_revision: str | None = "0003_fleet"
+down_revision: str | None = "0004_leases"
 branch_labels: str | tuple[str, ...] | None = None
 depends_on: str | tuple[str, ...] | None = None
 

@@ -28,7 +28,12 @@ Method
    ingested task, so this mostly measures building the report). Then each endpoint alone,
    *closed loop* (``--connections`` requests always in flight, no ingestion) for its maximum
    throughput.
-6. Reported per phase: requests sent, achieved req/s, p50 / p99 / max latency (ms), errors
+6. Fleet (issue 13): ``--postgres URL`` puts the data in a schema of its own on that
+   PostgreSQL server (dropped after) instead of SQLite, and ``--sampling-nodes N`` starts N
+   real ``genperf agent --node fleet-node-i`` processes sampling every
+   ``--sampling-interval`` (1 s) into the same database for the whole run, so /status is
+   measured while a fleet writes its samples (the agents start and settle before the load).
+7. Reported per phase: requests sent, achieved req/s, p50 / p99 / max latency (ms), errors
    (anything but the expected status, and transport errors), and the machine's load average
    before and after: on a shared 2-core machine other processes move the tail latencies.
 
@@ -36,6 +41,8 @@ Run (from the repository root)::
 
     .venv/bin/python benchmarks/api_load.py                     # the defaults above
     .venv/bin/python benchmarks/api_load.py --tasks 10000 --duration 5   # a quick look
+    .venv/bin/python benchmarks/api_load.py --postgres postgresql://127.0.0.1:5432/test \
+        --sampling-nodes 16                                              # 16 nodes at 1 s
 """
 
 from __future__ import annotations
@@ -53,7 +60,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -64,6 +72,7 @@ from genperf.records import PhaseRecord, TaskRecord, TaskStatus, utc_now
 from genperf.storage.codec import task_to_row
 from genperf.storage.schema import generation_tasks
 from genperf.storage.sql import SqlStore
+from genperf.testing import postgres_schema
 
 TOKEN = "bench-admin-token-0123456789abcdef"
 P = "/api/v1/performance"
@@ -348,6 +357,49 @@ def start_server(workdir: Path, url: str, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the server did not start in 60 s")
 
 
+@contextmanager
+def sampling_nodes(workdir: Path, url: str, count: int, interval: float) -> Iterator[None]:
+    """``count`` real agents sampling into ``url`` until the block ends (SIGTERM)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENPERF_")}
+    env.update(GENPERF_DATABASE_URL=url, GENPERF_MONITORING_INTERVAL_SECONDS=str(interval))
+    agents = []
+    try:
+        for i in range(count):
+            home = workdir / f"node-{i}"
+            home.mkdir()
+            cmd = [sys.executable, "-m", "genperf", "agent", "--node", f"fleet-node-{i}"]
+            log = (home / "agent.log").open("wb")
+            agents.append(
+                subprocess.Popen(
+                    cmd,
+                    env={**env, "GENPERF_DATA_DIR": str(home)},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        # settled: every agent has logged that it samples (imports and schema checks done)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            logs = [(workdir / f"node-{i}" / "agent.log").read_text() for i in range(count)]
+            if all("sampling every" in text for text in logs):
+                break
+            if any(a.poll() is not None for a in agents):
+                raise SystemExit(f"an agent exited: see {workdir}/node-*/agent.log")
+            time.sleep(0.5)
+        else:
+            raise SystemExit("the agents did not start in 120 s")
+        print(f"{count} agents sampling every {interval:g} s")
+        yield
+    finally:
+        for agent in agents:
+            agent.send_signal(signal.SIGTERM)
+        for agent in agents:
+            try:
+                agent.wait(30)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=100_000)
@@ -358,13 +410,23 @@ def main() -> None:
     parser.add_argument("--analysis-rate", type=float, default=20.0)
     parser.add_argument("--ingest-rate", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--postgres", default="", help="a PostgreSQL server URL (own schema)")
+    parser.add_argument("--sampling-nodes", type=int, default=0)
+    parser.add_argument("--sampling-interval", type=float, default=1.0)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="genperf-api-load-") as tmp:
-        workdir = Path(tmp)
-        url = f"sqlite:///{workdir / 'genperf.db'}"
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="genperf-api-")))
+        if args.postgres:
+            url = stack.enter_context(postgres_schema(args.postgres, "genperf_api_load"))
+        else:
+            url = f"sqlite:///{workdir / 'genperf.db'}"
         took = seed(url, args.tasks, args.spread_hours)
         print(f"seeded {args.tasks} tasks over the last {args.spread_hours:g} h in {took:.1f} s")
+        if args.sampling_nodes:
+            stack.enter_context(
+                sampling_nodes(workdir, url, args.sampling_nodes, args.sampling_interval)
+            )
         port = free_port()
         load_before = os.getloadavg()
         server = start_server(workdir, url, port)

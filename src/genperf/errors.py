@@ -60,6 +60,14 @@ class InvalidFieldValueError(GenperfError, ValueError):
         super().__init__(f"task metric {field!r}: {message}")
 
 
+class UnknownCursorError(GenperfError, LookupError):
+    """A page cursor naming no stored task run (a deleted run, or not a cursor at all)."""
+
+    def __init__(self, cursor: str):
+        self.field = "cursor"
+        super().__init__(f"cursor {cursor!r}: no stored task run has this id")
+
+
 class TaskStateError(GenperfError):
     """The task is not in a state that allows this operation (e.g. completed twice)."""
 

@@ -189,8 +189,10 @@ def test_a_fleet_of_three_agents_runs_each_request_once_and_survives_a_dead_agen
     killed_at = time.monotonic()
 
     def interrupted() -> dict[str, Any] | None:
+        # The request and then its performance record (a second write, by the same reaper)
         task = fleet.get(f"{GEN}/{victim}")
-        return task if task["status"] == "interrupted" else None
+        done = task["status"] == "interrupted" and task["metrics"]["status"] == "interrupted"
+        return task if done else None
 
     dead = wait_for("the dead agent's request to be interrupted", interrupted)
     reaped_after = time.monotonic() - killed_at

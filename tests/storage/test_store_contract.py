@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from genperf.errors import StoreError
+from genperf.errors import StoreError, UnknownCursorError
 from genperf.records import (
     ErrorCategory,
     GpuReading,
@@ -299,7 +299,7 @@ def test_paging_after_a_run_gives_the_offset_pages(store: Store, newest_first: b
         pages.extend(run_ids(page))
         after = page[-1].run_id
     assert pages == every
-    with pytest.raises(ValueError, match="cursor"):
+    with pytest.raises(UnknownCursorError, match="cursor"):
         store.query_tasks(TaskQuery(after_run="no-such-run"))
 
 

@@ -26,6 +26,7 @@ from genperf.errors import (
     StoreError,
     StoreUnavailableError,
     TaskStateError,
+    UnknownCursorError,
     UnknownFieldError,
     UnknownTaskError,
 )
@@ -96,6 +97,8 @@ def genperf_error(exc: GenperfError) -> tuple[int, str, str | None]:
     """(status, code, field) of one of genperf's exceptions."""
     if isinstance(exc, UnknownTaskError):
         return 404, "unknown_task", None
+    if isinstance(exc, UnknownCursorError):  # a stale page link: nothing is there (any more)
+        return 404, "unknown_cursor", exc.field
     if isinstance(exc, UnknownFieldError):
         return 422, "unknown_field", exc.field
     if isinstance(exc, InvalidFieldValueError):

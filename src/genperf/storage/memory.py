@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from genperf.errors import InvalidFieldValueError, StoreError
+from genperf.errors import StoreError, UnknownCursorError
 from genperf.records import ErrorCategory, SystemSample, TaskRecord, TaskStatus
 from genperf.storage.base import MAX_NODES, NodeHead, TaskQuery, genperf_version
 from genperf.storage.utc import as_utc, as_utc_or_none
@@ -89,7 +89,7 @@ class MemoryStore:
         with self._open("query tasks"):
             anchor = self._tasks.get(query.after_run)
         if anchor is None:
-            raise InvalidFieldValueError("cursor", "no stored task run has this id")
+            raise UnknownCursorError(query.after_run)
         key = (anchor[1].started_at, anchor[0])
         after = [
             r

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from genperf.config import Settings, redact_url
-from genperf.errors import InvalidFieldValueError, StoreError
+from genperf.errors import StoreError, UnknownCursorError
 from genperf.records import TASK_FIELDS, ErrorCategory, SystemSample, TaskRecord, TaskStatus
 from genperf.storage import rollups
 from genperf.storage.adopt import ServiceTable
@@ -215,7 +215,7 @@ class SqlStore:
                     select(tasks.c.started_at, tasks.c.id).where(tasks.c.run_id == query.after_run)
                 ).first()
                 if anchor is None:
-                    raise InvalidFieldValueError("cursor", "no stored task run has this id")
+                    raise UnknownCursorError(query.after_run)
                 stmt = stmt.where(_after((anchor[0], anchor[1]), query.newest_first))
             rows = conn.execute(stmt.limit(query.limit)).mappings().all()
         return [row_to_task(row) for row in rows]

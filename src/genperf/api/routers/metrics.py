@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from genperf.api.auth import RequireRead
 from genperf.api.deps import FiltersDep, QueriesDep, TimeWindowHours
+from genperf.api.errors import ErrorResponse
 from genperf.api.schemas import MetricsPage
 
 router = APIRouter(tags=["performance"], dependencies=[RequireRead])
@@ -16,7 +17,12 @@ MAX_PAGE = 1000
 MAX_OFFSET = 10_000_000
 
 
-@router.get("/metrics", response_model=MetricsPage, summary="Detailed performance metrics")
+@router.get(
+    "/metrics",
+    response_model=MetricsPage,
+    summary="Detailed performance metrics",
+    responses={404: {"model": ErrorResponse, "description": "No stored task run is the cursor"}},
+)
 def metrics(
     *,
     queries: QueriesDep,

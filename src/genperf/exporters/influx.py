@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from genperf.records import GPU_METRICS, HOST_METRICS, SystemSample, TaskRecord, TaskStatus
-from genperf.storage.base import EVERY_SAMPLE, SampleQuery
+from genperf.storage.base import SampleQuery
 
 TASK_MEASUREMENT = "genperf_task"
 SAMPLE_MEASUREMENT = "genperf_sample"
@@ -197,7 +197,7 @@ def sample_lines(sample: SystemSample) -> list[str]:
 
 
 class SampleSource(Protocol):
-    def query_samples(self, query: SampleQuery = EVERY_SAMPLE) -> list[SystemSample]: ...
+    def query_samples(self, query: SampleQuery = SampleQuery()) -> list[SystemSample]: ...
 
 
 def stored_samples(

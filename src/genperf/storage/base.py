@@ -47,9 +47,6 @@ class SampleQuery:
     nodes: tuple[str, ...] = ()
 
 
-EVERY_SAMPLE = SampleQuery()  # the default read: every stored sample
-
-
 @functools.cache
 def genperf_version() -> str | None:
     """The installed genperf's version, recorded with the samples this process writes."""
@@ -102,7 +99,7 @@ class Store(Protocol):
     def count_tasks(self, query: TaskQuery) -> int:
         """How many records match (limit and offset ignored)."""
 
-    def query_samples(self, query: SampleQuery = EVERY_SAMPLE) -> list[SystemSample]:
+    def query_samples(self, query: SampleQuery = SampleQuery()) -> list[SystemSample]:
         """The samples ``query`` selects, oldest first."""
 
     def node_heads(self, since: datetime | None, per_node: int) -> list[NodeHead]:

@@ -14,14 +14,7 @@ from datetime import datetime
 
 from genperf.errors import InvalidFieldValueError, StoreError
 from genperf.records import ErrorCategory, SystemSample, TaskRecord, TaskStatus
-from genperf.storage.base import (
-    EVERY_SAMPLE,
-    MAX_NODES,
-    NodeHead,
-    SampleQuery,
-    TaskQuery,
-    genperf_version,
-)
+from genperf.storage.base import MAX_NODES, NodeHead, SampleQuery, TaskQuery, genperf_version
 from genperf.storage.utc import as_utc, as_utc_or_none
 
 
@@ -113,7 +106,7 @@ class MemoryStore:
     def count_tasks(self, query: TaskQuery) -> int:
         return len(self._matching(query))
 
-    def query_samples(self, query: SampleQuery = EVERY_SAMPLE) -> list[SystemSample]:
+    def query_samples(self, query: SampleQuery = SampleQuery()) -> list[SystemSample]:
         wanted = frozenset(query.nodes)
         low = as_utc_or_none(query.since)
         high = as_utc_or_none(query.until)

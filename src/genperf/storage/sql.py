@@ -32,14 +32,7 @@ from genperf.errors import InvalidFieldValueError, StoreError
 from genperf.records import TASK_FIELDS, ErrorCategory, SystemSample, TaskRecord, TaskStatus
 from genperf.storage import rollups
 from genperf.storage.adopt import ServiceTable
-from genperf.storage.base import (
-    EVERY_SAMPLE,
-    MAX_NODES,
-    NodeHead,
-    SampleQuery,
-    TaskQuery,
-    genperf_version,
-)
+from genperf.storage.base import MAX_NODES, NodeHead, SampleQuery, TaskQuery, genperf_version
 from genperf.storage.changes import ConfigurationChange, read_changes
 from genperf.storage.codec import row_to_sample, row_to_task, sample_to_row, task_to_row
 from genperf.storage.engine import (
@@ -264,7 +257,7 @@ class SqlStore:
         with self._read("count tasks") as conn:
             return int(conn.execute(stmt).scalar_one())
 
-    def query_samples(self, query: SampleQuery = EVERY_SAMPLE) -> list[SystemSample]:
+    def query_samples(self, query: SampleQuery = SampleQuery()) -> list[SystemSample]:
         stmt = select(samples)
         if query.nodes:
             stmt = stmt.where(samples.c.node.in_(query.nodes))

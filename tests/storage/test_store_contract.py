@@ -18,7 +18,7 @@ from genperf.records import (
     TaskRecord,
     TaskStatus,
 )
-from genperf.storage import Store, TaskQuery
+from genperf.storage import SampleQuery, Store, TaskQuery
 from genperf.testing import make_task, make_tasks
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -395,12 +395,13 @@ def test_query_samples_range_and_newest_limit(store: Store) -> None:
         return [s.cpu_percent for s in samples]
 
     assert seconds(store.query_samples()) == [float(i) for i in range(10)]
-    assert seconds(store.query_samples(limit=3)) == [7.0, 8.0, 9.0]  # newest 3, oldest first
+    newest_three = store.query_samples(SampleQuery(limit=3))
+    assert seconds(newest_three) == [7.0, 8.0, 9.0]  # oldest first
     since, until = T0 + timedelta(seconds=2), T0 + timedelta(seconds=6)
-    assert seconds(store.query_samples(since, until)) == [2.0, 3.0, 4.0, 5.0, 6.0]
-    assert seconds(store.query_samples(since, until, limit=2)) == [5.0, 6.0]
-    assert seconds(store.query_samples(until=T0)) == [0.0]
-    assert store.query_samples(limit=0) == []
+    assert seconds(store.query_samples(SampleQuery(since, until))) == [2.0, 3.0, 4.0, 5.0, 6.0]
+    assert seconds(store.query_samples(SampleQuery(since, until, limit=2))) == [5.0, 6.0]
+    assert seconds(store.query_samples(SampleQuery(until=T0))) == [0.0]
+    assert store.query_samples(SampleQuery(limit=0)) == []
 
 
 def test_prune_samples(store: Store) -> None:
@@ -463,10 +464,10 @@ def test_tasks_and_samples_filter_by_any_of_several_nodes(store: Store) -> None:
     ]
     assert store.count_tasks(TaskQuery(nodes=("nowhere",))) == 0
     assert store.count_tasks(TaskQuery()) == 4  # empty: every node
-    samples = store.query_samples(nodes=("node-b",))
+    samples = store.query_samples(SampleQuery(nodes=("node-b",)))
     assert [s.node for s in samples] == ["node-b"]
-    assert len(store.query_samples(limit=2, nodes=("node-a", "node-c"))) == 2
-    assert len(store.query_samples(nodes=())) == 4
+    assert len(store.query_samples(SampleQuery(limit=2, nodes=("node-a", "node-c")))) == 2
+    assert len(store.query_samples(SampleQuery(nodes=()))) == 4
 
 
 def test_node_heads_are_each_nodes_newest_samples_with_the_writers_version(store: Store) -> None:

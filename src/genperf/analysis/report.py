@@ -38,7 +38,7 @@ from genperf.analysis.trends import Trends, compute_trends
 from genperf.analysis.window import Tallier, Window
 from genperf.config import Settings
 from genperf.records import SystemSample, TaskRecord, to_jsonable, utc_now
-from genperf.storage.base import Store, TaskQuery
+from genperf.storage.base import SampleQuery, Store, TaskQuery
 from genperf.tally import Aggregate
 
 SAMPLE_SIZE = 10_000  # task records read one by one at most
@@ -245,7 +245,8 @@ def load_window(
     """
     query = dataclasses.replace(query, finished_only=True, newest_first=False, limit=None, offset=0)
     nodes = query.nodes or (() if query.node is None else (query.node,))
-    samples = tuple(store.query_samples(query.since, query.until, limit=max_samples, nodes=nodes))
+    wanted = SampleQuery(query.since, query.until, limit=max_samples, nodes=tuple(nodes))
+    samples = tuple(store.query_samples(wanted))
     if isinstance(store, AggregatingStore):
         size = store.window_size(query)  # an upper bound, from an index
         if size > sql_min_tasks:

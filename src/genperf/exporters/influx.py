@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from genperf.records import GPU_METRICS, HOST_METRICS, SystemSample, TaskRecord, TaskStatus
+from genperf.storage.base import SampleQuery
 
 TASK_MEASUREMENT = "genperf_task"
 SAMPLE_MEASUREMENT = "genperf_sample"
@@ -196,9 +197,7 @@ def sample_lines(sample: SystemSample) -> list[str]:
 
 
 class SampleSource(Protocol):
-    def query_samples(
-        self, since: datetime | None = None, until: datetime | None = None, limit: int | None = None
-    ) -> list[SystemSample]: ...
+    def query_samples(self, query: SampleQuery = SampleQuery()) -> list[SystemSample]: ...
 
 
 def stored_samples(
@@ -209,7 +208,7 @@ def stored_samples(
     start = since
     while start <= until:
         end = min(start + slice_, until)
-        for sample in store.query_samples(since=start, until=end):
+        for sample in store.query_samples(SampleQuery(since=start, until=end)):
             if sample.taken_at < end or end == until:  # [start, end): each sample once
                 yield sample
         if end == until:

@@ -79,13 +79,7 @@ def run_job(job: dict[str, Any], send: Any) -> int:
     monitor = PerformanceMonitor(settings, collectors=[], store=MemoryStore())
     handle: TaskHandle | None = None
     try:
-        with monitor.track(
-            request.task_id,
-            model_type=request.model_type,
-            resolution=request.resolution,
-            steps=request.steps,
-            frames=request.frames,
-        ) as handle:
+        with request.track(monitor) as handle:
             pipe = load_model(spec, monitor, handle, on_phase=on_phase)
             if request.preset is not None:
                 apply(pipe.pipeline, preset(request.preset))

@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import enum
 import re
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from genperf.config import ModelLimits
 from genperf.generation.errors import RequestLimitError
+
+if TYPE_CHECKING:
+    from genperf.monitor import PerformanceMonitor, TaskHandle
 
 MAX_STEPS = 200
 MAX_FRAMES = 241  # 15 s at Wan's 16 fps; the real models are trained on 81 (and 121)
@@ -71,6 +76,16 @@ class GenerationRequest:
     @property
     def resolution(self) -> str:
         return f"{self.width}x{self.height}"
+
+    def track(self, monitor: PerformanceMonitor) -> AbstractContextManager[TaskHandle]:
+        """Monitor the block as this request's task, with its configuration as the task's."""
+        return monitor.track(
+            self.task_id,
+            model_type=self.model_type,
+            resolution=self.resolution,
+            steps=self.steps,
+            frames=self.frames,
+        )
 
 
 def parse_resolution(text: str) -> tuple[int, int]:

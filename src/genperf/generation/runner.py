@@ -50,13 +50,7 @@ class InProcessRunner:
         key = f"{spec.model_type}@{spec.path}"
         handle: TaskHandle | None = None
         try:
-            with self.monitor.track(
-                request.task_id,
-                model_type=request.model_type,
-                resolution=request.resolution,
-                steps=request.steps,
-                frames=request.frames,
-            ) as handle:
+            with request.track(self.monitor) as handle:
                 current = self.monitor.get_task_metrics(request.task_id)
                 if current is not None:
                     on_run(current.run_id)

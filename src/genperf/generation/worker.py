@@ -15,6 +15,7 @@ from genperf.errors import StoreError
 from genperf.generation.queue import RequestQueue
 from genperf.generation.request import GenerationRequest
 from genperf.records import utc_now
+from genperf.threads import start_daemon
 
 logger = logging.getLogger("genperf.generation")
 
@@ -70,11 +71,7 @@ class Worker:
         self._busy = threading.Event()
 
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._loop, name="genperf-generation", daemon=True)
-        self._thread.start()
+        self._thread = start_daemon(self._thread, self._stopping, self._loop, "genperf-generation")
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop after the running generation (if any); True when the thread has ended."""

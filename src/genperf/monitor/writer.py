@@ -32,6 +32,7 @@ from genperf.errors import StoreError, StoreUnavailableError
 from genperf.logs import Throttle
 from genperf.records import Durability, SystemSample, TaskRecord
 from genperf.storage.base import Store
+from genperf.threads import start_daemon
 
 logger = logging.getLogger("genperf.monitor.writer")
 
@@ -236,11 +237,7 @@ class StoreWriter:
     # --- the background thread -------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="genperf-writer", daemon=True)
-        self._thread.start()
+        self._thread = start_daemon(self._thread, self._stop, self._run, "genperf-writer")
 
     def stop(self) -> None:
         """Stop the thread after a last flush; a no-op when stopped."""

@@ -42,7 +42,7 @@ from genperf.queries.models import (
     TaskOut,
 )
 from genperf.records import SystemSample, TaskRecord, to_jsonable, utc_now
-from genperf.storage.base import Store, TaskQuery
+from genperf.storage.base import SampleQuery, Store, TaskQuery
 
 if TYPE_CHECKING:
     from genperf.monitor.predictor import HistoryPredictor
@@ -409,7 +409,7 @@ class Queries:
         try:
             store = self._store()
             running = store.running_tasks(node)
-            latest = store.query_samples(limit=1)
+            latest = store.query_samples(SampleQuery(limit=1))
         except GenperfError as exc:
             return status.model_copy(update={"database_error": str(exc)})
         if latest:

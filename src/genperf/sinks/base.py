@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from genperf.records import SystemSample, TaskRecord, TaskStatus
+from genperf.threads import start_daemon
 
 logger = logging.getLogger("genperf.sinks")
 
@@ -135,11 +136,7 @@ class BatchingSink(ABC, Generic[Payload]):
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"genperf-{self.name}", daemon=True)
-        self._thread.start()
+        self._thread = start_daemon(self._thread, self._stop, self._run, f"genperf-{self.name}")
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop after sending what is queued, for at most about ``timeout`` seconds; what is

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from genperf.config import Settings
 from genperf.errors import StoreError
-from genperf.storage.base import Store, TaskQuery
+from genperf.storage.base import SampleQuery, Store, TaskQuery
 from genperf.storage.memory import MemoryStore
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "MEMORY_URL",
     "MemoryStore",
+    "SampleQuery",
     "SqlStore",
     "Store",
     "TaskQuery",

@@ -36,6 +36,17 @@ class TaskQuery:
     after_run: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SampleQuery:
+    """Which samples to read: taken in [since, until] (UTC), oldest first; the newest
+    ``limit`` when given; of ``nodes`` only when given (empty: every node)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int | None = None
+    nodes: tuple[str, ...] = ()
+
+
 @functools.cache
 def genperf_version() -> str | None:
     """The installed genperf's version, recorded with the samples this process writes."""
@@ -88,16 +99,8 @@ class Store(Protocol):
     def count_tasks(self, query: TaskQuery) -> int:
         """How many records match (limit and offset ignored)."""
 
-    def query_samples(
-        self,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int | None = None,
-        *,
-        nodes: Sequence[str] = (),
-    ) -> list[SystemSample]:
-        """Samples in [since, until], oldest first (the newest ``limit`` if given), of
-        ``nodes`` only when given."""
+    def query_samples(self, query: SampleQuery = SampleQuery()) -> list[SystemSample]:
+        """The samples ``query`` selects, oldest first."""
 
     def node_heads(self, since: datetime | None, per_node: int) -> list[NodeHead]:
         """Each node with a sample taken at or after ``since`` (at most ``MAX_NODES``, by

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from genperf.errors import StoreError, UnknownCursorError
 from genperf.records import ErrorCategory, SystemSample, TaskRecord, TaskStatus
-from genperf.storage.base import MAX_NODES, NodeHead, TaskQuery, genperf_version
+from genperf.storage.base import MAX_NODES, NodeHead, SampleQuery, TaskQuery, genperf_version
 from genperf.storage.utc import as_utc, as_utc_or_none
 
 
@@ -106,17 +106,10 @@ class MemoryStore:
     def count_tasks(self, query: TaskQuery) -> int:
         return len(self._matching(query))
 
-    def query_samples(
-        self,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int | None = None,
-        *,
-        nodes: Sequence[str] = (),
-    ) -> list[SystemSample]:
-        wanted = frozenset(nodes)
-        low = as_utc_or_none(since)
-        high = as_utc_or_none(until)
+    def query_samples(self, query: SampleQuery = SampleQuery()) -> list[SystemSample]:
+        wanted = frozenset(query.nodes)
+        low = as_utc_or_none(query.since)
+        high = as_utc_or_none(query.until)
         with self._open("query samples"):
             entries = list(self._samples)
         found = sorted(
@@ -129,8 +122,8 @@ class MemoryStore:
             ),
             key=lambda e: (e[1].taken_at, e[0]),
         )
-        if limit is not None:
-            found = found[-limit:] if limit > 0 else []
+        if query.limit is not None:
+            found = found[-query.limit :] if query.limit > 0 else []
         return [s for _, s in found]
 
     def node_heads(self, since: datetime | None, per_node: int) -> list[NodeHead]:

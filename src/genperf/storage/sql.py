@@ -32,7 +32,7 @@ from genperf.errors import StoreError, UnknownCursorError
 from genperf.records import TASK_FIELDS, ErrorCategory, SystemSample, TaskRecord, TaskStatus
 from genperf.storage import rollups
 from genperf.storage.adopt import ServiceTable
-from genperf.storage.base import MAX_NODES, NodeHead, TaskQuery, genperf_version
+from genperf.storage.base import MAX_NODES, NodeHead, SampleQuery, TaskQuery, genperf_version
 from genperf.storage.changes import ConfigurationChange, read_changes
 from genperf.storage.codec import row_to_sample, row_to_task, sample_to_row, task_to_row
 from genperf.storage.engine import (
@@ -257,28 +257,22 @@ class SqlStore:
         with self._read("count tasks") as conn:
             return int(conn.execute(stmt).scalar_one())
 
-    def query_samples(
-        self,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int | None = None,
-        *,
-        nodes: Sequence[str] = (),
-    ) -> list[SystemSample]:
+    def query_samples(self, query: SampleQuery = SampleQuery()) -> list[SystemSample]:
         stmt = select(samples)
-        if nodes:
-            stmt = stmt.where(samples.c.node.in_(tuple(nodes)))
-        if since is not None:
-            stmt = stmt.where(samples.c.taken_at >= since)
-        if until is not None:
-            stmt = stmt.where(samples.c.taken_at <= until)
-        if limit is None:
+        if query.nodes:
+            stmt = stmt.where(samples.c.node.in_(query.nodes))
+        if query.since is not None:
+            stmt = stmt.where(samples.c.taken_at >= query.since)
+        if query.until is not None:
+            stmt = stmt.where(samples.c.taken_at <= query.until)
+        if query.limit is None:
             stmt = stmt.order_by(samples.c.taken_at, samples.c.id)
         else:  # the newest `limit`, returned oldest first
-            stmt = stmt.order_by(samples.c.taken_at.desc(), samples.c.id.desc()).limit(limit)
+            stmt = stmt.order_by(samples.c.taken_at.desc(), samples.c.id.desc())
+            stmt = stmt.limit(query.limit)
         with self._read("query samples") as conn:
             rows = conn.execute(stmt).mappings().all()
-        if limit is not None:
+        if query.limit is not None:
             rows = list(reversed(rows))
         return [row_to_sample(row) for row in rows]
 

@@ -76,6 +76,8 @@ CASES = [
     (MemoryError(), "model_load", C.OUT_OF_MEMORY_HOST),
     (OSError(12, "Cannot allocate memory"), None, C.OUT_OF_MEMORY_HOST),
     (RuntimeError("Unable to allocate 3.00 GiB for an array"), None, C.OUT_OF_MEMORY_HOST),
+    (RuntimeError("could not create a primitive"), "vae_decode", C.OUT_OF_MEMORY_HOST),
+    (RuntimeError("could not create a primitive descriptor for a convolution"), None, C.UNKNOWN),
     ("worker exited with exit code 137 (oom-kill)", None, C.OUT_OF_MEMORY_HOST),
     (TimeoutError("generation took longer than 900 s"), "denoise", C.TIMEOUT),
     (asyncio.TimeoutError(), None, C.TIMEOUT),  # noqa: UP041 - the alias is what asyncio raises

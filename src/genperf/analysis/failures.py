@@ -110,6 +110,10 @@ RULES: tuple[_Rule, ...] = (
             r"\[Errno 12\]",
             r"std::bad_alloc",
             r"Unable to allocate [\d.]+ ?[KMGT]i?B",
+            # oneDNN (torch's CPU kernels) when the buffers of a convolution cannot be had:
+            # seen under an address-space limit in a real VAE decode. Not "... primitive
+            # descriptor", which is an unsupported shape.
+            r"could not create a primitive(?! descriptor)",
         ),
     ),
     # GPU faults the driver reports (dmesg shows an Xid): the process's CUDA context is dead.

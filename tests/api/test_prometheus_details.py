@@ -8,10 +8,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from genperf.config import BenchmarkTargets, PerformanceThresholds, Settings
+from genperf.exporters.process_metrics import ProcessExposition
 from genperf.exporters.prometheus import DURATION_BUCKETS, MAX_MODEL_TYPES, TaskOutcomes, render
 from genperf.exporters.prometheus_details import (
     TaskDetails,
-    ThrottleCollector,
     duration_buckets,
     vram_buckets,
 )
@@ -163,9 +163,8 @@ class _Monitor:
 
 
 def _throttle(gpus: tuple[GpuReading, ...]) -> dict:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(ThrottleCollector(_Monitor(gpus)))
-    return samples(render(registry).decode())
+    text = ProcessExposition(_Monitor(gpus)).exposition(openmetrics=False).decode()
+    return {key: v for key, v in samples(text).items() if key[0].endswith("_throttled")}
 
 
 def test_throttle_gauges_follow_the_thermal_checks_test():

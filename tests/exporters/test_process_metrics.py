@@ -9,12 +9,20 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from genperf.collectors import HostCollector
 from genperf.config import Settings
-from genperf.exporters.process_metrics import MetricsListener, serve_process_metrics
+from genperf.exporters.process_metrics import (
+    MetricsListener,
+    ProcessExposition,
+    serve_process_metrics,
+)
 from genperf.monitor import PerformanceMonitor
+from genperf.records import GpuReading, SystemSample, utc_now
 from genperf.storage import MemoryStore
 
 TOKEN = "agent-metrics-token-0123456789"
@@ -82,3 +90,55 @@ def test_close_releases_the_port(monitor):
     served.close()  # idempotent
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+class _Monitor:
+    """A monitor whose latest sample the test sets (what ProcessExposition reads)."""
+
+    node = "gpu-9"
+
+    def __init__(self) -> None:
+        self.sample = self.take(10.0)
+        self.scrapes = 0
+
+    @staticmethod
+    def take(cpu: float) -> SystemSample:
+        gpu = GpuReading(index=0, name="H200", temperature_celsius=cpu, throttle_reasons=())
+        return SystemSample(taken_at=utc_now(), node="gpu-9", cpu_percent=cpu, gpus=(gpu,))
+
+    def current_sample(self) -> SystemSample:
+        return self.sample
+
+    def self_stats(self) -> dict[str, float | int]:
+        self.scrapes += 1
+        return {"samples_taken": self.scrapes}
+
+
+@pytest.mark.parametrize("openmetrics", [False, True])
+def test_a_new_sample_shows_at_the_next_scrape_and_the_rest_is_read_at_every_one(openmetrics):
+    monitor = _Monitor()
+    clock = [monitor.sample.taken_at.timestamp() + 1.0]
+    families = ProcessExposition(monitor, version="9.9", wall_time=lambda: clock[0])
+
+    def scrape() -> dict[str, float]:
+        text = families.exposition(openmetrics).decode()
+        if openmetrics:
+            assert text.count("# EOF") == 1 and text.endswith("# EOF\n")
+            parsed = list(openmetrics_families(text))
+        else:
+            parsed = list(text_string_to_metric_families(text))
+        return {s.name: s.value for f in parsed for s in f.samples}
+
+    first = scrape()
+    assert first["genperf_host_cpu_percent"] == 10.0
+    assert first["genperf_gpu_temperature_celsius"] == 10.0
+    assert first["genperf_sample_age_seconds"] == 1.0
+    clock[0] += 4.0  # the same sample, older: its age and the monitor's health are live
+    second = scrape()
+    assert second["genperf_sample_age_seconds"] == 5.0
+    assert second["genperf_monitor_samples_total"] == first["genperf_monitor_samples_total"] + 1
+    monitor.sample = monitor.take(55.0)  # a new sample: its gauges at the very next scrape
+    third = scrape()
+    assert third["genperf_host_cpu_percent"] == 55.0
+    assert third["genperf_gpu_temperature_celsius"] == 55.0
+    assert third["genperf_gpu_thermal_throttled"] == 0.0

@@ -50,7 +50,7 @@ from genperf.api.routers import (
 from genperf.api.settings import ApiSettings
 from genperf.config import Settings, load_settings
 from genperf.errors import GenperfError
-from genperf.exporters.process_metrics import process_registry
+from genperf.exporters.process_metrics import ProcessExposition
 from genperf.exporters.prometheus_tasks import StoreTaskFamilies
 from genperf.monitor import PerformanceMonitor
 from genperf.storage.base import Store
@@ -106,7 +106,7 @@ def create_app(
         monitor = PerformanceMonitor(settings, store=store)  # store None: the settings' database
     # /metrics: this process's own gauges, read at scrape time, and the task families of the
     # database every process writes to (only this API process exports those: no double count).
-    registry = process_registry(monitor, version=__version__)
+    process_families = ProcessExposition(monitor, version=__version__)
     store_tasks = StoreTaskFamilies(
         (lambda: store) if store is not None else (lambda: monitor.store), settings
     )
@@ -129,7 +129,7 @@ def create_app(
         tokens=tokens,
         store_tasks=store_tasks,
         reports=reports,
-        registry=registry,
+        process_families=process_families,
         owns_monitor=owns_monitor,
         open_tasks=open_tasks,
     )

@@ -23,11 +23,10 @@ from genperf.queries import Filters, Queries
 from genperf.storage.base import Store
 
 if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry
-
     from genperf.api.auth import TokenTable
     from genperf.api.open_tasks import OpenTaskLedger
     from genperf.api.reports import ReportCache
+    from genperf.exporters.process_metrics import ProcessExposition
     from genperf.exporters.prometheus_tasks import StoreTaskFamilies
 
 
@@ -42,7 +41,7 @@ class AppContext:
     tokens: TokenTable
     store_tasks: StoreTaskFamilies  # /metrics' task families, from the database
     reports: ReportCache[Any]
-    registry: CollectorRegistry
+    process_families: ProcessExposition  # /metrics' own gauges, read from the monitor
     owns_monitor: bool
     open_tasks: OpenTaskLedger  # running tasks opened over HTTP: bounded, expired when idle
 

@@ -3,8 +3,10 @@
 Two kinds of family, kept apart so that summing over every scraped target is the truth
 (docs/design.md, "Prometheus across processes"):
 
-* per process, from the monitor at scrape time (:class:`MonitorCollector`), each series
-  labelled with the process's ``node``: host gauges, one per
+* per process, from the monitor (:func:`sample_metrics` from its latest sample,
+  :func:`live_metrics` at every scrape; served by
+  :class:`~genperf.exporters.process_metrics.ProcessExposition`), each series labelled with
+  the process's ``node``: host gauges, one per
   :data:`genperf.records.HOST_METRICS` entry (``genperf_host_<name>``); GPU gauges, one per
   :data:`genperf.records.GPU_METRICS` entry, by GPU index and model name
   (``genperf_gpu_<name>{node, gpu="0", name="NVIDIA H200"}``); the monitor's own overhead and
@@ -30,9 +32,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -52,6 +53,7 @@ from genperf.records import (
     GPU_METRICS,
     HOST_METRICS,
     ErrorCategory,
+    GpuReading,
     SystemSample,
     TaskRecord,
     TaskStatus,
@@ -282,31 +284,20 @@ class MonitorSource(Protocol):
     def self_stats(self) -> dict[str, float | int]: ...
 
 
-class MonitorCollector(Collector):
-    """Reads the monitor at scrape time, every series labelled with the monitor's node.
-    Register it on a private :class:`CollectorRegistry`."""
-
-    def __init__(
-        self,
-        monitor: MonitorSource,
-        *,
-        version: str = "",
-        wall_time: Callable[[], float] = time.time,
-    ) -> None:
-        self.monitor = monitor
-        self.version = version
-        self._wall_time = wall_time
-
-    def collect(self) -> Iterator[Metric]:
-        node = node_label(self.monitor)
-        yield InfoMetricFamily(
-            "genperf",
-            "genperf's version and node",
-            value={"node": node, "version": self.version or "unknown"},
-        )
-        sample = self.monitor.current_sample()
-        yield from _sample_metrics(node, sample, self._wall_time())
-        yield from _self_metrics(node, self.monitor.self_stats())
+def live_metrics(
+    node: str, version: str, sample: SystemSample, stats: Mapping[str, float | int], now: float
+) -> Iterator[Metric]:
+    """The families that change between two samples: ``genperf_info``, the latest sample's
+    age and the monitor's own health (read at every scrape)."""
+    info = {"node": node, "version": version or "unknown"}
+    yield InfoMetricFamily("genperf", "genperf's version and node", value=info)
+    yield _gauge(
+        "genperf_sample_age_seconds",
+        "Age of the latest sample",
+        node,
+        max(0.0, now - sample.taken_at.timestamp()),
+    )
+    yield from _self_metrics(node, stats)
 
 
 def node_label(monitor: MonitorSource) -> str:
@@ -320,15 +311,13 @@ def _gauge(name: str, help_text: str, node: str, value: float) -> GaugeMetricFam
     return family
 
 
-def _sample_metrics(node: str, sample: SystemSample, now: float) -> Iterator[Metric]:
-    taken = sample.taken_at.timestamp()
+def sample_metrics(node: str, sample: SystemSample) -> Iterator[Metric]:
+    """The families read from one sample: its time, host and per-GPU gauges (the same for
+    every scrape until the next sample, so they can be rendered once per sample)."""
     yield _gauge(
         "genperf_sample_timestamp_seconds", "When the latest sample was taken (Unix time)",
-        node, taken,
+        node, sample.taken_at.timestamp(),
     )  # fmt: skip
-    yield _gauge(
-        "genperf_sample_age_seconds", "Age of the latest sample", node, max(0.0, now - taken)
-    )
     for spec in HOST_METRICS:
         value = getattr(sample, spec.name)
         if value is not None:
@@ -340,12 +329,17 @@ def _sample_metrics(node: str, sample: SystemSample, now: float) -> Iterator[Met
         for spec in GPU_METRICS
     }
     for gpu in sample.gpus:
-        labels = [node, str(gpu.index), _label(gpu.name or "unknown", 128)]
+        labels = gpu_labels(node, gpu)
         for spec in GPU_METRICS:
             value = getattr(gpu, spec.name)
             if value is not None:
                 families[spec.name].add_metric(labels, float(value))
     yield from (family for family in families.values() if family.samples)
+
+
+def gpu_labels(node: str, gpu: GpuReading) -> list[str]:
+    """A GPU's series labels: node, index and model name."""
+    return [node, str(gpu.index), _label(gpu.name or "unknown", 128)]
 
 
 def _self_metrics(node: str, stats: Mapping[str, float | int]) -> Iterator[Metric]:
@@ -361,17 +355,16 @@ def _self_metrics(node: str, stats: Mapping[str, float | int]) -> Iterator[Metri
             yield _gauge(name, help_text, node, float(value))
 
 
-def registry_for(monitor: MonitorSource, *, version: str = "") -> CollectorRegistry:
-    """A private registry holding only genperf's monitor collector (no process or platform
-    metrics of whoever imported prometheus_client first)."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(MonitorCollector(monitor, version=version))
-    return registry
-
-
 def render(registry: CollectorRegistry) -> bytes:
     """The registry in the Prometheus text format (:data:`CONTENT_TYPE`)."""
     return generate_latest(registry)
+
+
+class Exposition(Protocol):
+    """Families rendered for a scrape: the Prometheus text format, or OpenMetrics (ending
+    with ``# EOF``)."""
+
+    def exposition(self, openmetrics: bool) -> bytes: ...
 
 
 class Prefix(Protocol):
@@ -384,20 +377,20 @@ class Prefix(Protocol):
 
 
 def negotiate(
-    registry: CollectorRegistry,
+    families: Exposition,
     accept: str | None,
     prefix: Prefix | None = None,
     *,
     gzip: bool = False,
 ) -> tuple[bytes, str]:
-    """The registry in the format the scraper's ``Accept`` header asks for, and its content
+    """``families`` in the format the scraper's ``Accept`` header asks for, and its content
     type: OpenMetrics when asked for it, else the Prometheus text format (prometheus_client's
     own negotiation, so the two stay in step with the library). ``prefix``'s families come
     first (so OpenMetrics' ``# EOF`` stays last); ``gzip`` compresses the whole body as one
     gzip member, the prefix's part compressed once per change rather than per scrape."""
-    encoder, content_type = choose_encoder(accept or "")
-    body = encoder(registry)
+    _, content_type = choose_encoder(accept or "")
     openmetrics = content_type.startswith("application/openmetrics-text")
+    body = families.exposition(openmetrics)
     if gzip:
         return gzip_join(prefix.deflated(openmetrics) if prefix else EMPTY, body), content_type
     if prefix is None:
@@ -417,10 +410,12 @@ __all__ = [
     "CONTENT_TYPE",
     "DURATION_BUCKETS",
     "MAX_NODES",
-    "MonitorCollector",
+    "MonitorSource",
     "TaskOutcomes",
+    "gpu_labels",
+    "live_metrics",
     "negotiate",
     "node_label",
-    "registry_for",
     "render",
+    "sample_metrics",
 ]

@@ -10,7 +10,7 @@ alerts read, and none grows with the task count.
   by model type and resolution class (count and sum), and a histogram of peak VRAM in percent
   of the GPU by model type and resolution class, with buckets on genperf's VRAM lines. Phase
   names outside :data:`genperf.records.STANDARD_PHASES` count as ``phase="other"``.
-* :class:`ThrottleCollector` (per process, like the host and GPU gauges): per GPU, 1 while
+* :func:`throttle_metrics` (per process, like the host and GPU gauges): per GPU, 1 while
   its clock is cut for heat (``genperf_gpu_thermal_throttled``) or for power
   (``genperf_gpu_power_throttled``), the same test genperf's thermal bottleneck check
   applies to a task's throttle reasons.
@@ -39,15 +39,14 @@ from genperf.exporters.prometheus import (
     DURATION_BUCKETS,
     MAX_MODEL_TYPES,
     OTHER,
-    MonitorSource,
     _bounded,
     _label,
     bounded_node,
+    gpu_labels,
     histogram,
-    node_label,
 )
 from genperf.numbers import percent
-from genperf.records import STANDARD_PHASES, TaskRecord, TaskStatus
+from genperf.records import STANDARD_PHASES, SystemSample, TaskRecord, TaskStatus
 from genperf.tally import power_throttled, thermal_throttled
 
 
@@ -172,38 +171,33 @@ def _add(sums: dict[_Key, _Sum], key: _Key, value: float) -> None:
     entry.total += value
 
 
-class ThrottleCollector(Collector):
-    """Reads the latest sample's GPU throttle reasons at scrape time."""
-
-    def __init__(self, monitor: MonitorSource) -> None:
-        self.monitor = monitor
-
-    def collect(self) -> Iterator[Metric]:
-        thermal = GaugeMetricFamily(
-            "genperf_gpu_thermal_throttled",
-            "1 while the GPU's clock is cut for heat (NVML clock event reasons)",
-            labels=("node", "gpu", "name"),
-        )
-        power = GaugeMetricFamily(
-            "genperf_gpu_power_throttled",
-            "1 while the GPU's clock is cut for power (NVML clock event reasons)",
-            labels=("node", "gpu", "name"),
-        )
-        node = node_label(self.monitor)
-        for gpu in self.monitor.current_sample().gpus:
-            if gpu.throttle_reasons is None:
-                continue  # unknown on this GPU: no sample rather than a false 0
-            labels = [node, str(gpu.index), _label(gpu.name or "unknown", 128)]
-            thermal.add_metric(labels, float(thermal_throttled(gpu.throttle_reasons)))
-            power.add_metric(labels, float(power_throttled(gpu.throttle_reasons)))
-        if thermal.samples:
-            yield thermal
-            yield power
+def throttle_metrics(node: str, sample: SystemSample) -> Iterator[Metric]:
+    """Per GPU of ``sample``, 1 while its clock is cut for heat (or for power), 0 otherwise;
+    no series for a GPU whose reasons are unknown."""
+    thermal = GaugeMetricFamily(
+        "genperf_gpu_thermal_throttled",
+        "1 while the GPU's clock is cut for heat (NVML clock event reasons)",
+        labels=("node", "gpu", "name"),
+    )
+    power = GaugeMetricFamily(
+        "genperf_gpu_power_throttled",
+        "1 while the GPU's clock is cut for power (NVML clock event reasons)",
+        labels=("node", "gpu", "name"),
+    )
+    for gpu in sample.gpus:
+        if gpu.throttle_reasons is None:
+            continue  # unknown on this GPU: no sample rather than a false 0
+        labels = gpu_labels(node, gpu)
+        thermal.add_metric(labels, float(thermal_throttled(gpu.throttle_reasons)))
+        power.add_metric(labels, float(power_throttled(gpu.throttle_reasons)))
+    if thermal.samples:
+        yield thermal
+        yield power
 
 
 __all__ = [
     "TaskDetails",
-    "ThrottleCollector",
     "duration_buckets",
+    "throttle_metrics",
     "vram_buckets",
 ]

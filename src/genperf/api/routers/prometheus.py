@@ -37,7 +37,7 @@ def prometheus_metrics(context: Context, request: Request) -> Response:
     # Not async: a stale task family waits (bounded) for its refresh thread, in the pool.
     gzip = accepts_gzip(request.headers.get("accept-encoding"))
     accept = request.headers.get("accept")
-    body, content_type = negotiate(context.registry, accept, context.store_tasks, gzip=gzip)
+    body, content_type = negotiate(context.process_families, accept, context.store_tasks, gzip=gzip)
     headers = {"Vary": "Accept-Encoding"}
     if gzip:
         headers["Content-Encoding"] = "gzip"

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
@@ -130,6 +131,11 @@ def test_a_real_server_serves_ingests_and_stops_cleanly(tmp_path):
             assert client.get(f"{P}/metrics").json()["total"] == 1
             assert "genperf_host_ram_total_bytes" in client.get("/metrics").text
             assert httpx.get(f"{base}{P}/status", timeout=5).status_code == 401
+            time.sleep(1.5)  # past the second of the last response: a stale Date would show
+            asked = time.time()
+            dates = client.get(f"{P}/status").headers.get_list("date")
+            assert len(dates) == 1  # uvicorn's own is off: one Date, set per response
+            assert abs(parsedate_to_datetime(dates[0]).timestamp() - asked) <= 1.0
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=30)

@@ -17,6 +17,7 @@ import pytest
 from genperf.generation.queue import RequestQueue
 from genperf.generation.request import RequestStatus
 from genperf.generation.worker import Worker
+from genperf.records import utc_now
 from genperf.testing import make_request, wait_until
 
 DEAD = -1.0  # a lease that expired already: its worker stopped renewing it
@@ -202,3 +203,43 @@ def test_the_worker_renews_its_lease_while_a_run_outlasts_it(queue):
         assert worker.stop(30)
     assert len(seen) == 4  # the claim's lease and three renewals
     assert outcome == [[]]  # never expired meanwhile
+
+
+def test_the_outlook_says_what_waits_and_when_the_soonest_lease_expires(queue):
+    assert (queue.outlook().queued, queue.outlook().soonest_expiry) == (False, None)
+    queue.add(make_request(1, model_type="wan-a"))
+    assert queue.outlook().queued
+    assert queue.outlook(["wan-a", "it's-b"]).queued  # names are quoted into the statement
+    assert not queue.outlook(["it's-b"]).queued
+    queue.claim_next("w-a", "node-a", lease_seconds=30)
+    held = queue.outlook()
+    assert not held.queued
+    assert held.soonest_expiry == queue.get("t1").lease_expires_at
+    assert not held.expired(utc_now())
+    queue.add(make_request(2))
+    queue.claim_next("w-b", "node-b", lease_seconds=DEAD)
+    dead = queue.outlook()
+    assert dead.soonest_expiry == queue.get("t2").lease_expires_at
+    assert dead.expired(utc_now())
+
+
+def test_an_idle_worker_reaps_an_expired_lease_and_claims_without_being_woken(queue):
+    queue.add(make_request(1))
+    queue.claim_next("w-dead", "node-a", lease_seconds=DEAD)
+    ran: list[str] = []
+    worker = Worker(
+        queue, lambda r: ran.append(r.task_id), poll_seconds=0.05, identity="w-live",
+        node="node-b", lease_seconds=3.0, reap=lambda: _reap(queue),
+    )  # fmt: skip
+    worker.start()
+    try:
+        wait_until(lambda: queue.get("t1").status is RequestStatus.INTERRUPTED)
+        queue.add(make_request(2))  # queued by "another process": nobody calls wake()
+        wait_until(lambda: ran == ["t2"])
+    finally:
+        worker.stop(timeout=10)
+
+
+def _reap(queue: RequestQueue):
+    queue.reap_expired()
+    return queue.next_lease_expiry()

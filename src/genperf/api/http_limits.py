@@ -30,6 +30,7 @@ import h11
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from genperf.api.date_header import DateHeader
 from genperf.config import ApiLimits
 from genperf.logs import Throttle, summarise_repeats
 
@@ -137,7 +138,8 @@ def uvicorn_config(app: Any, *, host: str, port: int, log_level: str, limits: Ap
         {"read_seconds": limits.request_read_seconds, "max_connections": limits.max_connections},
     )
     return Config(
-        app,
+        DateHeader(app),
+        date_header=False,  # set per response: the server's loop need not wake to refresh it
         host=host,
         port=port,
         log_level=log_level,

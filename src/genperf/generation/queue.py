@@ -59,6 +59,7 @@ from genperf.records import utc_now
 from genperf.storage import MEMORY_URL
 from genperf.storage.engine import (
     SQLITE_BEGIN,
+    HeldReader,
     checkpoint_and_truncate,
     make_engine,
     store_errors,
@@ -169,6 +170,19 @@ class QueuedRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Outlook:
+    """What an idle worker needs to know: whether a request (of its model types) waits, and
+    when the soonest lease of a running request expires (None: nothing runs)."""
+
+    queued: bool
+    soonest_expiry: datetime | None
+
+    def expired(self, now: datetime) -> bool:
+        """Whether a running request's lease has expired by ``now`` (one to reap)."""
+        return self.soonest_expiry is not None and self.soonest_expiry <= now
+
+
+@dataclass(frozen=True, slots=True)
 class ReapedRequest:
     """A running request whose lease expired: its worker died (or stopped) on ``node``."""
 
@@ -212,6 +226,11 @@ class RequestQueue:
         self._fail_abandoned_when_ready = False
         self._abandoned_by: dict[str, Any] = {}
         self._setup_lock = threading.Lock()
+        self._outlook_reader = HeldReader(self._engine)
+        self._outlook_sql: dict[tuple[str, ...] | None, str] = {}  # one per worker's types
+        expiry_type = _t.c.lease_expires_at.type
+        dialect = self._engine.dialect
+        self._read_expiry = expiry_type.dialect_impl(dialect).result_processor(dialect, None)
         try:
             self._ensure_table()
         except StoreUnavailableError as exc:  # down at start: made on the first use after
@@ -264,6 +283,7 @@ class RequestQueue:
         return self._url
 
     def close(self) -> None:
+        self._outlook_reader.close()
         self._engine.dispose()
 
     # --- writes -----------------------------------------------------------------------------
@@ -590,6 +610,39 @@ class RequestQueue:
                     r.node,
                 )
         return reaped
+
+    def outlook(self, model_types: Sequence[str] | None = None) -> Outlook | None:
+        """Whether a request of ``model_types`` (any when None) waits, and when the soonest
+        running lease expires, in one read that takes no lock: what an idle worker looks at
+        before it claims (a write transaction, on SQLite the database's write lock) or reaps.
+        None when the database cannot answer now (the worker then claims as usual, which
+        reports why)."""
+        if not self._table_ready:
+            return None
+        key = tuple(model_types) if model_types else None
+        sql = self._outlook_sql.get(key)
+        if sql is None:
+            sql = self._outlook_sql[key] = self._compile_outlook(key)
+        row = self._outlook_reader.fetchone(sql)
+        if row is None:
+            return None
+        queued, soonest = row
+        if soonest is not None and self._read_expiry is not None:
+            soonest = self._read_expiry(soonest)  # SQLite's stored text, as a UTC datetime
+        return Outlook(queued=bool(queued), soonest_expiry=soonest)
+
+    def _compile_outlook(self, model_types: tuple[str, ...] | None) -> str:
+        """The outlook's one statement as the driver's SQL (compiled once per model types:
+        their names are inlined as escaped literals, so it takes no parameter)."""
+        waiting = select(_t.c.id).where(_t.c.status == RequestStatus.QUEUED.value)
+        if model_types:
+            waiting = waiting.where(_t.c.model_type.in_(model_types))
+        soonest = select(func.min(_t.c.lease_expires_at)).where(
+            _t.c.status == RequestStatus.RUNNING.value
+        )
+        stmt = select(waiting.exists(), soonest.scalar_subquery())
+        dialect = self._engine.dialect
+        return str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
     def next_lease_expiry(self) -> datetime | None:
         """When the soonest lease of a running request expires (None: nothing runs)."""

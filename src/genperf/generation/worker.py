@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from genperf.errors import StoreError
-from genperf.generation.queue import RequestQueue
+from genperf.generation.queue import Outlook, RequestQueue
 from genperf.generation.request import GenerationRequest
 from genperf.records import utc_now
 from genperf.threads import start_daemon
@@ -98,8 +98,13 @@ class Worker:
     def _loop(self) -> None:
         wait = self._poll
         while not self._stopping.is_set():
-            self._reap_when_due()
-            request = self._claim() if self._claims else None
+            # A look that takes no lock first: claims and reaps are write transactions, and
+            # an idle worker looking every few seconds was most of an idle serve's CPU.
+            looks = self._claims or time.monotonic() >= self._next_reap
+            outlook = self._queue.outlook(self._model_types) if looks else None
+            self._reap_when_due(outlook)
+            waiting = outlook is None or outlook.queued  # None: cannot tell, so claim
+            request = self._claim() if self._claims and waiting else None
             if request is None:
                 woken = self._wake.wait(max(0.0, min(wait, self._next_reap - time.monotonic())))
                 self._wake.clear()
@@ -127,9 +132,10 @@ class Worker:
             logger.warning("cannot read the generation queue: %s", exc)
             return None
 
-    def _reap_when_due(self) -> None:
+    def _reap_when_due(self, outlook: Outlook | None) -> None:
         """Reap expired leases when the soonest one is due, and at least every half lease
-        (a lease taken meanwhile by another process is not known here)."""
+        (a lease taken meanwhile by another process is not known here); not when the
+        ``outlook`` shows that no lease has expired."""
         now = time.monotonic()
         if self._reap is None:
             self._next_reap = now + self._idle_poll
@@ -137,17 +143,24 @@ class Worker:
         if now < self._next_reap:
             return
         soonest = self._lease / 2
-        try:
-            expiry = self._reap()
-        except StoreError as exc:
-            logger.warning("cannot reap expired generation leases: %s", exc)
-            expiry = None
-        except Exception:
-            logger.exception("reaping expired generation leases failed")
-            expiry = None
+        expiry: datetime | None
+        if outlook is not None and not outlook.expired(utc_now()):
+            expiry = outlook.soonest_expiry  # nothing to take back
+        else:
+            expiry = self._reap_now()
         if expiry is not None:  # a little after it, so the lease has expired when we look
             soonest = min(soonest, max(0.05, (expiry - utc_now()).total_seconds() + 0.05))
         self._next_reap = time.monotonic() + soonest
+
+    def _reap_now(self) -> datetime | None:
+        assert self._reap is not None
+        try:
+            return self._reap()
+        except StoreError as exc:
+            logger.warning("cannot reap expired generation leases: %s", exc)
+        except Exception:
+            logger.exception("reaping expired generation leases failed")
+        return None
 
     @contextmanager
     def _leased(self, task_id: str) -> Iterator[None]:

@@ -7,10 +7,12 @@ driver exception, and never a password.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
 import stat
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -157,6 +159,51 @@ def _tighten(path: Path) -> None:
         return
     if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o077:
         os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o077)
+
+
+class HeldReader:
+    """One DB-API connection kept for a small read made again and again (an idle worker's
+    look at its queue every few seconds): no pool checkout and no SQLAlchemy execution per
+    read, about a tenth of their CPU. Each read ends its transaction, so nothing is held
+    between reads (PostgreSQL would keep one open; a SQLite checkpoint would wait for it).
+
+    :meth:`fetchone` answers None when the read fails (the database is down, locked,
+    replaced): the caller falls back to its full path, which reports the error properly.
+    The connection is then dropped and the next read opens another.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Any = None
+        self._lock = threading.Lock()
+
+    def fetchone(self, sql: str) -> tuple[Any, ...] | None:
+        with self._lock:
+            try:
+                if self._connection is None:
+                    self._connection = self._engine.raw_connection()
+                cursor = self._connection.cursor()
+                try:
+                    cursor.execute(sql)
+                    row: tuple[Any, ...] | None = cursor.fetchone()
+                finally:
+                    cursor.close()
+                self._connection.rollback()
+                return row
+            except Exception:  # the driver's own errors: the caller's full path reports them
+                logger.debug("a held read failed; the connection is dropped", exc_info=True)
+                self._drop_locked()
+                return None
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_locked()
+
+    def _drop_locked(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.invalidate()  # not back to the pool: it may be broken
 
 
 CHECKPOINT_BUSY_MS = 1000  # how long a checkpoint waits for readers before giving up

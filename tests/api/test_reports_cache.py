@@ -204,3 +204,43 @@ def test_varying_the_window_does_not_bust_the_cache(make_app):
         reports = app.state.genperf.reports
         assert reports.builds == 1
         assert reports.key_locks == 0
+
+
+class GatedBuilder:
+    """A build that starts, says so, and finishes when the test lets it."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self) -> int:
+        self.calls += 1
+        self.started.set()
+        assert self.release.wait(30)
+        return self.calls
+
+
+@pytest.mark.parametrize("finished", ["after the request came", "before the request came"])
+def test_a_waiter_takes_the_build_it_waited_for_unless_a_task_finished_before_it_asked(
+    finished,
+):
+    cache: ReportCache[int] = ReportCache(60.0)
+    build = GatedBuilder()
+    first = threading.Thread(target=cache.get, args=("k", build))
+    first.start()
+    assert build.started.wait(30)
+    if finished == "before the request came":
+        cache.invalidate()  # the running build may miss this task
+    results: list[int] = []
+    waiter = threading.Thread(target=lambda: results.append(cache.get("k", build)))
+    waiter.start()
+    wait_until(lambda: cache._building["k"].users == 2)  # the waiter waits on the build
+    if finished == "after the request came":
+        cache.invalidate()  # began after the waiter asked: the build holds all it needs
+    build.release.set()
+    first.join(30)
+    waiter.join(30)
+    # Steady ingestion must not make every waiter rebuild in turn; a task finished before
+    # the request came must be in its answer.
+    assert results == ([1] if finished == "after the request came" else [2])

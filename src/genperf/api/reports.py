@@ -13,7 +13,10 @@ a second). With the cache:
 * an entry built before a task finished (:meth:`invalidate`) is never served: the analysis
   must agree with ``/metrics``. The next request rebuilds it and waits;
 * a key never built before is built by the first request; concurrent requests for the same
-  key wait for that one build instead of starting their own.
+  key wait for that one build instead of starting their own, and take its result when it
+  began after they came (it holds every task finished before they asked), even if more
+  tasks finished while it ran: under steady ingestion each waiter would otherwise rebuild
+  in turn, and the waits grow without end.
 
 Bounds, because the keys come from clients (a client varying ``time_window_hours`` must not
 defeat the cache or grow the server): at most ``max_entries`` reports (least recently used
@@ -98,7 +101,8 @@ class ReportCache(Generic[T]):
         if self.ttl <= 0:
             return self._build(key, build)
         with self._lock:
-            found = self._usable(key)
+            arrived = self._generation
+            found = self._usable(key, arrived)
             if found is not None:
                 value, stale = found
                 if stale and key not in self._refreshing:
@@ -110,9 +114,12 @@ class ReportCache(Generic[T]):
         try:
             with key_lock.lock:
                 with self._lock:
-                    found = self._usable(key)
+                    # Built by the caller we waited for, after every task that finished
+                    # before this request came: served, even if more finished meanwhile
+                    # (otherwise, under steady ingestion, each waiter rebuilds in turn).
+                    found = self._usable(key, arrived)
                     if found is not None and not found[1]:
-                        return found[0]  # built by the caller we waited for
+                        return found[0]
                 return self._build(key, build)
         finally:
             with self._lock:
@@ -120,10 +127,12 @@ class ReportCache(Generic[T]):
                 if not key_lock.users:
                     del self._building[key]  # no lock outlives its last waiter
 
-    def _usable(self, key: Hashable) -> tuple[T, bool] | None:
-        """(value, stale) of an entry that may be served now, or None. Under ``_lock``."""
+    def _usable(self, key: Hashable, since: int) -> tuple[T, bool] | None:
+        """(value, stale) of an entry that may be served now: one whose build began in
+        generation ``since`` or later (after every task finished before then); or None.
+        Under ``_lock``."""
         entry = self._entries.get(key)
-        if entry is None or entry[1] != self._generation:
+        if entry is None or entry[1] < since:
             return None
         age = self._clock() - entry[0]
         if age >= self.ttl + self.max_stale:

@@ -4,6 +4,7 @@ series and no task family (those come from the API process only)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,3 +143,16 @@ def test_a_new_sample_shows_at_the_next_scrape_and_the_rest_is_read_at_every_one
     assert third["genperf_host_cpu_percent"] == 55.0
     assert third["genperf_gpu_temperature_celsius"] == 55.0
     assert third["genperf_gpu_thermal_throttled"] == 0.0
+
+
+def test_the_token_may_be_given_as_its_digest(monitor):
+    digest = hashlib.sha256(TOKEN.encode()).hexdigest()
+    served = serve_process_metrics(monitor, "127.0.0.1", 0, f"sha256:{digest.upper()}")
+    try:
+        assert _get(served, Authorization=f"Bearer {TOKEN}").status_code == 200
+        assert _get(served, Authorization=f"Bearer sha256:{digest}").status_code == 401
+        assert _get(served, Authorization=f"Basic {TOKEN}").status_code == 401
+    finally:
+        served.close()
+    with pytest.raises(ValueError, match="64 hexadecimal digits"):
+        serve_process_metrics(monitor, "127.0.0.1", 0, "sha256:abc")

@@ -64,7 +64,8 @@ def agent(  # noqa: PLR0917 (typer: one parameter per option)
             "--metrics-token-file",
             exists=True,
             dir_okay=False,
-            help="A file holding the bearer token scrapers must send (needed off loopback).",
+            help="A file holding the bearer token scrapers must send, or its digest "
+            "sha256:<hex> (needed off loopback).",
         ),
     ] = None,
 ) -> None:

@@ -20,8 +20,10 @@ binds 127.0.0.1 unless told otherwise, and refuses to listen elsewhere without a
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -126,17 +128,38 @@ def metrics_app(families: ProcessExposition) -> WsgiApp:
     return app
 
 
+def token_digest(token: str) -> bytes:
+    """The SHA-256 digest a scraper's token is checked against. ``token`` is the token
+    itself, or its digest written ``sha256:<64 hex digits>`` (as in ``api_tokens``), so the
+    token file on a node need not hold the secret.
+
+    Raises:
+        ValueError: ``sha256:`` followed by anything but 64 hexadecimal digits (a typo, which
+            taken literally would lock every scraper out).
+    """
+    kind, _, hexdigest = token.partition(":")
+    if kind.strip().lower() != "sha256" or not hexdigest:
+        return hashlib.sha256(token.encode("utf-8")).digest()
+    if not _HEX_DIGEST.fullmatch(hexdigest.strip()):
+        raise ValueError("token: a sha256 token digest must be 64 hexadecimal digits")
+    return bytes.fromhex(hexdigest.strip())
+
+
+_HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
+
+
 def require_bearer(app: WsgiApp, token: str | None) -> WsgiApp:
-    """``app`` behind ``Authorization: Bearer <token>`` (compared in constant time); 401
-    without it. ``token`` None lets every request through (loopback only, see
-    :func:`serve_process_metrics`)."""
+    """``app`` behind ``Authorization: Bearer <token>`` (its digest compared in constant
+    time with :func:`token_digest`'s); 401 without it. ``token`` None lets every request
+    through (loopback only, see :func:`serve_process_metrics`)."""
     if token is None:
         return app
-    expected = f"Bearer {token}".encode()
+    expected = token_digest(token)
 
     def guarded(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        given = str(environ.get("HTTP_AUTHORIZATION", "")).encode()
-        if not hmac.compare_digest(given, expected):
+        scheme, _, given = str(environ.get("HTTP_AUTHORIZATION", "")).partition(" ")
+        presented = hashlib.sha256(given.strip().encode("utf-8")).digest()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented, expected):
             start_response(
                 "401 Unauthorized",
                 [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")],
@@ -182,12 +205,12 @@ def serve_process_metrics(
         monitor: the process's monitor (a PerformanceMonitor); read at scrape time.
         host: the address to bind; loopback by default.
         port: the port; 0 picks a free one (see the returned listener's ``port``).
-        token: the bearer token scrapers must send (genperf's read token); required unless
-            ``host`` is a loopback address.
+        token: the bearer token scrapers must send (genperf's read token), or its digest
+            ``sha256:<hex>``; required unless ``host`` is a loopback address.
 
     Raises:
-        ValueError: ``token`` is missing (or blank) for a non-loopback ``host``, or ``port``
-            is out of range.
+        ValueError: ``token`` is missing (or blank) for a non-loopback ``host``, a malformed
+            ``sha256:`` digest, or ``port`` is out of range.
         OSError: the address cannot be bound.
     """
     if token is not None and not token.strip():
@@ -220,4 +243,5 @@ __all__ = [
     "metrics_app",
     "require_bearer",
     "serve_process_metrics",
+    "token_digest",
 ]

@@ -3,6 +3,7 @@ never makes every completion wait; restart recovery and the writer's newest-wins
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import subprocess
 import sys
@@ -124,7 +125,14 @@ def test_restart_marks_a_dead_process_running_task_interrupted_and_leaves_live_o
     other_node = make_task(
         task_id="elsewhere", node="other", status=TaskStatus.RUNNING, completed_at=None
     )
-    for record in (dead, alive, other_node):
+    # Posted to this node's API by a service on gpu-3: its recording process is gone too.
+    ingested = dataclasses.replace(dead, task_id="ingested", run_id="ingested-run", node="gpu-3")
+    # This node's task, posted to an API elsewhere: only that process's node can tell
+    # whether it lives (a pid here means nothing), so it is left to that API.
+    posted = dataclasses.replace(
+        dead, task_id="posted", run_id="posted-run", monitor_instance="api-host:1:1.0"
+    )
+    for record in (dead, alive, other_node, ingested, posted):
         store.save_task(record)
     m = _monitor(tmp_path, store, node_name="n")
     m.start()
@@ -135,6 +143,8 @@ def test_restart_marks_a_dead_process_running_task_interrupted_and_leaves_live_o
         assert found.completed_at is not None and found.completed_at <= utc_now()
         assert store.get_task("alive").status is TaskStatus.RUNNING
         assert store.get_task("elsewhere").status is TaskStatus.RUNNING
+        assert store.get_task("ingested").status is TaskStatus.INTERRUPTED
+        assert store.get_task("posted").status is TaskStatus.RUNNING
         assert m.recover_interrupted() == 0  # once per start
     finally:
         m.close()

@@ -358,6 +358,30 @@ def test_running_tasks_and_mark_interrupted(store: Store) -> None:
     assert run_ids(store.running_tasks("there")) == ["elsewhere"]
 
 
+def test_running_tasks_recorded_there_for_other_nodes(store: Store) -> None:
+    """An API process on "here" records tasks that services elsewhere post for their nodes;
+    if it dies, its restart must find those too (by the instance id that recorded them)."""
+
+    def running(run_id: str, node: str, instance: str) -> TaskRecord:
+        return make_task(
+            run_id=run_id, node=node, status=TaskStatus.RUNNING, completed_at=None,
+            monitor_instance=instance,
+        )  # fmt: skip
+
+    store.save_task(running("own", "here", "here:100:1.5"))
+    store.save_task(running("ingested", "gpu-3", "here:100:1.5"))
+    store.save_task(running("gpu-3's own", "gpu-3", "gpu-3:7:2.5"))
+    store.save_task(running("lookalike", "gpu-4", "he_e:9:3.5"))  # "_" is not a wildcard
+
+    assert run_ids(store.running_tasks("here")) == ["own"]
+    assert sorted(run_ids(store.running_tasks("here", recorded_there=True))) == [
+        "ingested",
+        "own",
+    ]
+    assert run_ids(store.running_tasks("he_e", recorded_there=True)) == ["lookalike"]
+    assert sorted(run_ids(store.running_tasks("gpu-3"))) == ["gpu-3's own", "ingested"]
+
+
 # --- samples ----------------------------------------------------------------------------------
 
 

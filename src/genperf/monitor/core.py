@@ -573,7 +573,8 @@ class PerformanceMonitor:
     # --- restart recovery ----------------------------------------------------------------
 
     def recover_interrupted(self) -> int:
-        """Mark tasks of this node whose process is gone (killed, crashed) as interrupted.
+        """Mark tasks of this node whose process is gone (killed, crashed) as interrupted,
+        and those a gone process of this node recorded for another node (ingested over HTTP).
 
         Runs once, at start (or, with the database down at start, when it is back). Tasks of
         processes still alive (another service on this host sharing the database) are left
@@ -587,7 +588,8 @@ class PerformanceMonitor:
                 return 0
             self._recovered = True
             try:
-                running = store.running_tasks(self.node)
+                # With the tasks this node's API processes recorded for other nodes.
+                running = store.running_tasks(self.node, recorded_there=True)
             except Exception as exc:
                 logger.warning("could not look for interrupted tasks: %s", exc)
                 return 0
@@ -600,7 +602,10 @@ class PerformanceMonitor:
     def _mark_interrupted(self, running: Sequence[TaskRecord]) -> int:
         marked = 0
         for record in running:
-            if record.monitor_instance == self.instance or instance_alive(record.monitor_instance):
+            instance = record.monitor_instance
+            if instance and not instance.startswith(f"{self.node}:"):
+                continue  # recorded by a process elsewhere (an API): only its node can tell
+            if instance == self.instance or instance_alive(instance):
                 continue
             phase = record.current_phase
             category, suggestions = _diagnose(None, phase, ErrorCategory.INTERRUPTED)

@@ -113,8 +113,11 @@ class Store(Protocol):
         """(resolution_class, generation_time_seconds) of the matching records that have a
         time, in the query's order, ``limit`` and ``offset`` honoured: a narrow read."""
 
-    def running_tasks(self, node: str) -> list[TaskRecord]:
-        """Records still marked running on this node (to find those a dead process left)."""
+    def running_tasks(self, node: str, *, recorded_there: bool = False) -> list[TaskRecord]:
+        """Records still marked running on this node (to find those a dead process left),
+        oldest first. ``recorded_there``: also those a process on this node recorded for
+        another node (a service posting its tasks to this node's API): a dead API process
+        leaves those running too."""
 
     def mark_interrupted(self, run_ids: Sequence[str], completed_at: datetime) -> int:
         """Mark these running runs interrupted; returns how many changed."""

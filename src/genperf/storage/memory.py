@@ -159,10 +159,15 @@ class MemoryStore:
         end = None if query.limit is None else query.offset + query.limit
         return timed[query.offset : end]
 
-    def running_tasks(self, node: str) -> list[TaskRecord]:
+    def running_tasks(self, node: str, *, recorded_there: bool = False) -> list[TaskRecord]:
         with self._open("read running tasks"):
             entries = list(self._tasks.values())
-        running = [e for e in entries if e[1].node == node and e[1].status is TaskStatus.RUNNING]
+
+        def here(record: TaskRecord) -> bool:
+            instance = record.monitor_instance or ""
+            return record.node == node or (recorded_there and instance.startswith(f"{node}:"))
+
+        running = [e for e in entries if here(e[1]) and e[1].status is TaskStatus.RUNNING]
         return [r for _, r in sorted(running, key=lambda e: (e[1].started_at, e[0]))]
 
     def mark_interrupted(self, run_ids: Sequence[str], completed_at: datetime) -> int:

@@ -344,10 +344,13 @@ class SqlStore:
             for row in rows
         ]
 
-    def running_tasks(self, node: str) -> list[TaskRecord]:
+    def running_tasks(self, node: str, *, recorded_there: bool = False) -> list[TaskRecord]:
+        where = tasks.c.node == node
+        if recorded_there:  # instance ids are "node:pid:start time"
+            where = or_(where, tasks.c.monitor_instance.startswith(f"{node}:", autoescape=True))
         stmt = (
             select(*_TASK_COLUMNS)
-            .where(tasks.c.node == node, tasks.c.status == TaskStatus.RUNNING.value)
+            .where(where, tasks.c.status == TaskStatus.RUNNING.value)
             .where(tasks.c.run_id.is_not(None))
             .order_by(tasks.c.started_at, tasks.c.id)
         )

@@ -68,8 +68,19 @@ _HASH_SPACE = 2**32
 MAX_WORKERS = 4
 
 # The sample's columns: every TaskRecord field but those no analysis reads (long JSON texts,
-# and completed_at: decoding a datetime per row is a good part of the sample's cost).
-_SKIPPED = {"phases", "step_times_seconds", "recovery_suggestions", "error_message", "completed_at"}
+# completed_at: decoding a datetime per row is a good part of the sample's cost, and a dozen
+# more: a third of the columns to fetch and decode).
+_SKIPPED = {
+    "phases",
+    "step_times_seconds",
+    "recovery_suggestions",
+    "error_message",
+    "completed_at",
+    *("model_used", "weights_memory_mapped", "samples_count", "current_phase"),
+    *("monitor_instance", "gpu_index", "avg_vram_usage_mb", "peak_vram_reserved_mb"),
+    *("avg_ram_usage_mb", "peak_cpu_percent", "peak_gpu_utilization_percent"),
+    "avg_gpu_temperature_celsius",
+}
 # Plain interned strings, not SQLAlchemy's quoted_name (a str subclass): TaskRecord(**values)
 # matches keyword names by identity first, and with 36 subclass keys it fell back to comparing
 # each with every parameter name, half the cost of decoding a sample.
@@ -200,8 +211,8 @@ def window_failures(
 
 def window_sample(store: SqlStore, query: TaskQuery, fraction: float) -> tuple[TaskRecord, ...]:
     """About ``fraction`` of the query's finished tasks, chosen by a hash of the row id,
-    oldest first. Fields no analysis reads are left empty: phases, step times, recovery
-    suggestions, error message and completed_at."""
+    oldest first. Fields no analysis reads (``_SKIPPED``: phases, step times, completed_at
+    and more) are left at their defaults."""
     stmt = select(*_SAMPLE_COLUMNS).where(*_finished(query))
     if fraction < 1.0:
         bound = int(fraction * _HASH_SPACE)
@@ -280,7 +291,6 @@ def _sampled(row: Any) -> TaskRecord:
     values["status"] = TaskStatus(values["status"])
     values["optimizations_applied"] = _tokens(values["optimizations_applied"])
     values["gpu_throttle_reasons"] = _tokens(values["gpu_throttle_reasons"])
-    values["samples_count"] = values["samples_count"] or 0
     return TaskRecord(**values)
 
 

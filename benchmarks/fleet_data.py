@@ -108,6 +108,7 @@ def fleet_rows(count: int, nodes: int = NODES, seed: int = 0) -> Iterator[tuple[
             "[]",
             None,
             f"{node}:1234:0",
+            None,  # gpu_index
         )
 
 

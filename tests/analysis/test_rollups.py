@@ -229,6 +229,38 @@ def test_a_probed_sample_is_bounded_and_spread_over_the_window(
     assert thirds == {0, 1, 2}
 
 
+@pytest.mark.parametrize(
+    ("nodes", "model_type", "want"),
+    [((), None, 500), (("node-a", "node-c"), MODELS[0], 60)],
+)
+def test_a_probed_sample_is_the_first_tasks_of_each_slice(
+    written: tuple[SqlStore, list[TaskRecord], Settings],
+    nodes: tuple[str, ...],
+    model_type: str | None,
+    want: int,
+) -> None:
+    """Each probe gives its slice's first tasks (by start, at most want / probes of them),
+    whether the probes are one statement (PostgreSQL) or one each (SQLite)."""
+    store, records, _ = written
+    since, until = T0 + timedelta(minutes=7), T0 + timedelta(hours=70)
+    query = TaskQuery(since=since, until=until, nodes=nodes, model_type=model_type)
+    finished = dataclasses.replace(query, finished_only=True)
+    matching = sorted(raw_store(records).query_tasks(finished), key=lambda r: r.started_at)
+    probes = min(aggregates.PROBES, want)
+    per, step = -(-want // probes), (until - since) / probes
+    expected = []
+    for k in range(probes):
+        lo, hi = since + step * k, since + step * (k + 1)
+        last = k == probes - 1
+        expected += [r for r in matching if lo <= r.started_at and (last or r.started_at < hi)][
+            :per
+        ]
+    sample = aggregates.probed_sample(store, query, since, until, want)
+    assert [r.run_id for r in sample] == [r.run_id for r in expected]
+    assert per > 1 or len(nodes) > 0  # both a slice limit above one and a filtered probe
+    assert len(expected) < len(matching)  # the limit does leave tasks out
+
+
 def test_concurrent_writers_of_one_bucket_lose_nothing(sql_store: SqlStore) -> None:  # noqa: F811
     """Writers in threads (each its own connection) finish tasks of the same hour, model and
     class at once: the day and fleet rows they all remake must count every task."""

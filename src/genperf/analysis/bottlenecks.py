@@ -519,6 +519,7 @@ def _nodes(w: Window, settings: Settings) -> _Result:
     if not findings:
         return CheckStatus.OK, None
     read = sum(f.tasks for f in findings)  # of the tasks read (a sample in a large window)
+    flagged = {(f.node, f.model_type, f.resolution_class) for f in findings}
     return CheckStatus.BOTTLENECK, Bottleneck(
         resource="node",
         severity=Severity.WARNING,
@@ -531,11 +532,7 @@ def _nodes(w: Window, settings: Settings) -> _Result:
         affected_share=ratio(w.scale(read), w.tally.tasks),
         affected_tasks=_examples(
             w.tasks,
-            lambda x: any(
-                (x.node, x.model_type, x.resolution_class)
-                == (f.node, f.model_type, f.resolution_class)
-                for f in findings
-            ),
+            lambda x: (x.node, x.model_type, x.resolution_class) in flagged,
             lambda x: x.generation_time_seconds or 0.0,
         ),
     )

@@ -31,12 +31,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, bindparam, cast, func, literal, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    bindparam,
+    cast,
+    func,
+    literal,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from genperf.config import Settings
 from genperf.records import TaskRecord, TaskStatus
@@ -56,9 +68,25 @@ _HASH_SPACE = 2**32
 MAX_WORKERS = 4
 
 # The sample's columns: every TaskRecord field but those no analysis reads (long JSON texts,
-# and completed_at: decoding a datetime per row is a good part of the sample's cost).
-_SKIPPED = {"phases", "step_times_seconds", "recovery_suggestions", "error_message", "completed_at"}
-_SAMPLE_FIELDS = [c.name for c in tasks.columns if c.name not in _SKIPPED and c.name != "id"]
+# completed_at: decoding a datetime per row is a good part of the sample's cost, and a dozen
+# more: a third of the columns to fetch and decode).
+_SKIPPED = {
+    "phases",
+    "step_times_seconds",
+    "recovery_suggestions",
+    "error_message",
+    "completed_at",
+    *("model_used", "weights_memory_mapped", "samples_count", "current_phase"),
+    *("monitor_instance", "gpu_index", "avg_vram_usage_mb", "peak_vram_reserved_mb"),
+    *("avg_ram_usage_mb", "peak_cpu_percent", "peak_gpu_utilization_percent"),
+    "avg_gpu_temperature_celsius",
+}
+# Plain interned strings, not SQLAlchemy's quoted_name (a str subclass): TaskRecord(**values)
+# matches keyword names by identity first, and with 36 subclass keys it fell back to comparing
+# each with every parameter name, half the cost of decoding a sample.
+_SAMPLE_FIELDS = [
+    sys.intern(str(c.name)) for c in tasks.columns if c.name not in _SKIPPED and c.name != "id"
+]
 
 _C = tasks.c
 _SAMPLE_COLUMNS = [_C[name] for name in _SAMPLE_FIELDS]
@@ -183,8 +211,8 @@ def window_failures(
 
 def window_sample(store: SqlStore, query: TaskQuery, fraction: float) -> tuple[TaskRecord, ...]:
     """About ``fraction`` of the query's finished tasks, chosen by a hash of the row id,
-    oldest first. Fields no analysis reads are left empty: phases, step times, recovery
-    suggestions, error message and completed_at."""
+    oldest first. Fields no analysis reads (``_SKIPPED``: phases, step times, completed_at
+    and more) are left at their defaults."""
     stmt = select(*_SAMPLE_COLUMNS).where(*_finished(query))
     if fraction < 1.0:
         bound = int(fraction * _HASH_SPACE)
@@ -206,26 +234,56 @@ def probed_sample(
     probes = max(1, min(PROBES, want))
     per = -(-want // probes)
     step = (until - since) / probes
-    # One statement, run once per slice; its bounds are parameters (the last slice ends a
-    # microsecond after ``until``, the finest time stored, so ``until`` itself is in it).
+    # The last slice ends a microsecond after ``until``, the finest time stored, so ``until``
+    # itself is in it.
+    los = [since + step * k for k in range(probes)]
+    his = [*los[1:], until + timedelta(microseconds=1)]
     part = dataclasses.replace(query, since=None, until=None)
-    stmt = (
-        select(*_SAMPLE_COLUMNS)
-        .where(
-            *_finished(part),
-            _C.started_at >= bindparam("lo", type_=UtcDateTime()),
-            _C.started_at < bindparam("hi", type_=UtcDateTime()),
+    # Rows are decoded as they come: holding every row and its record at once makes twice
+    # the surviving objects, and the collector's full passes come twice as often.
+    with store._read("sample tasks") as conn:
+        if conn.dialect.name == "postgresql":
+            rows = conn.execute(_probes_at_once(part, per), {"los": los, "his": his})
+            return tuple(_sampled(row) for row in rows)
+        # one statement per slice: SQLite has no LATERAL, and no round trip to save
+        lo, hi = bindparam("lo", type_=UtcDateTime()), bindparam("hi", type_=UtcDateTime())
+        stmt = _probe(part, per, lo, hi)
+        return tuple(
+            _sampled(row)
+            for bounds in zip(los, his, strict=True)
+            for row in conn.execute(stmt, {"lo": bounds[0], "hi": bounds[1]})
         )
+
+
+def _probe(query: TaskQuery, per: int, lo: Any, hi: Any) -> Select[Any]:
+    """The first ``per`` finished tasks of the query started in [lo, hi), by an index."""
+    return (
+        select(*_SAMPLE_COLUMNS)
+        .where(*_finished(query), _C.started_at >= lo, _C.started_at < hi)
         .order_by(_C.started_at, _C.id)
         .limit(per)
     )
-    out: list[TaskRecord] = []
-    with store._read("sample tasks") as conn:
-        for k in range(probes):
-            lo = since + step * k
-            hi = until + timedelta(microseconds=1) if k == probes - 1 else lo + step
-            out.extend(_sampled(row) for row in conn.execute(stmt, {"lo": lo, "hi": hi}))
-    return tuple(out)
+
+
+def _probes_at_once(query: TaskQuery, per: int) -> Select[Any]:
+    """Every probe in one PostgreSQL statement: the slices' bounds as two arrays, each slice's
+    probe a LATERAL subquery, so a sample costs one round trip instead of one per slice (the
+    same rows, in the same order)."""
+    bounds = (
+        func.unnest(
+            bindparam("los", type_=ARRAY(UtcDateTime())),
+            bindparam("his", type_=ARRAY(UtcDateTime())),
+        )
+        .table_valued("lo", "hi")
+        .render_derived("bounds")
+    )
+    probe = _probe(query, per, bounds.c.lo, bounds.c.hi).add_columns(_C.id).lateral("probe")
+    return (
+        select(*(probe.c[name] for name in _SAMPLE_FIELDS))
+        .select_from(bounds)
+        .join(probe, true())
+        .order_by(probe.c.started_at, probe.c.id)
+    )
 
 
 def _sampled(row: Any) -> TaskRecord:
@@ -233,7 +291,6 @@ def _sampled(row: Any) -> TaskRecord:
     values["status"] = TaskStatus(values["status"])
     values["optimizations_applied"] = _tokens(values["optimizations_applied"])
     values["gpu_throttle_reasons"] = _tokens(values["gpu_throttle_reasons"])
-    values["samples_count"] = values["samples_count"] or 0
     return TaskRecord(**values)
 
 

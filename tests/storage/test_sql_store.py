@@ -74,9 +74,13 @@ def test_a_locked_sqlite_database_is_unavailable(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("url", ["mysql://u:pw@host/db", "not a url", "sqlite+nosuch:///x.db"])
-def test_unsupported_urls_are_store_errors(url: str) -> None:
+def test_unsupported_urls_are_store_errors(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the SQLite one names a relative file
     with pytest.raises(StoreError):
         SqlStore(url)
+    assert list(tmp_path.iterdir()) == []  # refused before any file is made
 
 
 @pytest.mark.postgres

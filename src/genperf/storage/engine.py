@@ -82,9 +82,6 @@ def make_engine(url: str, engine_kwargs: Mapping[str, Any] | None = None) -> Eng
         if is_memory_sqlite(parsed):
             # An in-memory database lives in one connection: keep exactly one, shared in turn.
             kwargs = {"poolclass": QueuePool, "pool_size": 1, "max_overflow": 0}
-        else:
-            with store_errors("create the database directory and file", url):
-                _private_sqlite_file(Path(parsed.database or ""))
     elif backend == "postgresql":
         connect_args = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS, **_POSTGRES_TCP}
         kwargs = {"pool_pre_ping": True}  # survive a server restart between writes
@@ -106,6 +103,9 @@ def make_engine(url: str, engine_kwargs: Mapping[str, Any] | None = None) -> Eng
     except sa_exc.SQLAlchemyError as exc:
         raise StoreError(f"cannot open {redact_url(url)}: {_detail(exc, url)}") from exc
     if backend == "sqlite":
+        if not is_memory_sqlite(parsed):  # made once the URL is known good, never before
+            with store_errors("create the database directory and file", url):
+                _private_sqlite_file(Path(parsed.database or ""))
         event.listen(engine, "connect", _on_sqlite_connect)
         event.listen(engine, "begin", _on_begin)
     return engine

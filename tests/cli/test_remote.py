@@ -332,9 +332,11 @@ def test_every_read_command_gives_the_same_fields_from_the_server_and_the_databa
     served = normalised(json.loads(out(remote(server, "monitor", "1", "--count", "1", "--json"))))
     assert served["recent"] == local["recent"]
     live_served = served
-    # the JSON export: the same document but for the moment it was made
-    out(run("export", "-o", str(tmp_path / "local.json")))
-    out(remote(server, "export", "-o", str(tmp_path / "served.json"), token=ADMIN_TOKEN))
+    # the JSON export: the same document but for the moment it was made (of NODE: the
+    # server's own node stores a sample every half second, so two moments differ there)
+    out(run("export", "-o", str(tmp_path / "local.json"), "--node", NODE))
+    exported = ("export", "-o", str(tmp_path / "served.json"), "--node", NODE)
+    out(remote(server, *exported, token=ADMIN_TOKEN))
     documents = []
     for name in ("local.json", "served.json"):
         document = normalised(json.loads((tmp_path / name).read_text()))

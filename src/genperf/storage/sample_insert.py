@@ -2,18 +2,20 @@
 
 An idle agent's only writes are its sample batches, one commit every ``samples_per_write``
 intervals, and each runs cold after the writer slept: what it costs is roughly how much code
-it runs. Through SQLAlchemy a 2-sample batch checked a connection out of the pool (PostgreSQL:
-pinged it), set SQLite's ``synchronous`` to NORMAL and back to FULL around the commit, looked
-the statement up in the compiled cache and built a dict per row: 0.84 ms of CPU cold. Here the
-batch is the DB-API's ``executemany`` of a fixed INSERT on a connection kept between batches,
-in ``synchronous=NORMAL`` for good (it writes samples only; task records keep FULL on the
-pool's connections), each row a tuple built column by column: 0.37 ms cold
-(benchmarks/agent_cost.py measures what that does to the agent, README "Agent cost").
+it runs. Through SQLAlchemy a batch checked a connection out of the pool (PostgreSQL: pinged
+it, then set the write's timeout), set SQLite's ``synchronous`` to NORMAL and back to FULL
+around the commit, looked the statement up in the compiled cache and built a dict per row.
+Here the batch is the DB-API's ``executemany`` of a fixed INSERT on a connection kept between
+batches, each row a tuple built column by column, and the connection is set up once: on
+SQLite ``synchronous=NORMAL`` (it writes samples only; task records keep FULL on the pool's
+connections), on PostgreSQL the write's ``statement_timeout`` for the session.
+benchmarks/sample_write.py measures a batch after a sleep both ways, agent_cost.py what it
+does to the agent (benchmarks/README.md, "Agent cost").
 
 What stays the same: errors come out as the store's (:func:`store_errors`, so the writer keeps
 the batch and retries it), a SQLite writer takes the write lock when it begins
-(``BEGIN IMMEDIATE``, waiting up to the busy timeout), a PostgreSQL write is bounded by
-``statement_timeout``. A kept connection that failed is thrown away; one the server dropped
+(``BEGIN IMMEDIATE``, waiting up to the busy timeout), a PostgreSQL write is bounded by the
+same statement timeout. A kept connection that failed is thrown away; one the server dropped
 while it sat idle (a restart: the pool's pre-ping no longer sees it) is replaced once, at
 once, so a restart costs the next batch a reconnect, not an error.
 """
@@ -108,7 +110,6 @@ class SampleInserter:
         assert conn is not None
         if self._postgres:
             with conn.cursor() as cursor:  # psycopg begins the transaction on first use
-                cursor.execute(f"SET LOCAL statement_timeout = {POSTGRES_WRITE_TIMEOUT_MS}")
                 cursor.executemany(self._sql, rows)
             conn.commit()
         else:  # autocommit mode (engine.py): the transaction is ours to begin
@@ -119,7 +120,14 @@ class SampleInserter:
     def _connection(self) -> PoolProxiedConnection:
         if self._conn is None:
             self._conn = self._engine.raw_connection()
-            if self._keep and not self._postgres:
+            if self._postgres:
+                # Every statement on it is a sample write: bound them all for the session,
+                # rather than with a SET LOCAL round trip in each batch.
+                driver = self._conn.driver_connection
+                assert driver is not None
+                driver.execute(f"SET statement_timeout = {POSTGRES_WRITE_TIMEOUT_MS}")
+                driver.commit()
+            elif self._keep:
                 # Samples need not outlive a power cut (a task's record must): in WAL mode a
                 # NORMAL commit is safe against a crash of the process but syncs nothing.
                 # Set once: this connection writes nothing else, and never returns to the pool.

@@ -1,7 +1,8 @@
 """SqlStore: the Store on SQLite (the default, a file) or PostgreSQL (psycopg 3).
 
 One engine, safe for many threads: each call checks a connection out of the pool for one
-short transaction. Opening the store brings the schema to head (see migrate.py).
+short transaction; sample batches keep a connection of their own (sample_insert.py).
+Opening the store brings the schema to head (see migrate.py).
 """
 
 from __future__ import annotations

@@ -13,12 +13,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, insert
 
 from genperf.errors import StoreError, StoreUnavailableError
-from genperf.records import SystemSample, TaskStatus
+from genperf.records import GpuReading, SystemSample, TaskStatus
 from genperf.storage import MEMORY_URL, MemoryStore, SqlStore, TaskQuery, open_store
+from genperf.storage.base import genperf_version
+from genperf.storage.codec import sample_to_row
 from genperf.storage.engine import normalise_url
+from genperf.storage.schema import system_samples
 from genperf.testing import make_task, make_tasks
 
 SECRET = "s3cret-Pa55word"
@@ -204,7 +207,7 @@ def test_a_corrupt_row_is_a_store_error(tmp_path: Path) -> None:
 
 def test_sample_batches_commit_without_a_sync_and_task_writes_keep_full(tmp_path: Path) -> None:
     """Samples skip SQLite's fsync (a power cut may lose the last batch, a crash of the
-    process cannot); the connection is back to FULL before a task's record uses it."""
+    process cannot) on a connection of their own; a task's record commits with FULL."""
     store = SqlStore(f"sqlite:///{tmp_path / 'sync.db'}")
     seen: list[tuple[str, int]] = []
 
@@ -218,6 +221,102 @@ def test_sample_batches_commit_without_a_sync_and_task_writes_keep_full(tmp_path
     now = datetime.now(UTC)
     store.save_samples([SystemSample(taken_at=now, node="n"), SystemSample(taken_at=now, node="n")])
     store.save_task(make_task())
+    kept = store._samples._conn
+    assert kept is not None  # kept for the next batch
+    assert kept.driver_connection.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     store.close()
-    assert ("system_samples", 1) in seen  # NORMAL
     assert [level for table, level in seen if table == "generation_tasks"] == [2]  # FULL
+    assert seen[0][0] == "generation_tasks"  # samples never take a pooled connection
+
+
+def full_sample(node: str) -> SystemSample:
+    """A sample with every kind of column filled: numbers, JSON lists, a UTC stamp."""
+    gpu = GpuReading(0, name="H200", memory_used_bytes=3 << 30, throttle_reasons=("power",))
+    return SystemSample(
+        taken_at=datetime(2026, 12, 2, 16, 40, 1, 123456, tzinfo=UTC),
+        node=node,
+        cpu_percent=12.5,
+        cpu_per_core_percent=(10.0, 15.0),
+        ram_used_bytes=5 << 30,
+        disk_path="/data",
+        cpu_temperature_celsius=51.0,
+        process_rss_bytes=1 << 28,
+        gpus=(gpu,),
+    )
+
+
+def test_a_sample_is_stored_exactly_as_sqlalchemy_would_store_it(db_url: str) -> None:
+    """The lean insert writes the same column values, the stamp's text on SQLite included,
+    as SQLAlchemy's own insert of the codec's row, so every reader reads it alike."""
+    store = SqlStore(db_url)
+    store.save_samples([full_sample("lean")])
+    row = {**sample_to_row(full_sample("core")), "genperf_version": genperf_version()}
+    with store._engine.begin() as conn:
+        conn.execute(insert(system_samples), [row])
+    with store._engine.connect() as conn:  # the raw values, as stored
+        stored = {
+            node: values
+            for node, *values in conn.exec_driver_sql(
+                "SELECT node, * FROM system_samples ORDER BY id"
+            )
+        }
+    read_back = store.query_samples()
+    store.close()
+    assert read_back == [full_sample("lean"), full_sample("core")]
+    lean, core = stored["lean"], stored["core"]
+    columns = [c.name for c in system_samples.c]
+    differ = [name for name, a, b in zip(columns, lean, core, strict=True) if a != b]
+    assert differ == ["id", "node"]
+
+
+def test_a_locked_database_fails_a_sample_batch_as_unavailable_and_the_next_one_writes(
+    tmp_path: Path,
+) -> None:
+    """The writer keeps a batch that failed with StoreUnavailableError and retries it: a
+    driver error must come out as the store's, and the kept connection must recover."""
+    path = tmp_path / "genperf.db"
+    store = SqlStore(f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 0.05}})
+    batch = [full_sample("n")]
+    store.save_samples(batch)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreUnavailableError, match="database is locked"):
+            store.save_samples(batch)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    store.save_samples(batch)
+    assert len(store.query_samples()) == 2
+    store.close()
+
+
+def test_a_closed_store_refuses_samples_and_keeps_no_connection(tmp_path: Path) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'genperf.db'}")
+    inserter = store._samples
+    store.save_samples([full_sample("n")])
+    store.close()
+    assert inserter._conn is None
+    with pytest.raises(StoreError, match="closed"):
+        store.save_samples([full_sample("n")])
+    with pytest.raises(StoreError, match="closed"):  # a writer that got past the store's check
+        inserter.insert([full_sample("n")])
+    assert inserter._conn is None
+
+
+@pytest.mark.postgres
+def test_a_sample_connection_the_server_dropped_is_replaced_without_an_error(
+    postgres_schema_url: str,
+) -> None:
+    """A server restart between batches (the kept connection is not pinged) costs the next
+    batch a reconnect, not a store error that readiness would report."""
+    store = SqlStore(postgres_schema_url)
+    store.save_samples([full_sample("n")])
+    kept = store._samples._conn
+    assert kept is not None
+    pid = kept.driver_connection.info.backend_pid
+    with store._engine.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+    store.save_samples([full_sample("n")])
+    assert len(store.query_samples()) == 2
+    store.close()

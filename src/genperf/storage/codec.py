@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from genperf.errors import StoreError
@@ -65,14 +66,27 @@ def row_to_task(row: Mapping[Any, Any]) -> TaskRecord:
         ) from exc
 
 
-def sample_to_row(sample: SystemSample) -> dict[str, Any]:
-    row: dict[str, Any] = {"taken_at": sample.taken_at, "node": sample.node}
-    for name in SAMPLE_FIELDS:
-        row[name] = getattr(sample, name)
+def _cores_json(sample: SystemSample) -> str | None:
     cores = sample.cpu_per_core_percent
-    row["cpu_per_core_percent"] = None if cores is None else _dumps(list(cores))
-    row["gpus"] = _dumps([dataclasses.asdict(g) for g in sample.gpus])
-    return row
+    return None if cores is None else _dumps(list(cores))
+
+
+def _gpus_json(sample: SystemSample) -> str:
+    return _dumps([dataclasses.asdict(g) for g in sample.gpus])
+
+
+# How each stored column of a sample is read off the record: the field itself, or its JSON.
+# The sample insert (storage/sample_insert.py) goes through these column by column, with no
+# row dict in between.
+SAMPLE_ENCODERS: dict[str, Callable[[SystemSample], Any]] = {
+    name: operator.attrgetter(name) for name in ("taken_at", "node", *SAMPLE_FIELDS)
+}
+SAMPLE_ENCODERS["cpu_per_core_percent"] = _cores_json
+SAMPLE_ENCODERS["gpus"] = _gpus_json
+
+
+def sample_to_row(sample: SystemSample) -> dict[str, Any]:
+    return {name: encode(sample) for name, encode in SAMPLE_ENCODERS.items()}
 
 
 def row_to_sample(row: Mapping[Any, Any]) -> SystemSample:

@@ -1,7 +1,8 @@
 """SqlStore: the Store on SQLite (the default, a file) or PostgreSQL (psycopg 3).
 
 One engine, safe for many threads: each call checks a connection out of the pool for one
-short transaction. Opening the store brings the schema to head (see migrate.py).
+short transaction; sample batches keep a connection of their own (sample_insert.py).
+Opening the store brings the schema to head (see migrate.py).
 """
 
 from __future__ import annotations
@@ -32,16 +33,18 @@ from genperf.errors import StoreError, UnknownCursorError
 from genperf.records import TASK_FIELDS, ErrorCategory, SystemSample, TaskRecord, TaskStatus
 from genperf.storage import rollups
 from genperf.storage.adopt import ServiceTable
-from genperf.storage.base import MAX_NODES, NodeHead, SampleQuery, TaskQuery, genperf_version
+from genperf.storage.base import MAX_NODES, NodeHead, SampleQuery, TaskQuery
 from genperf.storage.changes import ConfigurationChange, read_changes
-from genperf.storage.codec import row_to_sample, row_to_task, sample_to_row, task_to_row
+from genperf.storage.codec import row_to_sample, row_to_task, task_to_row
 from genperf.storage.engine import (
     POSTGRES_WRITE_TIMEOUT_MS,
     SQLITE_BEGIN,
+    is_memory_sqlite,
     make_engine,
     store_errors,
 )
 from genperf.storage.migrate import upgrade_database
+from genperf.storage.sample_insert import SampleInserter
 from genperf.storage.schema import generation_tasks as tasks
 from genperf.storage.schema import genperf_monitors as monitors
 from genperf.storage.schema import system_samples as samples
@@ -90,6 +93,11 @@ class SqlStore:
             index_elements=[tasks.c.run_id],
             set_={name: insert_.excluded[name] for name in TASK_FIELDS if name != "run_id"},
         )
+        # Samples take a lean path of their own (sample_insert.py): an in-memory database
+        # lives in the pool's one connection, which the store's other calls need in turn.
+        self._samples = SampleInserter(
+            self._engine, url, keep_connection=not is_memory_sqlite(self._engine.url)
+        )
         logger.info("task store open: %s", self.url)
 
     def __repr__(self) -> str:
@@ -110,10 +118,9 @@ class SqlStore:
     def save_samples(self, batch: Sequence[SystemSample]) -> None:
         if not batch:
             return
-        with self._connection(self._writer, "save samples", commit=True, durable=False) as conn:
-            version = genperf_version()
-            rows = [{**sample_to_row(s), "genperf_version": version} for s in batch]
-            conn.execute(insert(samples), rows)
+        if self._closed:
+            raise StoreError(f"cannot save samples: the store {self.url} is closed")
+        self._samples.insert(batch)
 
     def mark_interrupted(self, run_ids: Sequence[str], completed_at: datetime) -> int:
         changed = 0
@@ -443,6 +450,7 @@ class SqlStore:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._samples.close()
             self._engine.dispose()
 
     # --- helpers ------------------------------------------------------------------------
@@ -459,11 +467,8 @@ class SqlStore:
         return self._connection(self._writer, action, commit=True)
 
     @contextmanager
-    def _connection(
-        self, engine: Engine, action: str, *, commit: bool, durable: bool = True
-    ) -> Iterator[Connection]:
-        """A connection for one action; ``commit``: one transaction, committed at the end.
-        ``durable=False`` (samples): on SQLite that commit skips the fsync."""
+    def _connection(self, engine: Engine, action: str, *, commit: bool) -> Iterator[Connection]:
+        """A connection for one action; ``commit``: one transaction, committed at the end."""
         if self._closed:
             raise StoreError(f"cannot {action}: the store {self.url} is closed")
         with store_errors(action, self._url), engine.connect() as conn:
@@ -471,21 +476,9 @@ class SqlStore:
                 # Bounded on the server too (a lock held by another session): SET LOCAL ends
                 # with the transaction, so reads keep the server's default.
                 conn.exec_driver_sql(f"SET LOCAL statement_timeout = {POSTGRES_WRITE_TIMEOUT_MS}")
-            relaxed = commit and not durable and not self._postgres
-            if relaxed:
-                # Samples need not outlive a power cut (a task's record must): in WAL mode a
-                # NORMAL commit is safe against a crash of the process but syncs nothing, and
-                # that fsync was most of an idle agent's cost (benchmarks/agent_cost.py).
-                # Set outside the transaction (SQLite refuses it inside), on the DB-API
-                # connection, before SQLAlchemy's first statement begins one.
-                conn.connection.dbapi_connection.execute("PRAGMA synchronous=NORMAL")  # type: ignore[union-attr]
-            try:
-                yield conn
-                if commit:
-                    conn.commit()
-            finally:
-                if relaxed:
-                    _restore_full_sync(conn)
+            yield conn
+            if commit:
+                conn.commit()
 
 
 _OUTCOME_FIELDS = (
@@ -543,14 +536,3 @@ def _after(last: tuple[datetime, Any], newest_first: bool) -> ColumnElement[bool
         tasks.c.started_at > started_at,
         and_(tasks.c.started_at == started_at, tasks.c.id > id_),
     )
-
-
-def _restore_full_sync(conn: Connection) -> None:
-    """Back to the engine's FULL before the connection serves a task's write; a connection
-    that cannot be restored is discarded rather than pooled."""
-    try:
-        if conn.in_transaction():
-            conn.rollback()
-        conn.connection.dbapi_connection.execute("PRAGMA synchronous=FULL")  # type: ignore[union-attr]
-    except Exception:  # any failure: the pool must not keep it
-        conn.invalidate()

@@ -243,3 +243,29 @@ def test_an_idle_worker_reaps_an_expired_lease_and_claims_without_being_woken(qu
 def _reap(queue: RequestQueue):
     queue.reap_expired()
     return queue.next_lease_expiry()
+
+
+class _Blind(RequestQueue):
+    """A queue whose lock-free look cannot answer (as when its held read fails)."""
+
+    def outlook(self, model_types=None):
+        return None
+
+
+def test_a_worker_that_cannot_look_claims_and_reaps_as_before(queue_url):
+    queue = _Blind(queue_url)
+    queue.add(make_request(1))
+    queue.claim_next("w-dead", "node-a", lease_seconds=DEAD)
+    queue.add(make_request(2))
+    ran: list[str] = []
+    worker = Worker(
+        queue, lambda r: ran.append(r.task_id), poll_seconds=0.05, identity="w-live",
+        node="node-b", lease_seconds=3.0, reap=lambda: _reap(queue),
+    )  # fmt: skip
+    worker.start()
+    try:
+        wait_until(lambda: ran == ["t2"])
+        wait_until(lambda: queue.get("t1").status is RequestStatus.INTERRUPTED)
+    finally:
+        worker.stop(timeout=10)
+        queue.close()

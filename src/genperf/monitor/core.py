@@ -63,7 +63,7 @@ from genperf.records import (
     utc_now,
 )
 from genperf.sinks import Sink, build_sinks
-from genperf.storage.base import Store
+from genperf.storage.base import Store, instance_prefix
 from genperf.units import count_of
 
 if TYPE_CHECKING:
@@ -603,7 +603,7 @@ class PerformanceMonitor:
         marked = 0
         for record in running:
             instance = record.monitor_instance
-            if instance and not instance.startswith(f"{self.node}:"):
+            if instance and not instance.startswith(instance_prefix(self.node)):
                 continue  # recorded by a process elsewhere (an API): only its node can tell
             if instance == self.instance or instance_alive(instance):
                 continue
@@ -801,7 +801,7 @@ def _instance_id(node: str) -> str:
         created = psutil.Process(pid).create_time()
     except psutil.Error:
         created = 0.0
-    return f"{node}:{pid}:{created:.2f}"
+    return f"{instance_prefix(node)}{pid}:{created:.2f}"
 
 
 def visible_gpu_index() -> int | None:

@@ -47,6 +47,12 @@ class SampleQuery:
     nodes: tuple[str, ...] = ()
 
 
+def instance_prefix(node: str) -> str:
+    """How the instance ids of ``node``'s processes begin: a ``monitor_instance`` is
+    ``node:pid:start time`` (only ``node``'s machine can tell whether that process lives)."""
+    return f"{node}:"
+
+
 @functools.cache
 def genperf_version() -> str | None:
     """The installed genperf's version, recorded with the samples this process writes."""

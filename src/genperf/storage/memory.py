@@ -14,7 +14,14 @@ from datetime import datetime
 
 from genperf.errors import StoreError, UnknownCursorError
 from genperf.records import ErrorCategory, SystemSample, TaskRecord, TaskStatus
-from genperf.storage.base import MAX_NODES, NodeHead, SampleQuery, TaskQuery, genperf_version
+from genperf.storage.base import (
+    MAX_NODES,
+    NodeHead,
+    SampleQuery,
+    TaskQuery,
+    genperf_version,
+    instance_prefix,
+)
 from genperf.storage.utc import as_utc, as_utc_or_none
 
 
@@ -163,9 +170,11 @@ class MemoryStore:
         with self._open("read running tasks"):
             entries = list(self._tasks.values())
 
+        prefix = instance_prefix(node)
+
         def here(record: TaskRecord) -> bool:
             instance = record.monitor_instance or ""
-            return record.node == node or (recorded_there and instance.startswith(f"{node}:"))
+            return record.node == node or (recorded_there and instance.startswith(prefix))
 
         running = [e for e in entries if here(e[1]) and e[1].status is TaskStatus.RUNNING]
         return [r for _, r in sorted(running, key=lambda e: (e[1].started_at, e[0]))]

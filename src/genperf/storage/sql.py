@@ -33,7 +33,7 @@ from genperf.errors import StoreError, UnknownCursorError
 from genperf.records import TASK_FIELDS, ErrorCategory, SystemSample, TaskRecord, TaskStatus
 from genperf.storage import rollups
 from genperf.storage.adopt import ServiceTable
-from genperf.storage.base import MAX_NODES, NodeHead, SampleQuery, TaskQuery
+from genperf.storage.base import MAX_NODES, NodeHead, SampleQuery, TaskQuery, instance_prefix
 from genperf.storage.changes import ConfigurationChange, read_changes
 from genperf.storage.codec import row_to_sample, row_to_task, task_to_row
 from genperf.storage.engine import (
@@ -353,8 +353,9 @@ class SqlStore:
 
     def running_tasks(self, node: str, *, recorded_there: bool = False) -> list[TaskRecord]:
         where = tasks.c.node == node
-        if recorded_there:  # instance ids are "node:pid:start time"
-            where = or_(where, tasks.c.monitor_instance.startswith(f"{node}:", autoescape=True))
+        if recorded_there:
+            recorded = tasks.c.monitor_instance.startswith(instance_prefix(node), autoescape=True)
+            where = or_(where, recorded)
         stmt = (
             select(*_TASK_COLUMNS)
             .where(where, tasks.c.status == TaskStatus.RUNNING.value)

@@ -89,7 +89,10 @@ class Server:
         settings = Settings(
             data_dir=data_dir,
             node_name="server-node",  # not NODE: its restart recovery must leave those alone
-            monitoring_interval_seconds=0.5,
+            # No sample stored while a test runs: each comparison reads the shared database
+            # twice, a moment apart, and a sample stored between the two reads changed the
+            # analysis (its sample count and disk check). Reads of the live sample still work.
+            monitoring_interval_seconds=3600,
             enable_gpu_monitoring=False,
         )
         app = create_app(
